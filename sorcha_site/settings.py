@@ -1,0 +1,229 @@
+"""Settings for a Sorcha node, read from the environment (and `.env` if present).
+
+Every variable is optional in development. A malformed value raises
+`ImproperlyConfigured` naming the variable, so a node never starts half-configured.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+_env_file = Path(os.environ.get("SORCHA_ENV_FILE", BASE_DIR / ".env"))
+if _env_file.is_file():
+    environ.Env.read_env(str(_env_file), overwrite=False)
+
+
+def _read(name: str, cast: Any, default: Any) -> Any:
+    """Read one variable, turning any parse failure into a message that names it."""
+    try:
+        return env(name, cast=cast, default=default)
+    except (ValueError, TypeError, ImproperlyConfigured) as exc:
+        raise ImproperlyConfigured(f"{name} is malformed: {exc}") from exc
+
+
+def _seconds(name: str, default: float, minimum: float = 0.0) -> float:
+    value = _read(name, float, default)
+    if value <= minimum:
+        raise ImproperlyConfigured(f"{name} must be a number of seconds greater than {minimum:g}, got {value!r}")
+    return float(value)
+
+
+def _positive_int(name: str, default: int) -> int:
+    value = _read(name, int, default)
+    if value < 1:
+        raise ImproperlyConfigured(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _url(name: str, default: str, schemes: tuple[str, ...]) -> str:
+    value = str(_read(name, str, default)).strip()
+    parsed = urlparse(value)
+    if parsed.scheme not in schemes or not (parsed.hostname or parsed.path):
+        raise ImproperlyConfigured(f"{name} must be a URL with scheme {' or '.join(schemes)}, got {value!r}")
+    return value
+
+
+# --- which service this process is -------------------------------------------------------------
+SORCHA_SERVICE = str(_read("SORCHA_SERVICE", str, "all")).strip().lower()
+if SORCHA_SERVICE not in {"all", "register", "peer"}:
+    raise ImproperlyConfigured(f"SORCHA_SERVICE must be one of all, register, peer; got {SORCHA_SERVICE!r}")
+SERVES_REGISTERS = SORCHA_SERVICE in {"all", "register"}
+SERVES_PEERS = SORCHA_SERVICE in {"all", "peer"}
+
+# --- Django core --------------------------------------------------------------------------------
+DEBUG = _read("DEBUG", bool, False)
+SECRET_KEY = _read("SECRET_KEY", str, "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off (make run writes one into .env)")
+    SECRET_KEY = "development-only-secret-key-not-for-production"  # noqa: S105
+ALLOWED_HOSTS = _read("ALLOWED_HOSTS", list, ["127.0.0.1", "localhost", "[::1]"] if not DEBUG else ["*"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "registers",
+    "peers",
+    "tasks",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "sorcha_site.middleware.BodySizeLimitMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "sorcha_site.urls"
+WSGI_APPLICATION = "sorcha_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+_var_dir = BASE_DIR / "var"
+try:
+    DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{_var_dir / 'sorcha.sqlite3'}")}
+except (ValueError, ImproperlyConfigured) as exc:
+    raise ImproperlyConfigured(f"DATABASE_URL is malformed: {exc}") from exc
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Several processes (web, worker, beat) share the file: wait for locks instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+# With DEBUG off whitenoise serves the admin's files straight from the apps (no collectstatic step).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- bodies and bounds ----------------------------------------------------------------------------
+SORCHA_MAX_BODY_BYTES = _positive_int("SORCHA_MAX_BODY_BYTES", 32 * 1024 * 1024)
+SORCHA_BULK_MAX_ITEMS = _positive_int("SORCHA_BULK_MAX_ITEMS", 10_000)
+DATA_UPLOAD_MAX_MEMORY_SIZE = SORCHA_MAX_BODY_BYTES
+
+# --- Redis and the advertisement store --------------------------------------------------------------
+REDIS_URL = _url("REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss", "unix"))
+REDIS_KEY_PREFIX = str(_read("REDIS_KEY_PREFIX", str, "sorcha")).strip()
+if not REDIS_KEY_PREFIX or any(c.isspace() for c in REDIS_KEY_PREFIX):
+    raise ImproperlyConfigured(f"REDIS_KEY_PREFIX must be a non-empty word, got {REDIS_KEY_PREFIX!r}")
+# How long the store stops calling Redis after an error before it probes again (circuit breaker).
+STORE_BREAKER_COOLDOWN = _seconds("STORE_BREAKER_COOLDOWN", 1.0)
+STORE_SOCKET_TIMEOUT = _seconds("STORE_SOCKET_TIMEOUT", 0.5)
+
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"{REDIS_KEY_PREFIX}:cache",
+        "OPTIONS": {
+            "SOCKET_CONNECT_TIMEOUT": STORE_SOCKET_TIMEOUT,
+            "SOCKET_TIMEOUT": STORE_SOCKET_TIMEOUT,
+            # The cache is an optimisation only: Redis being down must never fail a request.
+            "IGNORE_EXCEPTIONS": True,
+        },
+    }
+}
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+
+# --- advertisement timing -------------------------------------------------------------------------
+ADVERTISEMENT_TTL = _seconds("ADVERTISEMENT_TTL", 300.0)
+RECONCILE_INTERVAL = _seconds("RECONCILE_INTERVAL", 150.0)
+GOSSIP_INTERVAL = _seconds("GOSSIP_INTERVAL", 150.0)
+RESYNC_BACKOFF_MAX = _seconds("RESYNC_BACKOFF_MAX", 30.0)
+if ADVERTISEMENT_TTL < 2 * max(RECONCILE_INTERVAL, GOSSIP_INTERVAL):
+    raise ImproperlyConfigured(
+        f"ADVERTISEMENT_TTL ({ADVERTISEMENT_TTL:g}s) must be at least twice the longest refresh interval "
+        f"(RECONCILE_INTERVAL={RECONCILE_INTERVAL:g}s, GOSSIP_INTERVAL={GOSSIP_INTERVAL:g}s): an advertisement "
+        "whose TTL equals its refresh interval lapses whenever one refresh is late or fails."
+    )
+
+# --- service-to-service ---------------------------------------------------------------------------
+PEER_SERVICE_URL = _url("PEER_SERVICE_URL", "http://127.0.0.1:8000", ("http", "https")).rstrip("/")
+SORCHA_SERVICE_TOKEN = str(_read("SORCHA_SERVICE_TOKEN", str, ""))
+if not SORCHA_SERVICE_TOKEN and not DEBUG:
+    raise ImproperlyConfigured("SORCHA_SERVICE_TOKEN is required when DEBUG is off (make run writes one into .env)")
+if SORCHA_SERVICE_TOKEN and len(SORCHA_SERVICE_TOKEN) < 16:
+    raise ImproperlyConfigured("SORCHA_SERVICE_TOKEN must be at least 16 characters long")
+PEER_SERVICE_CONNECT_TIMEOUT = _seconds("PEER_SERVICE_CONNECT_TIMEOUT", 3.0)
+PEER_SERVICE_READ_TIMEOUT = _seconds("PEER_SERVICE_READ_TIMEOUT", 60.0)
+
+NODE_NAME = str(_read("NODE_NAME", str, "sorcha-node"))
+PEER_PUBLIC_URL = str(_read("PEER_PUBLIC_URL", str, PEER_SERVICE_URL)).rstrip("/")
+PEER_SEEDS = [seed.rstrip("/") for seed in _read("PEER_SEEDS", list, []) if seed.strip()]
+
+# --- REST framework and API docs --------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "sorcha_site.auth.ServiceTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "sorcha_site.api.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Sorcha node API",
+    "DESCRIPTION": "Register Service and Peer Service of a Sorcha node: registers, advertisements, resync.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- logging ----------------------------------------------------------------------------------------
+LOG_LEVEL = str(_read("LOG_LEVEL", str, "INFO")).upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"keyvalue": {"format": "ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "keyvalue"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+}

@@ -1,0 +1,24 @@
+"""URL map. SORCHA_SERVICE decides which service's API this process mounts."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin
+from django.urls import URLPattern, URLResolver, include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from sorcha_site import health
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]
+
+# The Peer API comes first: its fixed paths (available, bulk-advertise) must win over register ids.
+if settings.SERVES_PEERS:
+    urlpatterns.append(path("api/", include("peers.api.urls")))
+if settings.SERVES_REGISTERS:
+    urlpatterns.append(path("api/", include("registers.api.urls")))
