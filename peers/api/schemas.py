@@ -19,6 +19,8 @@ MAX_VERSION = 2**63 - 1
 
 RegisterId = Annotated[StrictStr, Field(pattern=REGISTER_ID_PATTERN, description="32 lowercase hex characters")]
 Version = Annotated[StrictInt, Field(ge=0, le=MAX_VERSION)]
+# Strict: an ISO-8601 string with a timezone, never a bare number read as a Unix time.
+Moment = Annotated[AwareDatetime, Field(strict=True)]
 
 
 class AdvertisementFields(BaseModel):
@@ -32,7 +34,7 @@ class AdvertisementFields(BaseModel):
     latestVersion: Version | None = None
     latestDocketVersion: Version | None = None
     isFullReplica: StrictBool | None = None
-    sourceUpdatedAt: AwareDatetime | None = Field(
+    sourceUpdatedAt: Moment | None = Field(
         default=None, description="the register's updated_at on the Register Service; orders changes"
     )
 
@@ -60,7 +62,7 @@ class BulkAdvertiseRequest(BaseModel):
     fullSync: StrictBool = Field(
         default=False, description="true: the list is the complete set of local public registers (sweeps the rest)"
     )
-    snapshotAt: AwareDatetime | None = Field(
+    snapshotAt: Moment | None = Field(
         default=None,
         description="Register Service clock taken before it read its database; marks items of a chunked full sync",
     )

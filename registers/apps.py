@@ -1,0 +1,8 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class RegistersConfig(AppConfig):
+    name = "registers"
+    verbose_name = "Register Service"

@@ -1,0 +1,70 @@
+"""Shared fixtures: private Redis servers, advertisement stores, authenticated API clients."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from rest_framework.test import APIClient
+
+from peers import store as store_module
+from peers.store import AdvertisementStore
+from tests.plugin import SERVICE_TOKEN, SESSION_REDIS
+from tests.redis_server import RedisServer
+
+
+@pytest.fixture
+def session_redis() -> RedisServer:
+    return SESSION_REDIS
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test's own, which the test may stop and restart."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def make_store(prefix: str) -> Iterator[object]:
+    """Build stores over the session Redis (or another) sharing one key prefix, as processes would."""
+    created: list[AdvertisementStore] = []
+
+    def build(ttl: float = 300.0, redis: RedisServer = SESSION_REDIS, **options: object) -> AdvertisementStore:
+        options.setdefault("breaker_cooldown", 0.2)
+        options.setdefault("socket_timeout", 0.5)
+        store = AdvertisementStore(redis.url, prefix, ttl, **options)  # type: ignore[arg-type]
+        created.append(store)
+        return store
+
+    yield build
+    for store in created:
+        store.close()
+
+
+@pytest.fixture
+def peer_store(settings: object, prefix: str) -> Iterator[AdvertisementStore]:
+    """The process-wide store the Peer API uses, on a fresh prefix for this test."""
+    settings.REDIS_KEY_PREFIX = prefix  # type: ignore[attr-defined]
+    store_module.reset_store()
+    yield store_module.get_store()
+    store_module.reset_store()
+
+
+@pytest.fixture
+def api() -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {SERVICE_TOKEN}")
+    return client
+
+
+def register_id() -> str:
+    return uuid.uuid4().hex
