@@ -590,12 +590,24 @@ class AdvertisementStore:
         for register_id, tomb in self._tombstones.items():
             if tomb.expires_at > now:
                 ops.add(
-                    ["D", self.local_key(register_id), tomb.source_updated_at, self.tomb_key(register_id),
-                     int((tomb.expires_at - now) * 1000) or 1]
+                    [
+                        "D",
+                        self.local_key(register_id),
+                        tomb.source_updated_at,
+                        self.tomb_key(register_id),
+                        int((tomb.expires_at - now) * 1000) or 1,
+                    ]
                 )
         if self._full_sync.last_applied_at is not None:
-            ops.add(["M", self._meta_key, self._full_sync.last_snapshot_at, self._full_sync.encode(),
-                     self._bookkeeping_ttl_ms])
+            ops.add(
+                [
+                    "M",
+                    self._meta_key,
+                    self._full_sync.last_snapshot_at,
+                    self._full_sync.encode(),
+                    self._bookkeeping_ttl_ms,
+                ]
+            )
         for part in ops.chunks(self.commit_batch):
             self._commit(keys=self._bookkeeping_keys, args=["", self._bookkeeping_ttl_ms, *part.flat()])
 
@@ -666,8 +678,13 @@ class AdvertisementStore:
                     self._tombstones[register_id] = Tombstone(stamp, now + self.ttl)
 
         ops.add(
-            ["D", self.local_key(register_id), -1 if stamp is None else stamp,
-             "" if stamp is None else self.tomb_key(register_id), self._ttl_ms],
+            [
+                "D",
+                self.local_key(register_id),
+                -1 if stamp is None else stamp,
+                "" if stamp is None else self.tomb_key(register_id),
+                self._ttl_ms,
+            ],
             landed,
         )
         return ops
@@ -749,10 +766,12 @@ class AdvertisementStore:
         marked = set(listed) | self._marks.pop(snapshot_at, set())
         stored_marks = self._redis(lambda: self.client.smembers(self._mark_key(snapshot_at)))
         if stored_marks:
-            marked.update(member.decode() for member in stored_marks)
+            marked.update(member.decode() if isinstance(member, bytes) else member for member in stored_marks)
         now = time.time()
         live = {rid: entry for rid, entry in self._local.items() if entry.expires_at > now}
-        candidates = {rid for rid, entry in live.items() if rid not in marked and entry.source_updated_at <= snapshot_at}
+        candidates = {
+            rid for rid, entry in live.items() if rid not in marked and entry.source_updated_at <= snapshot_at
+        }
         previous = self._full_sync
         held: set[str] = set()
         removal = candidates
@@ -846,7 +865,10 @@ class AdvertisementStore:
         now = time.time()
         expired_local = [rid for rid, entry in self._local.items() if entry.expires_at <= now]
         expired_remote = [
-            (peer_id, rid) for peer_id, entries in self._remote.items() for rid, e in entries.items() if e.expires_at <= now
+            (peer_id, rid)
+            for peer_id, entries in self._remote.items()
+            for rid, e in entries.items()
+            if e.expires_at <= now
         ]
         if not expired_local and not expired_remote:
             return
@@ -913,10 +935,10 @@ class AdvertisementStore:
         grouped: dict[str, list[Entry]] = {}
         for register_id, entry in self._local.items():
             grouped[register_id] = [entry]
-        for peer_id, entries in self._remote.items():
+        for peer_id, peer_entries in self._remote.items():
             if peer_id in hidden_peers:
                 continue
-            for register_id, entry in entries.items():
+            for register_id, entry in peer_entries.items():
                 grouped.setdefault(register_id, []).append(entry)
         rows = []
         for register_id, entries in grouped.items():

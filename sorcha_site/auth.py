@@ -13,7 +13,7 @@ from rest_framework.request import Request
 class ServiceUser(AnonymousUser):
     """The caller holding SORCHA_SERVICE_TOKEN: authenticated, but no database user."""
 
-    username = "sorcha-service"
+    username = "sorcha-service"  # type: ignore[assignment]
 
     @property
     def is_anonymous(self) -> bool:  # type: ignore[override]

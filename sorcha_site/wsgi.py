@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import os
 
+from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sorcha_site.settings")
 
 application = get_wsgi_application()
+
+if settings.SERVES_PEERS:
+    # Load the persisted pool now, so the first request is already served from it (FR-002, SC-002).
+    from peers.store import get_store
+
+    get_store()

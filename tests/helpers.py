@@ -15,7 +15,7 @@ def wait_until(condition: Callable[[], T], timeout: float = 10.0, interval: floa
     while time.monotonic() < deadline:
         try:
             value = condition()
-        except Exception as exc:  # noqa: BLE001 - a condition may fail until the system is ready
+        except Exception as exc:
             last_error = exc
         else:
             if value:

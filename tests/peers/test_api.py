@@ -53,18 +53,30 @@ def test_bulk_advertise_adds_and_reports_counts(api: APIClient, peer_store: Adve
 
     assert response.status_code == 200
     assert response.json() == {
-        "processed": 3, "added": 3, "updated": 0, "removed": 0, "unchanged": 0, "held": 0, "stale": 0,
+        "processed": 3,
+        "added": 3,
+        "updated": 0,
+        "removed": 0,
+        "unchanged": 0,
+        "held": 0,
+        "stale": 0,
     }
     assert available_ids(api) == set(ids)
 
 
 def test_full_sync_over_http_removes_local_ads_not_listed(api: APIClient, peer_store: AdvertisementStore) -> None:
     ids = [register_id() for _ in range(4)]
-    post_json(api, BULK, {"advertisements": [item(rid) for rid in ids], "fullSync": True,
-                          "snapshotAt": "2026-11-24T10:00:01Z"})
+    post_json(
+        api,
+        BULK,
+        {"advertisements": [item(rid) for rid in ids], "fullSync": True, "snapshotAt": "2026-11-24T10:00:01Z"},
+    )
 
-    response = post_json(api, BULK, {"advertisements": [item(rid) for rid in ids[:3]], "fullSync": True,
-                                     "snapshotAt": "2026-11-24T10:00:02Z"})
+    response = post_json(
+        api,
+        BULK,
+        {"advertisements": [item(rid) for rid in ids[:3]], "fullSync": True, "snapshotAt": "2026-11-24T10:00:02Z"},
+    )
 
     assert response.json()["removed"] == 1
     assert available_ids(api) == set(ids[:3])
@@ -74,8 +86,9 @@ def test_a_stale_full_sync_gets_409_naming_snapshot_at(api: APIClient, peer_stor
     kept = register_id()
     post_json(api, BULK, {"advertisements": [item(kept)], "fullSync": True, "snapshotAt": "2026-11-24T10:00:05Z"})
 
-    response = post_json(api, BULK, {"advertisements": [item(register_id())], "fullSync": True,
-                                     "snapshotAt": "2026-11-24T10:00:04Z"})
+    response = post_json(
+        api, BULK, {"advertisements": [item(register_id())], "fullSync": True, "snapshotAt": "2026-11-24T10:00:04Z"}
+    )
 
     assert response.status_code == 409
     assert response.json()["detail"].startswith("snapshotAt:")
@@ -114,7 +127,9 @@ def test_delete_advertise_is_idempotent(api: APIClient, peer_store: Advertisemen
 
 
 @pytest.mark.parametrize("path", [AVAILABLE, AVAILABLE + "/", BULK, BULK + "/"])
-def test_paths_work_with_and_without_a_trailing_slash(api: APIClient, peer_store: AdvertisementStore, path: str) -> None:
+def test_paths_work_with_and_without_a_trailing_slash(
+    api: APIClient, peer_store: AdvertisementStore, path: str
+) -> None:
     response = api.get(path) if "available" in path else post_json(api, path, {"advertisements": []})
 
     assert response.status_code == 200
@@ -125,8 +140,9 @@ def test_available_lists_local_and_remote_with_peer_counts(api: APIClient, peer_
 
     rid, remote_only = register_id(), register_id()
     post_json(api, advertise_url(rid), {"isPublic": True, "name": "both"})
-    peer_store.replace_remote("peer-a", [AdvertisementInput(rid, True, name="both"),
-                                         AdvertisementInput(remote_only, True, name="theirs")])
+    peer_store.replace_remote(
+        "peer-a", [AdvertisementInput(rid, True, name="both"), AdvertisementInput(remote_only, True, name="theirs")]
+    )
 
     rows = {row["registerId"]: row for row in api.get(AVAILABLE).json()}
 
@@ -181,9 +197,11 @@ INVALID_BODIES = [
 def test_a_malformed_bulk_body_gets_400_naming_the_field_and_applies_nothing(
     api: APIClient, peer_store: AdvertisementStore, body: dict[str, Any], field: str
 ) -> None:
-    valid_first = {"advertisements": [item(register_id()), *body.get("advertisements", [])]} if isinstance(
-        body.get("advertisements"), list
-    ) else body
+    valid_first = (
+        {"advertisements": [item(register_id()), *body.get("advertisements", [])]}
+        if isinstance(body.get("advertisements"), list)
+        else body
+    )
     request = {**body, **valid_first}
 
     response = post_json(api, BULK, request)

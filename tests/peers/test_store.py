@@ -16,8 +16,16 @@ MakeStore = Callable[..., AdvertisementStore]
 
 
 def public(rid: str, stamp: int, name: str = "ledger", version: int = 1) -> AdvertisementInput:
-    return AdvertisementInput(rid, True, name=name, description=f"{name} register", latest_version=version,
-                              latest_docket_version=version, is_full_replica=True, source_updated_at=stamp)
+    return AdvertisementInput(
+        rid,
+        True,
+        name=name,
+        description=f"{name} register",
+        latest_version=version,
+        latest_docket_version=version,
+        is_full_replica=True,
+        source_updated_at=stamp,
+    )
 
 
 def private(rid: str, stamp: int | None) -> AdvertisementInput:
@@ -337,7 +345,9 @@ def test_available_groups_local_and_remote_advertisements_per_register(make_stor
     rid = register_id()
     store.advertise(public(rid, now_micros(), version=3))
     store.replace_remote("peer-a", [public(rid, 0, version=5)])
-    store.replace_remote("peer-b", [AdvertisementInput(rid, True, name="ledger", latest_version=4, is_full_replica=False)])
+    store.replace_remote(
+        "peer-b", [AdvertisementInput(rid, True, name="ledger", latest_version=4, is_full_replica=False)]
+    )
 
     (row,) = store.available()
 
@@ -398,6 +408,7 @@ def test_after_redis_restarts_empty_every_live_advertisement_is_back_and_removed
     assert 0 < ttl_ms <= 300_000
     assert store.client.exists(store.tomb_key(removed_during_outage)) == 1
     assert len(list(store.client.scan_iter(match=f"{store.prefix}:ad:r:*"))) == 1
+
     def summary(rows: list[dict[str, object]]) -> list[tuple[object, ...]]:
         return [(row["registerId"], row["name"], row["isLocal"], row["peerCount"]) for row in rows]
 

@@ -1,0 +1,62 @@
+# A Sorcha node: `make run` starts one, `make test` proves it, `make lint` keeps it tidy.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Tools that import the settings run without a developer's .env, with development values.
+TOOL_ENV := SORCHA_ENV_FILE=/dev/null DEBUG=true
+
+.PHONY: run test lint install install-dev env migrate clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+# Secrets are generated once and kept in .env (gitignored).
+.env:
+	@umask 077; { \
+	  echo "SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')"; \
+	  echo "SORCHA_SERVICE_TOKEN=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))')"; \
+	  echo "PEER_SERVICE_URL=http://$(HOST):$(PORT)"; \
+	} > .env
+	@echo "Wrote .env with a new SECRET_KEY and SORCHA_SERVICE_TOKEN."
+
+env: .env
+
+migrate: install .env
+	$(BIN)/python manage.py migrate --noinput
+
+run: install .env migrate
+	@echo ""
+	@echo "Sorcha node on http://$(HOST):$(PORT)/"
+	@echo "  admin      http://$(HOST):$(PORT)/admin/   (create a user: $(BIN)/python manage.py createsuperuser)"
+	@echo "  API docs   http://$(HOST):$(PORT)/api/docs/"
+	@echo "  API token  grep SORCHA_SERVICE_TOKEN .env   (send it as: Authorization: Bearer <token>)"
+	@echo ""
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/honcho start -f Procfile
+
+test: install-dev
+	$(BIN)/pytest
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(TOOL_ENV) $(BIN)/python manage.py check
+	$(TOOL_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
+	$(TOOL_ENV) $(BIN)/mypy sorcha_site registers peers tasks
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache test-output
