@@ -1,0 +1,65 @@
+"""Peer Service tables: this node's identity, the peers it knows, and the admin page's anchor."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class NodeIdentity(models.Model):
+    """This node's Ed25519 key pair, generated on first start and kept; `peer_id` derives from the key."""
+
+    peer_id = models.CharField(max_length=32, unique=True)
+    public_key = models.CharField(max_length=64, help_text="raw Ed25519 public key, hex")
+    private_key = models.CharField(max_length=64, help_text="raw Ed25519 private key, hex")
+    sequence = models.BigIntegerField(default=0, help_text="last gossip sequence number sent; only grows")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "node identity"
+        verbose_name_plural = "node identity"
+
+    def __str__(self) -> str:
+        return self.peer_id
+
+
+class Peer(models.Model):
+    """Another node of the peer network, known from PEER_SEEDS or from another peer's signed message."""
+
+    class Result(models.TextChoices):
+        NEVER = "never", "never exchanged"
+        OK = "ok", "ok"
+        UNREACHABLE = "unreachable", "unreachable"
+        REJECTED = "rejected", "rejected"
+        ERROR = "error", "error"
+
+    peer_id = models.CharField(max_length=32, unique=True, null=True, blank=True)
+    public_key = models.CharField(max_length=64, blank=True, default="")
+    url = models.URLField(max_length=300, unique=True)
+    name = models.CharField(max_length=100, blank=True, default="")
+    is_seed = models.BooleanField(default=False)
+    banned = models.BooleanField(default=False, db_index=True)
+    first_seen = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField(null=True, blank=True, help_text="last valid message from this peer")
+    last_exchange_at = models.DateTimeField(null=True, blank=True)
+    last_exchange_result = models.CharField(max_length=16, choices=Result.choices, default=Result.NEVER)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, help_text="backed off until then")
+    last_sequence = models.BigIntegerField(default=0, help_text="highest sequence accepted from this peer")
+    advertisements_received = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ("name", "url")
+
+    def __str__(self) -> str:
+        return self.name or self.peer_id or self.url
+
+
+class PeerNetwork(models.Model):
+    """No table: anchors the admin's Peer Network page (the django-rq pattern)."""
+
+    class Meta:
+        managed = False
+        default_permissions = ("view",)
+        verbose_name = "peer network"
+        verbose_name_plural = "peer network"
