@@ -63,3 +63,6 @@ class PeerNetwork(models.Model):
         default_permissions = ("view",)
         verbose_name = "peer network"
         verbose_name_plural = "peer network"
+
+    def __str__(self) -> str:
+        return "Peer Network"

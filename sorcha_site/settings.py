@@ -198,7 +198,18 @@ PEER_SERVICE_READ_TIMEOUT = _seconds("PEER_SERVICE_READ_TIMEOUT", 60.0)
 
 NODE_NAME = str(_read("NODE_NAME", str, "sorcha-node"))
 PEER_PUBLIC_URL = str(_read("PEER_PUBLIC_URL", str, PEER_SERVICE_URL)).rstrip("/")
-PEER_SEEDS = [seed.rstrip("/") for seed in _read("PEER_SEEDS", list, []) if seed.strip()]
+PEER_SEEDS = [seed.strip().rstrip("/") for seed in _read("PEER_SEEDS", list, []) if seed.strip()]
+for _seed in PEER_SEEDS:
+    if urlparse(_seed).scheme not in ("http", "https") or not urlparse(_seed).hostname:
+        raise ImproperlyConfigured(f"PEER_SEEDS must be comma-separated http(s) URLs, got {_seed!r}")
+# Gossip: bounds and backoff of exchanges with other nodes.
+GOSSIP_MAX_BODY_BYTES = _positive_int("GOSSIP_MAX_BODY_BYTES", 16 * 1024 * 1024)
+GOSSIP_BACKOFF_BASE = _seconds("GOSSIP_BACKOFF_BASE", 5.0)
+GOSSIP_BACKOFF_MAX = _seconds("GOSSIP_BACKOFF_MAX", 600.0)
+GOSSIP_CONNECT_TIMEOUT = _seconds("GOSSIP_CONNECT_TIMEOUT", 3.0)
+GOSSIP_READ_TIMEOUT = _seconds("GOSSIP_READ_TIMEOUT", 30.0)
+# After a local change, wait this long before the triggered round so a burst of changes shares one.
+GOSSIP_TRIGGER_DELAY = _seconds("GOSSIP_TRIGGER_DELAY", 0.25)
 
 # --- REST framework and API docs --------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -13,6 +13,9 @@ application = get_wsgi_application()
 
 if settings.SERVES_PEERS:
     # Load the persisted pool now, so the first request is already served from it (FR-002, SC-002).
+    from peers.gossip import trigger_round
     from peers.store import get_store
 
     get_store()
+    # Tell our peers we are back (and hear theirs) without waiting for the periodic round.
+    trigger_round()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import re_path
 
-from peers.api import views
+from peers.api import peer_views, views
 
 # Paths answer with and without a trailing slash (original Sorcha clients use both).
 urlpatterns = [
@@ -10,4 +10,9 @@ urlpatterns = [
     re_path(r"^registers/available/?$", views.AvailableRegistersView.as_view(), name="available-registers"),
     re_path(r"^registers/(?P<register_id>[^/]+)/advertise/?$", views.AdvertiseView.as_view(), name="advertise"),
     re_path(r"^store/status/?$", views.StoreStatusView.as_view(), name="store-status"),
+    re_path(r"^peers/?$", peer_views.PeerListView.as_view(), name="peer-list"),
+    re_path(r"^peers/exchange/?$", peer_views.ExchangeView.as_view(), name="peer-exchange"),
+    re_path(r"^peers/round/?$", peer_views.GossipRoundView.as_view(), name="peer-round"),
+    re_path(r"^peers/(?P<pk>[0-9]+)/ban/?$", peer_views.PeerBanView.as_view(), name="peer-ban"),
+    re_path(r"^peers/(?P<pk>[0-9]+)/unban/?$", peer_views.PeerUnbanView.as_view(), name="peer-unban"),
 ]

@@ -21,6 +21,7 @@ from peers.api.schemas import (
     StoredAdvertisement,
     describe_validation_error,
 )
+from peers.gossip import trigger_round
 from peers.store import BulkResult, StaleFullSync, get_store
 from sorcha_site.api import error_response, json_response
 
@@ -81,6 +82,8 @@ class BulkAdvertiseView(PeerAPIView):
         except StaleFullSync as exc:
             logger.warning("event=full_sync_refused reason=stale detail=%r", str(exc))
             return error_response(f"snapshotAt: {exc}", status=409)
+        if result.changed:
+            trigger_round()
         return json_response(result.as_dict())
 
 
@@ -90,6 +93,8 @@ class AdvertiseView(PeerAPIView):
         check_register_id(register_id)
         body = parse_body(request, AdvertisementFields)
         result, entry = get_store().advertise(body.to_input(register_id))
+        if result.changed:
+            trigger_round()
         if entry is None:
             return json_response({"registerId": register_id, "isPublic": False, "outcome": outcome_of(result)})
         return json_response({**entry.as_dict(), "outcome": outcome_of(result)})
@@ -97,7 +102,8 @@ class AdvertiseView(PeerAPIView):
     @extend_schema(responses={204: None}, summary="Stop advertising one register (idempotent)")
     def delete(self, request: Request, register_id: str) -> HttpResponse:
         check_register_id(register_id)
-        get_store().remove(register_id)
+        if get_store().remove(register_id).changed:
+            trigger_round()
         return HttpResponse(status=204)
 
 

@@ -1,0 +1,78 @@
+"""Gossip exchange (authenticated by signatures, not the service token) and the peers list."""
+
+from __future__ import annotations
+
+import logging
+
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from peers import gossip
+from peers.models import Peer
+from sorcha_site.api import error_response, json_response
+
+logger = logging.getLogger(__name__)
+
+
+class ExchangeView(APIView):
+    # A node of another operator has no token: the Ed25519 signature is the authentication.
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        request=gossip.GossipMessage,
+        responses={
+            200: gossip.GossipMessage,
+            400: OpenApiResponse(description="malformed message; the detail names the field"),
+            403: OpenApiResponse(description="bad signature, id not derived from the key, or banned peer"),
+            409: OpenApiResponse(description="replayed sequence number"),
+            413: OpenApiResponse(description="body over the gossip size limit"),
+        },
+        summary="Push-pull gossip: the sender's signed set in, this node's signed set out",
+    )
+    def post(self, request: Request) -> HttpResponse:
+        body = request.body
+        try:
+            gossip.accept_message(body, request.headers.get(gossip.SIGNATURE_HEADER, ""))
+        except gossip.GossipRejected as exc:
+            logger.warning("event=gossip_refused status=%d detail=%r", exc.status, exc.detail)
+            return error_response(exc.detail, status=exc.status)
+        reply = gossip.build_message()
+        response = HttpResponse(reply.body, content_type="application/json")
+        response[gossip.SIGNATURE_HEADER] = reply.signature
+        return response
+
+
+class PeerListView(APIView):
+    @extend_schema(responses={200: OpenApiResponse(description="known peers with status and counts")})
+    def get(self, request: Request) -> HttpResponse:
+        return json_response([gossip.describe_peer(peer) for peer in Peer.objects.all()])
+
+
+class PeerBanView(APIView):
+    banned = True
+
+    @extend_schema(request=None, responses={200: OpenApiResponse(description="the peer")})
+    def post(self, request: Request, pk: int) -> HttpResponse:
+        peer = get_object_or_404(Peer, pk=pk)
+        return json_response(gossip.describe_peer(gossip.set_banned(peer, self.banned)))
+
+
+class PeerUnbanView(PeerBanView):
+    banned = False
+
+
+class GossipRoundView(APIView):
+    @extend_schema(
+        request=None,
+        parameters=[OpenApiParameter("respectBackoff", bool, description="skip peers that are backed off")],
+        responses={200: OpenApiResponse(description="peers contacted, ok, failed")},
+    )
+    def post(self, request: Request) -> HttpResponse:
+        """Run a gossip round now with every non-banned peer (backed-off ones too, unless asked not to)."""
+        respect_backoff = request.query_params.get("respectBackoff", "false").lower() in ("1", "true", "yes")
+        return json_response(gossip.gossip_round(force=not respect_backoff))
