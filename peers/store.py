@@ -14,6 +14,8 @@ back empty), then reloads to converge with the other processes.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import secrets
 import threading
@@ -34,9 +36,23 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _COMMIT_SCRIPT = (Path(__file__).with_name("commit.lua")).read_text()
+_FETCH_SCRIPT = (Path(__file__).with_name("fetch.lua")).read_text()
 # Bookkeeping keys (generation, change stream, epoch, full-sync state) outlive advertisements.
 _BOOKKEEPING_TTL_S = 86_400.0
 _MASS_REMOVAL_MIN = 5
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Bulk work allocates objects by the hundred thousand; a full collection in the middle of it
+    walks the whole mirror again and again for nothing (none of these objects form cycles)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class StaleFullSync(Exception):
@@ -91,7 +107,7 @@ class Entry:
     peer_id: str | None
     source_updated_at: int
     fields: dict[str, Any]
-    value: bytes  # the encoded form stored in Redis; equality of values is idempotence
+    value: str  # the encoded form stored in Redis; equality of values is idempotence
     refreshed_at: float
     expires_at: float
     verified: bool
@@ -151,7 +167,7 @@ class FullSyncState:
     held_snapshot_at: int | None = None
     held_ids: frozenset[str] = frozenset()
 
-    def encode(self) -> bytes:
+    def encode(self) -> str:
         body = {
             "lastSnapshotAt": self.last_snapshot_at,
             "lastAppliedAt": self.last_applied_at,
@@ -159,11 +175,11 @@ class FullSyncState:
             "heldSnapshotAt": self.held_snapshot_at,
             "heldIds": sorted(self.held_ids),
         }
-        return f"{self.last_snapshot_at}|".encode() + orjson.dumps(body)
+        return f"{self.last_snapshot_at}|{orjson.dumps(body).decode()}"
 
     @classmethod
-    def decode(cls, raw: bytes) -> FullSyncState:
-        body = orjson.loads(raw.split(b"|", 1)[1])
+    def decode(cls, raw: str) -> FullSyncState:
+        body = orjson.loads(raw.split("|", 1)[1])
         return cls(
             last_snapshot_at=int(body["lastSnapshotAt"]),
             last_applied_at=body.get("lastAppliedAt"),
@@ -173,12 +189,13 @@ class FullSyncState:
         )
 
 
-def encode_value(source_updated_at: int, fields: dict[str, Any]) -> bytes:
-    return f"{source_updated_at}|".encode() + orjson.dumps(fields)
+def encode_value(source_updated_at: int, fields: dict[str, Any]) -> str:
+    """`<sourceUpdatedAt>|<json>`: the script compares the number without decoding the JSON."""
+    return f"{source_updated_at}|{orjson.dumps(fields).decode()}"
 
 
-def decode_value(raw: bytes) -> tuple[int, dict[str, Any]]:
-    stamp, _, body = raw.partition(b"|")
+def decode_value(raw: str) -> tuple[int, dict[str, Any]]:
+    stamp, _, body = raw.partition("|")
     return int(stamp), orjson.loads(body)
 
 
@@ -193,14 +210,16 @@ _DEFAULT_FIELDS: dict[str, Any] = {
 
 def merged_fields(advertisement: AdvertisementInput, current: dict[str, Any] | None) -> dict[str, Any]:
     base = current or _DEFAULT_FIELDS
-    stated = {
-        "name": advertisement.name,
-        "description": advertisement.description,
-        "latestVersion": advertisement.latest_version,
-        "latestDocketVersion": advertisement.latest_docket_version,
-        "isFullReplica": advertisement.is_full_replica,
+    a = advertisement
+    return {
+        "name": base["name"] if a.name is None else a.name,
+        "description": base["description"] if a.description is None else a.description,
+        "latestVersion": base["latestVersion"] if a.latest_version is None else a.latest_version,
+        "latestDocketVersion": base["latestDocketVersion"]
+        if a.latest_docket_version is None
+        else a.latest_docket_version,
+        "isFullReplica": base["isFullReplica"] if a.is_full_replica is None else a.is_full_replica,
     }
-    return {key: base[key] if value is None else value for key, value in stated.items()}
 
 
 Arg = bytes | str | int
@@ -211,11 +230,12 @@ class _Ops:
     """A batch of operations for `commit.lua`, with what the mirror does once each one lands."""
 
     def __init__(self) -> None:
-        self.ops: list[list[Arg]] = []
+        self.ops: list[list[str]] = []
         self.callbacks: list[Callable[[int], None] | None] = []
 
     def add(self, args: Sequence[Arg], on_result: Callable[[int], None] | None = None) -> None:
-        self.ops.append(list(args))
+        # Every argument travels as a string: Lua numbers would lose digits of microsecond stamps.
+        self.ops.append([arg if isinstance(arg, str) else str(arg) for arg in args])
         self.callbacks.append(on_result)
 
     def extend(self, other: _Ops) -> None:
@@ -229,17 +249,17 @@ class _Ops:
             part.ops, part.callbacks = self.ops[start : start + size], self.callbacks[start : start + size]
             yield part
 
-    def flat(self) -> list[Arg]:
-        return [arg for op in self.ops for arg in op]
+    def encode(self) -> bytes:
+        return orjson.dumps(self.ops)
 
-    def deliver(self, results: Iterable[int] | None) -> None:
-        """Hand each op its result; None means it was journaled (-1 to the callbacks)."""
-        replies = iter(results or ())
+    def deliver(self, results: bytes | None) -> None:
+        """Hand each op its result (one digit each); None means it was journaled (-1 to the callbacks)."""
+        replies = iter(results or b"")
         for op, callback in zip(self.ops, self.callbacks, strict=True):
             if op[0] in _RESULT_OPS:
-                result = next(replies) if results is not None else -1
+                result = next(replies) - 48 if results is not None else -1  # ASCII digit to int
                 if callback is not None:
-                    callback(int(result))
+                    callback(result)
 
 
 class AdvertisementStore:
@@ -268,13 +288,14 @@ class AdvertisementStore:
             health_check_interval=0,
         )
         self._commit = self.client.register_script(_COMMIT_SCRIPT)
+        self._fetch_script = self.client.register_script(_FETCH_SCRIPT)
         self._lock = threading.RLock()
         self._local: dict[str, Entry] = {}
         self._remote: dict[str, dict[str, Entry]] = {}
         self._tombstones: dict[str, Tombstone] = {}
         self._full_sync = FullSyncState()
         self._marks: dict[int, set[str]] = {}  # full-sync marks kept in memory while degraded
-        self._journal: list[list[bytes | str | int]] = []
+        self._journal: list[bytes] = []  # encoded batches not yet in Redis, in order
         self._epoch = ""
         self._generation = 0
         self._stream_id = b"0-0"
@@ -386,7 +407,11 @@ class AdvertisementStore:
 
     def _scan(self) -> Iterator[list[bytes]]:
         batch: list[bytes] = []
+        # Only string keys hold pool state; the change stream and full-sync marks are other types.
+        wanted = tuple(f"{self.prefix}:{kind}:".encode() for kind in ("ad", "tomb", "meta"))
         for key in self.client.scan_iter(match=f"{self.prefix}:*", count=10_000):
+            if not key.startswith(wanted):
+                continue
             batch.append(key)
             if len(batch) >= 10_000:
                 yield batch
@@ -395,13 +420,17 @@ class AdvertisementStore:
             yield batch
 
     def _fetch(self, keys: Sequence[bytes | str]) -> list[tuple[bytes | None, int]]:
-        pipe = self.client.pipeline(transaction=False)
-        pipe.mget(keys)
-        for key in keys:
-            pipe.pttl(key)
-        replies = pipe.execute()
-        return list(zip(replies[0], replies[1:], strict=True))
+        """Value and remaining TTL (ms) of each key, in one script call per 10,000 keys."""
+        names = [key.decode() if isinstance(key, bytes) else key for key in keys]
+        fetched: list[tuple[bytes | None, int]] = []
+        for start in range(0, len(names), 10_000):
+            reply = orjson.loads(self._fetch_script(args=[orjson.dumps(names[start : start + 10_000])]))
+            fetched.extend(
+                (value.encode() if value else None, int(ttl)) for value, ttl in zip(reply["v"], reply["t"], strict=True)
+            )
+        return fetched
 
+    @gc_paused()
     def _reload(self, initial: bool) -> None:
         """Rebuild the mirror from Redis (a start-up load, or a gap in the change stream)."""
         pipe = self.client.pipeline(transaction=False)
@@ -435,8 +464,9 @@ class AdvertisementStore:
             initial,
         )
 
-    def _absorb(self, key: str, raw: bytes | None, expires_at: float, verified: bool | None) -> None:
+    def _absorb(self, key: str, stored: bytes | None, expires_at: float, verified: bool | None) -> None:
         """Take one key's current Redis state into the mirror (None: it is gone)."""
+        raw = stored.decode() if stored is not None else None
         parts = key[len(self.prefix) + 1 :].split(":")
         kind = parts[0]
         if kind == "ad" and parts[1] == "l":
@@ -515,7 +545,7 @@ class AdvertisementStore:
             if not self.degraded:
                 try:
                     reply = self._commit(
-                        keys=self._bookkeeping_keys, args=[self._epoch, self._bookkeeping_ttl_ms, *part.flat()]
+                        keys=self._bookkeeping_keys, args=[self._epoch, self._bookkeeping_ttl_ms, part.encode()]
                     )
                 except redis.RedisError as exc:
                     self._open_breaker(exc)
@@ -530,7 +560,7 @@ class AdvertisementStore:
                     part.deliver(reply[2])
                     self._follow_own_generation(int(reply[1]))
                     continue
-            self._journal.append(part.flat())
+            self._journal.append(part.encode())
             part.deliver(None)
 
     def _follow_own_generation(self, generation: int) -> None:
@@ -569,8 +599,8 @@ class AdvertisementStore:
         self._establish_epoch()
         journal, self._journal = self._journal, []
         try:
-            for args in journal:
-                self._commit(keys=self._bookkeeping_keys, args=["", self._bookkeeping_ttl_ms, *args])
+            for batch in journal:
+                self._commit(keys=self._bookkeeping_keys, args=["", self._bookkeeping_ttl_ms, batch])
             self._write_back()
         except redis.RedisError:
             self._journal = journal + self._journal
@@ -609,7 +639,7 @@ class AdvertisementStore:
                 ]
             )
         for part in ops.chunks(self.commit_batch):
-            self._commit(keys=self._bookkeeping_keys, args=["", self._bookkeeping_ttl_ms, *part.flat()])
+            self._commit(keys=self._bookkeeping_keys, args=["", self._bookkeeping_ttl_ms, part.encode()])
 
     def _set_args(self, key: str, entry: Entry, ttl: float, log: bool = True) -> list[bytes | str | int]:
         tomb = self.tomb_key(entry.register_id) if entry.peer_id is None else ""
@@ -732,7 +762,7 @@ class AdvertisementStore:
         snapshot_at: int | None = None,
     ) -> BulkResult:
         """Bulk advertise (FR-005); with `full_sync` the list is the complete local set (FR-011)."""
-        with self._lock:
+        with self._lock, gc_paused():
             self._sync()
             if full_sync:
                 snapshot_at = snapshot_at if snapshot_at is not None else now_micros()
@@ -756,7 +786,7 @@ class AdvertisementStore:
             self._marks.setdefault(snapshot_at, set()).update(listed)
             return
         ops = _Ops()
-        ops.add(["A", self._mark_key(snapshot_at), self._ttl_ms, len(listed), *sorted(listed)])
+        ops.add(["A", self._mark_key(snapshot_at), self._ttl_ms, *sorted(listed)])
         self._run(ops)
         if self.degraded:  # the write failed: keep the marks in memory instead
             self._marks.setdefault(snapshot_at, set()).update(listed)
