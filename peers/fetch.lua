@@ -1,11 +1,21 @@
--- Reads many keys at once for the store's mirror: value and remaining TTL of each.
--- ARGV[1] a JSON array of keys. Returns one JSON document {"v": [...], "t": [...]}
--- ("" for a missing key): one string is far cheaper for the client to parse than
--- hundreds of thousands of reply elements.
-local keys = cjson.decode(ARGV[1])
+-- Reads pool entries for the store's mirror in bulk: value and remaining TTL of each key.
+-- ARGV[1] "keys": ARGV[2] is a JSON array of keys.
+-- ARGV[1] "scan": ARGV[2] cursor, ARGV[3] match pattern, ARGV[4] count; only string keys
+--         (advertisements, tombstones, full-sync state) are returned.
+-- Returns one JSON document {"c": next cursor, "k": keys, "v": values ("" when missing),
+-- "t": PTTLs}: one string is far cheaper for the client to parse than a reply of
+-- hundreds of thousands of elements.
+local keys
+local cursor = "0"
+if ARGV[1] == "scan" then
+  local page = redis.call("SCAN", ARGV[2], "MATCH", ARGV[3], "COUNT", ARGV[4], "TYPE", "string")
+  cursor, keys = page[1], page[2]
+else
+  keys = cjson.decode(ARGV[2])
+end
 local values, ttls = {}, {}
 for i, key in ipairs(keys) do
   values[i] = redis.call("GET", key) or ""
   ttls[i] = redis.call("PTTL", key)
 end
-return cjson.encode({v = values, t = ttls})
+return cjson.encode({c = cursor, k = keys, v = values, t = ttls})

@@ -277,6 +277,7 @@ class AdvertisementStore:
         start_watcher: bool = True,
     ) -> None:
         self.prefix = prefix
+        self._pool_prefixes = tuple(f"{prefix}:{kind}:" for kind in ("ad", "tomb", "meta"))
         self.ttl = float(ttl)
         self.breaker_cooldown = breaker_cooldown
         self.commit_batch = commit_batch
@@ -405,26 +406,24 @@ class AdvertisementStore:
         _, current = pipe.execute()
         self._epoch = current.decode() if current else candidate
 
-    def _scan(self) -> Iterator[list[bytes]]:
-        batch: list[bytes] = []
-        # Only string keys hold pool state; the change stream and full-sync marks are other types.
-        wanted = tuple(f"{self.prefix}:{kind}:".encode() for kind in ("ad", "tomb", "meta"))
-        for key in self.client.scan_iter(match=f"{self.prefix}:*", count=10_000):
-            if not key.startswith(wanted):
-                continue
-            batch.append(key)
-            if len(batch) >= 10_000:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+    def _scan(self) -> Iterator[tuple[str, bytes | None, int]]:
+        """Every pool entry in Redis (no KEYS, no index): key, value and remaining TTL in ms."""
+        cursor = "0"
+        while True:
+            page = orjson.loads(self._fetch_script(args=["scan", cursor, f"{self.prefix}:*", 10_000]))
+            for key, value, ttl in zip(page["k"], page["v"], page["t"], strict=True):
+                if key.startswith(self._pool_prefixes):
+                    yield key, value.encode() if value else None, int(ttl)
+            cursor = page["c"]
+            if cursor == "0":
+                return
 
     def _fetch(self, keys: Sequence[bytes | str]) -> list[tuple[bytes | None, int]]:
         """Value and remaining TTL (ms) of each key, in one script call per 10,000 keys."""
         names = [key.decode() if isinstance(key, bytes) else key for key in keys]
         fetched: list[tuple[bytes | None, int]] = []
         for start in range(0, len(names), 10_000):
-            reply = orjson.loads(self._fetch_script(args=[orjson.dumps(names[start : start + 10_000])]))
+            reply = orjson.loads(self._fetch_script(args=["keys", orjson.dumps(names[start : start + 10_000])]))
             fetched.extend(
                 (value.encode() if value else None, int(ttl)) for value, ttl in zip(reply["v"], reply["t"], strict=True)
             )
@@ -440,10 +439,9 @@ class AdvertisementStore:
         previous_local, previous_remote = self._local, self._remote
         self._local, self._remote, self._tombstones = {}, {}, {}
         now = time.time()
-        for keys in self._scan():
-            for key, (raw, pttl) in zip(keys, self._fetch(keys), strict=True):
-                if raw is not None and pttl > 0:
-                    self._absorb(key.decode(), raw, now + pttl / 1000, verified=None)
+        for key, raw, pttl in self._scan():
+            if raw is not None and pttl > 0:
+                self._absorb(key, raw, now + pttl / 1000, verified=None)
         if not initial:
             # Entries equal to what this process held keep their verification; others were written since.
             for register_id, entry in self._local.items():
@@ -962,36 +960,65 @@ class AdvertisementStore:
             return body
 
     def _aggregate(self, hidden_peers: frozenset[str]) -> list[dict[str, Any]]:
-        grouped: dict[str, list[Entry]] = {}
-        for register_id, entry in self._local.items():
-            grouped[register_id] = [entry]
+        remote_by_register: dict[str, list[Entry]] = {}
         for peer_id, peer_entries in self._remote.items():
-            if peer_id in hidden_peers:
-                continue
-            for register_id, entry in peer_entries.items():
-                grouped.setdefault(register_id, []).append(entry)
+            if peer_id not in hidden_peers:
+                for register_id, entry in peer_entries.items():
+                    remote_by_register.setdefault(register_id, []).append(entry)
+        moments: dict[float, str | None] = {}  # a bulk refresh gives thousands of entries one moment
+
+        def moment(seconds: float) -> str | None:
+            text = moments.get(seconds)
+            if text is None:
+                text = moments[seconds] = format_seconds(seconds)
+            return text
+
         rows = []
-        for register_id, entries in grouped.items():
-            local = entries[0] if entries[0].peer_id is None else None
-            remote = entries[1:] if local is not None else entries
-            primary = local or max(remote, key=lambda e: (e.fields["latestVersion"], e.refreshed_at))
-            rows.append(
-                {
-                    "registerId": register_id,
-                    "name": primary.fields["name"],
-                    "description": primary.fields["description"],
-                    "isPublic": True,
-                    "isLocal": local is not None,
-                    "peerCount": len(remote),
-                    "fullReplicaPeerCount": sum(1 for e in remote if e.fields["isFullReplica"]),
-                    "latestVersion": max(e.fields["latestVersion"] for e in entries),
-                    "latestDocketVersion": max(e.fields["latestDocketVersion"] for e in entries),
-                    "verified": local.verified if local is not None else any(e.verified for e in remote),
-                    "lastSeen": format_seconds(max(e.refreshed_at for e in entries)),
-                }
-            )
+        for register_id, local in self._local.items():
+            remote = remote_by_register.pop(register_id, None)
+            fields = local.fields
+            if remote is None:  # the common case: only this node holds it
+                rows.append(
+                    {
+                        "registerId": register_id,
+                        "name": fields["name"],
+                        "description": fields["description"],
+                        "isPublic": True,
+                        "isLocal": True,
+                        "peerCount": 0,
+                        "fullReplicaPeerCount": 0,
+                        "latestVersion": fields["latestVersion"],
+                        "latestDocketVersion": fields["latestDocketVersion"],
+                        "verified": local.verified,
+                        "lastSeen": moment(local.refreshed_at),
+                    }
+                )
+            else:
+                rows.append(self._row(register_id, local, remote, moment))
+        for register_id, remote in remote_by_register.items():
+            rows.append(self._row(register_id, None, remote, moment))
         rows.sort(key=lambda row: (row["name"].lower(), row["registerId"]))
         return rows
+
+    @staticmethod
+    def _row(
+        register_id: str, local: Entry | None, remote: list[Entry], moment: Callable[[float], str | None]
+    ) -> dict[str, Any]:
+        entries = [local, *remote] if local is not None else remote
+        primary = local or max(remote, key=lambda e: (e.fields["latestVersion"], e.refreshed_at))
+        return {
+            "registerId": register_id,
+            "name": primary.fields["name"],
+            "description": primary.fields["description"],
+            "isPublic": True,
+            "isLocal": local is not None,
+            "peerCount": len(remote),
+            "fullReplicaPeerCount": sum(1 for e in remote if e.fields["isFullReplica"]),
+            "latestVersion": max(e.fields["latestVersion"] for e in entries),
+            "latestDocketVersion": max(e.fields["latestDocketVersion"] for e in entries),
+            "verified": local.verified if local is not None else any(e.verified for e in remote),
+            "lastSeen": moment(max(e.refreshed_at for e in entries)),
+        }
 
     def status(self) -> dict[str, Any]:
         with self._lock:

@@ -20,7 +20,7 @@ from typing import Any
 import requests
 
 from tests.helpers import wait_until
-from tests.plugin import SERVICE_TOKEN
+from tests.constants import SERVICE_TOKEN
 from tests.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,9 +10,10 @@ import atexit
 import os
 import tempfile
 
+from tests.constants import SERVICE_TOKEN
 from tests.redis_server import RedisServer
 
-SERVICE_TOKEN = "test-service-token-0123456789abcdef"
+__all__ = ["SERVICE_TOKEN", "SESSION_REDIS"]
 
 SESSION_REDIS = RedisServer()
 SESSION_REDIS.start()
