@@ -19,8 +19,8 @@ from typing import Any
 
 import requests
 
-from tests.helpers import wait_until
 from tests.constants import SERVICE_TOKEN
+from tests.helpers import wait_until
 from tests.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
