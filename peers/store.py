@@ -305,6 +305,8 @@ class AdvertisementStore:
         self._last_error = ""
         self._version = 0  # bumped on every change to the mirror; keys the rendered available list
         self._available_cache: tuple[int, float, bytes] | None = None
+        # The rows behind that rendering, by register id, so a refresh can patch them in place.
+        self._available_rows: tuple[int, list[dict[str, Any]], dict[str, dict[str, Any]]] | None = None
         self._stop = threading.Event()
         self.loaded_at = time.time()
         self._load_at_start()
@@ -534,7 +536,10 @@ class AdvertisementStore:
             self._absorb(key.decode(), raw if pttl > 0 else None, now + max(pttl, 0) / 1000, verified=True)
         self._generation = generation
         self._stream_id = entries[-1][0]
-        self._changed()
+        if keys == [self._meta_key.encode()]:
+            self._patch_rendered_rows()  # a full sync that only refreshed: no need to re-render it all
+        else:
+            self._changed()
 
     # ------------------------------------------------------------------ committing
     def _run(self, ops: _Ops) -> None:
@@ -738,6 +743,7 @@ class AdvertisementStore:
             self._sync()
             result = self._apply_items(advertisements, log=True)
             self._changed()
+            self._rerender_if_served()
             return result, self._local.get(advertisements[-1].register_id)
 
     def _apply_items(self, advertisements: Iterable[AdvertisementInput], log: bool) -> BulkResult:
@@ -776,6 +782,7 @@ class AdvertisementStore:
                         self._mark(snapshot_at, listed)
             finally:
                 self._changed()
+                self._rerender_if_served()
             return result
 
     def _mark(self, snapshot_at: int, listed: set[str]) -> None:
@@ -882,6 +889,7 @@ class AdvertisementStore:
             else:
                 self._remote.pop(peer_id, None)
             self._changed()
+            self._rerender_if_served()
             return result
 
     def forget_peer(self, peer_id: str) -> BulkResult:
@@ -946,18 +954,58 @@ class AdvertisementStore:
             self._expire()
             return self._aggregate(hidden_peers)
 
-    def available_json(self, hidden_peers: frozenset[str] = frozenset()) -> bytes:
-        """The rendered list, cached until the mirror changes or an entry is due to expire."""
-        with self._lock:
+    def available_json(self) -> bytes:
+        """The rendered list, cached until the mirror changes or an entry is due to expire.
+
+        While a writer holds the store (a full sync being applied), readers get the last
+        complete rendering instead of waiting: reconciliation must not slow the list down.
+        """
+        if not self._lock.acquire(blocking=False):
+            cached = self._available_cache
+            if cached is not None and time.time() < cached[1]:
+                return cached[2]
+            self._lock.acquire()
+        try:
             self._sync()
             self._expire()
-            cached = self._available_cache
-            if cached is not None and cached[0] == self._version and time.time() < cached[1]:
-                return cached[2]
-            body = orjson.dumps(self._aggregate(hidden_peers))
-            if not hidden_peers:
-                self._available_cache = (self._version, self._next_expiry(), body)
-            return body
+            return self._render_available()
+        finally:
+            self._lock.release()
+
+    def _render_available(self) -> bytes:
+        cached = self._available_cache
+        if cached is not None and cached[0] == self._version and time.time() < cached[1]:
+            return cached[2]
+        rows = self._aggregate(frozenset())
+        self._available_rows = (self._version, rows, {row["registerId"]: row for row in rows})
+        body = orjson.dumps(rows)
+        self._available_cache = (self._version, self._next_expiry(), body)
+        return body
+
+    def _patch_rendered_rows(self) -> None:
+        """A refresh changes only `lastSeen` and `verified` of local rows: patch them and re-serialise."""
+        rendered = self._available_rows
+        if rendered is None or rendered[0] != self._version:
+            self._changed()
+            return
+        _, rows, index = rendered
+        moments: dict[float, str | None] = {}  # one full sync gives every entry the same moment
+        for register_id, entry in self._local.items():
+            row = index.get(register_id)
+            if row is None or row["peerCount"]:
+                self._changed()  # a row that needs aggregating again
+                return
+            seen = moments.get(entry.refreshed_at)
+            if seen is None:
+                seen = moments[entry.refreshed_at] = format_seconds(entry.refreshed_at)
+            row["lastSeen"] = seen
+            row["verified"] = entry.verified
+        self._available_cache = (self._version, self._next_expiry(), orjson.dumps(rows))
+
+    def _rerender_if_served(self) -> None:
+        """After a write, render for the readers now (under the writer's lock) rather than on their time."""
+        if self._available_cache is not None:
+            self._render_available()
 
     def _aggregate(self, hidden_peers: frozenset[str]) -> list[dict[str, Any]]:
         remote_by_register: dict[str, list[Entry]] = {}
