@@ -28,6 +28,7 @@ from peers.api.schemas import REGISTER_ID_PATTERN, Version, describe_validation_
 from peers.identity import get_identity, next_sequence, peer_id_for, sign, signature_valid
 from peers.models import Peer
 from peers.store import AdvertisementInput, get_store
+from sorcha_site.metrics import record_gossip_exchange
 
 logger = logging.getLogger(__name__)
 
@@ -236,16 +237,20 @@ def exchange_with(peer: Peer, message: SignedMessage | None = None) -> bool:
         )
     except requests.RequestException as exc:
         _record_failure(peer, Peer.Result.UNREACHABLE, repr(exc), now)
+        record_gossip_exchange("unreachable")
         return False
     if response.status_code != 200:
         _record_failure(peer, Peer.Result.REJECTED, f"HTTP {response.status_code}: {response.text[:300]}", now)
+        record_gossip_exchange("rejected")
         return False
     try:
         accept_message(response.content, response.headers.get(SIGNATURE_HEADER, ""), expected_peer_id=peer.peer_id)
     except GossipRejected as exc:
         _record_failure(peer, Peer.Result.REJECTED, f"reply refused ({exc.status}): {exc.detail}", now)
+        record_gossip_exchange("reply_refused")
         return False
     Peer.objects.filter(pk=peer.pk).update(last_exchange_at=now, last_exchange_result=Peer.Result.OK)
+    record_gossip_exchange("ok")
     return True
 
 

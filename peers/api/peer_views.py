@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from peers import gossip
 from peers.models import Peer
 from sorcha_site.api import error_response, json_response
+from sorcha_site.metrics import record_gossip_exchange
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,9 @@ class ExchangeView(APIView):
             gossip.accept_message(body, request.headers.get(gossip.SIGNATURE_HEADER, ""))
         except gossip.GossipRejected as exc:
             logger.warning("event=gossip_refused status=%d detail=%r", exc.status, exc.detail)
+            record_gossip_exchange(f"received_refused_{exc.status}")
             return error_response(exc.detail, status=exc.status)
+        record_gossip_exchange("received_ok")
         reply = gossip.build_message()
         response = HttpResponse(reply.body, content_type="application/json")
         response[gossip.SIGNATURE_HEADER] = reply.signature

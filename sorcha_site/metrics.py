@@ -1,0 +1,172 @@
+"""Prometheus metrics at /metrics.
+
+Gauges are read at scrape time from the shared state (the advertisement store, the
+database). Counters and the full-sync histogram are kept in Redis, because the events
+happen in several processes — web workers, Celery workers — while one of them is
+scraped; prometheus-client renders the exposition format.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.http import HttpResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+logger = logging.getLogger(__name__)
+
+FULL_SYNC_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_COUNTERS_TTL = 30 * 86_400
+
+_client: redis.Redis | None = None
+
+
+def _redis() -> redis.Redis:
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(
+            settings.REDIS_URL,
+            socket_timeout=settings.STORE_SOCKET_TIMEOUT,
+            socket_connect_timeout=settings.STORE_SOCKET_TIMEOUT,
+        )
+    return _client
+
+
+def _key() -> str:
+    return f"{settings.REDIS_KEY_PREFIX}:metrics"
+
+
+def increment(field: str, amount: float = 1) -> None:
+    """Count an event for every process of this node; a Redis outage loses the count, never the request."""
+    try:
+        pipe = _redis().pipeline(transaction=False)
+        pipe.hincrbyfloat(_key(), field, amount)
+        pipe.expire(_key(), _COUNTERS_TTL)
+        pipe.execute()
+    except redis.RedisError as exc:
+        logger.debug("event=metric_dropped field=%s error=%r", field, exc)
+
+
+def record_full_sync(reason: str, outcome: str, seconds: float) -> None:
+    increment(f"full_sync|{reason}|{outcome}")
+    bucket = next((str(bound) for bound in FULL_SYNC_BUCKETS if seconds <= bound), "+Inf")
+    increment(f"full_sync_bucket|{bucket}")
+    increment("full_sync_seconds_sum", seconds)
+
+
+def record_push_retry() -> None:
+    increment("push_retries")
+
+
+def record_gossip_exchange(outcome: str) -> None:
+    increment(f"gossip|{outcome}")
+
+
+class NodeCollector(Collector):
+    def collect(self) -> Iterator[Any]:
+        yield from self._store_metrics()
+        yield from self._event_metrics()
+        yield from self._database_metrics()
+
+    def _store_metrics(self) -> Iterator[Any]:
+        if not settings.SERVES_PEERS:
+            return
+        from peers.store import get_store
+
+        store = get_store()
+        advertisements = GaugeMetricFamily(
+            "sorcha_advertisements", "Advertisements in the pool", labels=["kind", "verified"]
+        )
+        counts = {("local", True): 0, ("local", False): 0, ("remote", True): 0, ("remote", False): 0}
+        for entry in store.local_advertisements():
+            counts[("local", entry.verified)] += 1
+        for entry in store.remote_advertisements():
+            counts[("remote", entry.verified)] += 1
+        for (kind, verified), value in counts.items():
+            advertisements.add_metric([kind, str(verified).lower()], value)
+        yield advertisements
+        status = store.status()
+        yield GaugeMetricFamily("sorcha_store_degraded", "1 while the store serves from memory", value=store.degraded)
+        yield GaugeMetricFamily(
+            "sorcha_store_journal_length", "Writes waiting for Redis to come back", value=status["journalLength"]
+        )
+
+    def _event_metrics(self) -> Iterator[Any]:
+        try:
+            raw = _redis().hgetall(_key())
+        except redis.RedisError as exc:
+            logger.warning("event=metrics_counters_unavailable error=%r", exc)
+            return
+        values = {field.decode(): float(value) for field, value in raw.items()}
+        outcomes = CounterMetricFamily(
+            "sorcha_full_syncs", "Full syncs by reason and outcome", labels=["reason", "outcome"]
+        )
+        gossip = CounterMetricFamily("sorcha_gossip_exchanges", "Gossip exchanges by outcome", labels=["outcome"])
+        for field, value in values.items():
+            kind, *labels = field.split("|")
+            if kind == "full_sync" and len(labels) == 2:
+                outcomes.add_metric(labels, value)
+            elif kind == "gossip" and len(labels) == 1:
+                gossip.add_metric(labels, value)
+        yield outcomes
+        yield gossip
+        yield CounterMetricFamily(
+            "sorcha_push_retries", "Retried pushes to the Peer Service", value=values.get("push_retries", 0)
+        )
+        cumulative, buckets = 0.0, []
+        for bound in (*[str(b) for b in FULL_SYNC_BUCKETS], "+Inf"):
+            cumulative += values.get(f"full_sync_bucket|{bound}", 0)
+            buckets.append((bound, cumulative))
+        yield HistogramMetricFamily(
+            "sorcha_full_sync_duration_seconds",
+            "Duration of full syncs",
+            buckets=buckets,
+            sum_value=values.get("full_sync_seconds_sum", 0),
+        )
+
+    def _database_metrics(self) -> Iterator[Any]:
+        if settings.SERVES_PEERS:
+            from peers.gossip import peer_status
+            from peers.models import Peer
+
+            peers = GaugeMetricFamily("sorcha_peers", "Known peers by status", labels=["status"])
+            totals = {"healthy": 0, "backing_off": 0, "banned": 0, "never": 0}
+            for peer in Peer.objects.all():
+                totals[peer_status(peer)] += 1
+            for status, value in totals.items():
+                peers.add_metric([status], value)
+            yield peers
+        if settings.SERVES_REGISTERS:
+            try:
+                from registers.models import AdvertisementSyncState
+            except ImportError:
+                return
+            state = AdvertisementSyncState.objects.filter(pk=1).first()
+            last = state.last_success_at.timestamp() if state is not None and state.last_success_at else 0
+            yield GaugeMetricFamily(
+                "sorcha_last_successful_full_sync_timestamp_seconds", "When the last full sync succeeded", value=last
+            )
+
+
+_registry = CollectorRegistry(auto_describe=False)
+_registry.register(NodeCollector())
+
+
+class MetricsView(APIView):
+    """Protected like the rest of the API, unless METRICS_PUBLIC lets a scraper in without a token."""
+
+    def get_permissions(self) -> list[Any]:
+        if settings.METRICS_PUBLIC:
+            return []
+        return super().get_permissions()
+
+    def get(self, request: Request) -> HttpResponse:
+        return HttpResponse(generate_latest(_registry), content_type=CONTENT_TYPE_LATEST)

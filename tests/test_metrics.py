@@ -1,0 +1,58 @@
+"""/metrics in Prometheus format: gauges from the pool, counters shared through Redis."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from rest_framework.test import APIClient
+
+from peers.store import AdvertisementInput, AdvertisementStore, now_micros
+from sorcha_site import metrics
+from tests.conftest import register_id
+
+pytestmark = pytest.mark.django_db
+
+
+def scrape(api: APIClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = api.get("/metrics")
+    assert response.status_code == 200
+    samples = {}
+    for family in text_string_to_metric_families(response.content.decode()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def test_metrics_need_credentials(peer_store: AdvertisementStore) -> None:
+    assert APIClient().get("/metrics").status_code == 401
+
+
+def test_metrics_count_advertisements_by_kind_and_verification(peer_store: AdvertisementStore, api: APIClient) -> None:
+    stamp = now_micros()
+    peer_store.apply_bulk(
+        [AdvertisementInput(register_id(), True, name="a", source_updated_at=stamp) for _ in range(2)]
+    )
+    peer_store.replace_remote("peer-a", [AdvertisementInput(register_id(), True, name="r")])
+
+    samples = scrape(api)
+
+    assert samples[("sorcha_advertisements", (("kind", "local"), ("verified", "true")))] == 2
+    assert samples[("sorcha_advertisements", (("kind", "remote"), ("verified", "true")))] == 1
+    assert samples[("sorcha_store_degraded", ())] == 0
+    assert samples[("sorcha_store_journal_length", ())] == 0
+
+
+def test_events_recorded_in_any_process_are_exposed(peer_store: AdvertisementStore, api: APIClient) -> None:
+    metrics.record_full_sync("periodic", "success", 0.3)
+    metrics.record_full_sync("periodic", "success", 0.02)
+    metrics.record_push_retry()
+    metrics.record_gossip_exchange("ok")
+
+    samples = scrape(api)
+
+    assert samples[("sorcha_full_syncs_total", (("outcome", "success"), ("reason", "periodic")))] == 2
+    assert samples[("sorcha_full_sync_duration_seconds_count", ())] == 2
+    assert samples[("sorcha_full_sync_duration_seconds_bucket", (("le", "0.05"),))] == 1
+    assert samples[("sorcha_full_sync_duration_seconds_sum", ())] == pytest.approx(0.32)
+    assert samples[("sorcha_push_retries_total", ())] == 1
+    assert samples[("sorcha_gossip_exchanges_total", (("outcome", "ok"),))] == 1
