@@ -8,7 +8,7 @@ PORT ?= 8000
 # Tools that import the settings run without a developer's .env, with development values.
 TOOL_ENV := SORCHA_ENV_FILE=/dev/null DEBUG=true
 
-.PHONY: run test lint install install-dev env migrate clean
+.PHONY: run test lint install install-dev env migrate clean demo bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,18 @@ run: install .env migrate
 	@echo "  API token  grep SORCHA_SERVICE_TOKEN .env   (send it as: Authorization: Bearer <token>)"
 	@echo ""
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/honcho start -f Procfile
+
+# Two nodes gossiping on this machine (needs the Redis on 127.0.0.1:6379), until Ctrl-C.
+demo: install
+	$(BIN)/python scripts/demo.py
+
+# Benchmarks against the spec's success criteria (not tests): tables on stdout, JSON and PNG in bench/results/.
+bench: install-dev
+	$(BIN)/pip install --quiet -r requirements-bench.txt
+	$(BIN)/python -m bench.bench_full_sync
+	$(BIN)/python -m bench.bench_restart
+	$(BIN)/python -m bench.bench_latency
+	$(BIN)/python -m bench.bench_propagation
 
 test: install-dev
 	$(BIN)/pytest

@@ -6,6 +6,7 @@ own Redis key prefix and its own identity, so several nodes run side by side on 
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -28,6 +29,7 @@ BIN = Path(sys.executable).parent
 
 _template_lock = threading.Lock()
 _template: Path | None = None
+_broker_databases = itertools.cycle(range(2, 16))  # each node's Celery gets its own broker database
 
 
 def base_environment(database: Path, redis: RedisServer, prefix: str) -> dict[str, str]:
@@ -129,6 +131,7 @@ class Node:
         self.env = base_environment(self.database, redis, self.prefix)
         self.env.update(
             {
+                "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis.port}/{next(_broker_databases)}",
                 "NODE_NAME": name,
                 "PEER_PUBLIC_URL": self.url,
                 "PEER_SERVICE_URL": self.url,
@@ -166,6 +169,43 @@ class Node:
         )
         process.start()
         wait_until(self.healthy, timeout=30, message=f"{self.name} web never became healthy\n{process.tail()}")
+
+    def start_worker(self, *extra: str, name: str = "worker") -> Process:
+        process = self.processes.get(name) or self.add_process(
+            name,
+            [
+                str(BIN / "celery"),
+                "-A",
+                "sorcha_site",
+                "worker",
+                "-l",
+                "info",
+                "--concurrency",
+                "2",
+                "-n",
+                f"{self.name}-{name}-{os.urandom(3).hex()}@%h",
+                *extra,
+            ],
+        )
+        process.start()
+        return process
+
+    def start_beat(self) -> Process:
+        process = self.processes.get("beat") or self.add_process(
+            "beat",
+            [
+                str(BIN / "celery"),
+                "-A",
+                "sorcha_site",
+                "beat",
+                "-l",
+                "info",
+                "--schedule",
+                str(self.directory / "celerybeat-schedule"),
+            ],
+        )
+        process.start()
+        return process
 
     def healthy(self) -> bool:
         try:
