@@ -44,3 +44,6 @@ class RegisterAdmin(admin.ModelAdmin):
     def stop_advertising_selected(self, request: HttpRequest, queryset: QuerySet[Register]) -> None:
         changed = services.set_advertise(queryset, advertise=False)
         self.message_user(request, f"{changed} register(s) no longer advertised.", messages.SUCCESS)
+
+
+from registers import sync_state_admin  # noqa: E402,F401 - registers the read-only sync state page

@@ -6,3 +6,8 @@ from django.apps import AppConfig
 class RegistersConfig(AppConfig):
     name = "registers"
     verbose_name = "Register Service"
+
+    def ready(self) -> None:
+        from registers import signals
+
+        signals.connect()

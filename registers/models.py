@@ -56,3 +56,6 @@ class Register(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.id})"
+
+
+from registers.sync_state import AdvertisementSyncState  # noqa: E402,F401

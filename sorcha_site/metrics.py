@@ -15,6 +15,8 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
@@ -70,6 +72,10 @@ def record_gossip_exchange(outcome: str) -> None:
     increment(f"gossip|{outcome}")
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class NodeCollector(Collector):
     def collect(self) -> Iterator[Any]:
         yield from self._store_metrics()
@@ -105,7 +111,7 @@ class NodeCollector(Collector):
         except redis.RedisError as exc:
             logger.warning("event=metrics_counters_unavailable error=%r", exc)
             return
-        values = {field.decode(): float(value) for field, value in raw.items()}
+        values = {_text(field): float(value) for field, value in raw.items()}
         outcomes = CounterMetricFamily(
             "sorcha_full_syncs", "Full syncs by reason and outcome", labels=["reason", "outcome"]
         )
@@ -166,7 +172,8 @@ class MetricsView(APIView):
     def get_permissions(self) -> list[Any]:
         if settings.METRICS_PUBLIC:
             return []
-        return super().get_permissions()
+        return list(super().get_permissions())
 
+    @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR}, summary="Prometheus metrics of this node")
     def get(self, request: Request) -> HttpResponse:
         return HttpResponse(generate_latest(_registry), content_type=CONTENT_TYPE_LATEST)

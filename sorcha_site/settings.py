@@ -13,6 +13,9 @@ from urllib.parse import urlparse
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
+
+from tasks.schedule import beat_schedule
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -233,6 +236,10 @@ SPECTACULAR_SETTINGS = {
     "OAS_VERSION": "3.1.0",
 }
 
+# --- metrics -----------------------------------------------------------------------------------------
+# /metrics needs the API's credentials unless this is on (a scraper on a trusted network).
+METRICS_PUBLIC = _read("METRICS_PUBLIC", bool, False)
+
 # --- logging ----------------------------------------------------------------------------------------
 LOG_LEVEL = str(_read("LOG_LEVEL", str, "INFO")).upper()
 LOGGING = {
@@ -243,3 +250,76 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django": {"handlers": ["console"], "level": "INFO", "propagate": False}},
 }
+
+# --- Celery: workers push advertisements, beat schedules reconciliation -----------------------------
+# Where tasks are queued (its own Redis database, apart from the advertisement store's).
+CELERY_BROKER_URL = _url("CELERY_BROKER_URL", "redis://127.0.0.1:6379/1", ("redis", "rediss", "unix"))
+# Publishing while the broker is down must fail within seconds (a register save logs the push as deferred).
+CELERY_BROKER_CONNECTION_TIMEOUT = 2.0
+# Workers started before the broker wait for it instead of exiting.
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Redelivery of an unacknowledged task after a worker died; longer than any task plus its retry delay.
+    "visibility_timeout": 3600,
+    # A connection to an unreachable broker is given up after this long...
+    "socket_connect_timeout": 2.0,
+    # ...and a broker that stops answering mid-command after this long.
+    "socket_timeout": 5.0,
+    # Publishing reconnects once, at once, before it gives up (kombu would otherwise sleep 2 s first).
+    "max_retries": 1,
+    "interval_start": 0,
+    # (Kombu's pacing between further reconnects, were max_retries raised.)
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+# A retried publish (e.g. of a task's own retry) tries briefly, then fails loudly.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+# JSON only: no pickle, so a message on the broker can never execute code.
+CELERY_TASK_SERIALIZER = "json"
+# (Results are not stored, but if one ever is, it is JSON too.)
+CELERY_RESULT_SERIALIZER = "json"
+# Workers refuse any message that is not JSON.
+CELERY_ACCEPT_CONTENT = ["json"]
+# No result backend: tasks record their outcome themselves (AdvertisementSyncState, logs).
+CELERY_RESULT_BACKEND = None
+# Nothing waits on a task's return value.
+CELERY_TASK_IGNORE_RESULT = True
+# Beat and ETAs (retry times) in the project's zone, UTC.
+CELERY_TIMEZONE = TIME_ZONE
+# Message timestamps in UTC.
+CELERY_ENABLE_UTC = True
+# A task is acknowledged after it ran, so a worker killed mid-task leaves it queued (every task is idempotent).
+CELERY_TASK_ACKS_LATE = True
+# ...but a task whose worker process crashed is not requeued, so a task that crashes a worker cannot loop.
+CELERY_TASK_REJECT_ON_WORKER_LOST = False
+# On a lost broker connection, running late-ack tasks are cancelled; they are redelivered and redone.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# One task reserved at a time per process: a long full sync does not hold pushes hostage.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A task is told to stop after 5 minutes (a push is one request bounded by the Peer timeouts; a full sync a few).
+CELERY_TASK_SOFT_TIME_LIMIT = 300
+# ...and its process is killed a minute later if it did not.
+CELERY_TASK_TIME_LIMIT = 360
+# Keep the node's key=value log format in workers and beat (Django's LOGGING owns the root logger).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Queues carry the key prefix, so nodes sharing one Redis (demo, tests) never run each other's tasks.
+CELERY_TASK_DEFAULT_QUEUE = f"{REDIS_KEY_PREFIX}.default"
+# Register Service tasks (`registers.*`) and Peer Service tasks (`peers.*`) each have their own queue.
+CELERY_TASK_ROUTES = {
+    "registers.*": {"queue": f"{REDIS_KEY_PREFIX}.registers"},
+    "peers.*": {"queue": f"{REDIS_KEY_PREFIX}.peers"},
+}
+# A worker consumes the queues of the services this process is (SORCHA_SERVICE).
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name), routing_key=name)
+    for name, wanted in (
+        (CELERY_TASK_DEFAULT_QUEUE, True),
+        (f"{REDIS_KEY_PREFIX}.registers", SERVES_REGISTERS),
+        (f"{REDIS_KEY_PREFIX}.peers", SERVES_PEERS),
+    )
+    if wanted
+]
+# Periodic tasks: the reconciliation full sync every RECONCILE_INTERVAL (tasks/schedule.py).
+CELERY_BEAT_SCHEDULE = beat_schedule(serves_registers=SERVES_REGISTERS, reconcile_interval=RECONCILE_INTERVAL)
+# Beat's state file, under var/ with the other runtime files.
+CELERY_BEAT_SCHEDULE_FILENAME = str(_var_dir / "celerybeat-schedule")

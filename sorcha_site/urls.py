@@ -7,11 +7,12 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from sorcha_site import health, schema  # noqa: F401 - schema registers the bearer scheme with the docs
+from sorcha_site import health, metrics, schema  # noqa: F401 - schema registers the bearer scheme with the docs
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.MetricsView.as_view(), name="metrics"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
@@ -21,4 +22,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
 if settings.SERVES_PEERS:
     urlpatterns.append(path("api/", include("peers.api.urls")))
 if settings.SERVES_REGISTERS:
+    urlpatterns.append(path("api/", include("registers.api.resync_urls")))
+    urlpatterns.append(path("api/", include("registers.api.sync_urls")))
     urlpatterns.append(path("api/", include("registers.api.urls")))

@@ -1,0 +1,242 @@
+"""Telling the Peer Service which registers are public: one register (a push) or all of them (a full sync).
+
+Both read the database at the moment they run, so a delayed or repeated call sends the
+current truth, never an old one; `sourceUpdatedAt` (the register's `updated_at`) lets the
+Peer Service order whatever arrives (ARCHITECTURE §4).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple, TypeVar
+
+import orjson
+from django.conf import settings
+from django.utils import timezone
+
+from registers import sync_state
+from registers.models import Register
+from registers.peer_client import PeerServiceClient, PeerServiceError, PeerServiceUnavailable
+from registers.sync_lock import exclusive_full_sync
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# The fields a Peer Service advertises; a change to one of them while public is worth a push.
+ADVERTISED_FIELDS = ("name", "description", "is_full_replica", "latest_version", "latest_docket_version")
+PEER_COUNTS = ("processed", "added", "updated", "removed", "unchanged", "held", "stale")
+# Room kept in a bulk request for the envelope around the advertisements.
+_ENVELOPE_BYTES = 1_024
+
+
+def moment(value: datetime) -> str:
+    """ISO-8601 with microseconds and the zone, as the Peer Service expects (no digits dropped at .000000)."""
+    return value.isoformat(timespec="microseconds")
+
+
+def advertisement(
+    name: str,
+    description: str,
+    is_full_replica: bool,
+    latest_version: int,
+    latest_docket_version: int,
+    updated_at: datetime,
+) -> dict[str, Any]:
+    return {
+        "isPublic": True,
+        "name": name,
+        "description": description,
+        "isFullReplica": is_full_replica,
+        "latestVersion": latest_version,
+        "latestDocketVersion": latest_docket_version,
+        "sourceUpdatedAt": moment(updated_at),
+    }
+
+
+# ------------------------------------------------------------------------------------------ push
+def push_register(register_id: str, deleted_at: datetime | None = None, client: PeerServiceClient | None = None) -> str:
+    """Send one register's current state; returns the Peer Service's outcome (added, updated, ...).
+
+    Public → its advertisement; private → a removal stamped with its `updated_at`; gone → a
+    removal stamped with its deletion time, which leaves a tombstone so no older push brings it back.
+    """
+    client = client or PeerServiceClient.from_settings()
+    row = Register.objects.filter(pk=register_id).values_list("advertise", *ADVERTISED_FIELDS, "updated_at").first()
+    if row is None:
+        body: dict[str, Any] = {"isPublic": False, "sourceUpdatedAt": moment(deleted_at or timezone.now())}
+    elif not row[0]:
+        body = {"isPublic": False, "sourceUpdatedAt": moment(row[-1])}
+    else:
+        body = advertisement(*row[1:])
+    answer = client.advertise(register_id, body)
+    outcome = str(answer.get("outcome", ""))
+    logger.log(
+        logging.DEBUG if outcome == "unchanged" else logging.INFO,
+        "event=register_pushed register_id=%s is_public=%s outcome=%s",
+        register_id,
+        str(body["isPublic"]).lower(),
+        outcome,
+    )
+    return outcome
+
+
+# ------------------------------------------------------------------------------------- full sync
+class PlannedAdvertisement(NamedTuple):
+    register_id: str
+    name: str
+    encoded: bytes
+
+
+@dataclass
+class FullSyncResult:
+    snapshot_at: datetime
+    registers_pushed: int = 0
+    requests: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PEER_COUNTS, 0))
+
+    @property
+    def changed(self) -> bool:
+        return any(self.counts[name] for name in ("added", "updated", "removed", "held"))
+
+    def summary(self) -> str:
+        counts = " ".join(f"{name}={self.counts[name]}" for name in PEER_COUNTS if name != "processed")
+        return f"registers={self.registers_pushed} requests={self.requests} {counts}"
+
+
+def public_advertisements(page_size: int | None = None) -> Iterator[PlannedAdvertisement]:
+    """Every public register, encoded, read page by page in primary-key order.
+
+    Each page is one short query over `values_list` (no model instances): no cursor, and on
+    SQLite no read lock, is held open while the Peer Service answers a request.
+    """
+    page_size = page_size or settings.SORCHA_BULK_MAX_ITEMS
+    public = Register.objects.filter(advertise=True).order_by("pk")
+    last_id = ""
+    while True:
+        rows = list(public.filter(pk__gt=last_id).values_list("id", *ADVERTISED_FIELDS, "updated_at")[:page_size])
+        for register_id, *fields in rows:
+            item = {"registerId": register_id, **advertisement(*fields)}
+            yield PlannedAdvertisement(register_id, fields[0], orjson.dumps(item))
+        if len(rows) < page_size:
+            return
+        last_id = rows[-1][0]
+
+
+def chunked(
+    advertisements: Iterable[PlannedAdvertisement], max_items: int, max_bytes: int
+) -> Iterator[list[PlannedAdvertisement]]:
+    """Requests of at most `max_items` items and `max_bytes` of items; always at least one (maybe empty)."""
+    chunk: list[PlannedAdvertisement] = []
+    size = 0
+    for planned in advertisements:
+        if chunk and (len(chunk) >= max_items or size + len(planned.encoded) + 1 > max_bytes):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(planned)
+        size += len(planned.encoded) + 1
+    yield chunk
+
+
+def full_sync_plan() -> Iterator[list[PlannedAdvertisement]]:
+    """The requests of a full sync, sized to the Peer Service's limits on items and body bytes."""
+    return chunked(
+        public_advertisements(),
+        max_items=settings.SORCHA_BULK_MAX_ITEMS,
+        max_bytes=settings.SORCHA_MAX_BODY_BYTES - _ENVELOPE_BYTES,
+    )
+
+
+def bulk_body(chunk: list[PlannedAdvertisement], full_sync: bool, snapshot_at: str) -> bytes:
+    """The bulk-advertise body, assembled from items encoded once."""
+    items = b",".join(planned.encoded for planned in chunk)
+    flag = b"true" if full_sync else b"false"
+    stamp = orjson.dumps(snapshot_at)
+    return b'{"advertisements":[' + items + b'],"fullSync":' + flag + b',"snapshotAt":' + stamp + b"}"
+
+
+def with_last(items: Iterable[T]) -> Iterator[tuple[T, bool]]:
+    """Each item with whether it is the last one (looks one item ahead)."""
+    iterator = iter(items)
+    try:
+        current = next(iterator)
+    except StopIteration:
+        return
+    for following in iterator:
+        yield current, False
+        current = following
+    yield current, True
+
+
+def full_sync(
+    reason: str,
+    *,
+    will_retry: bool = False,
+    wait_for_running: float = 0.0,
+    heartbeat: Callable[[], None] | None = None,
+    client: PeerServiceClient | None = None,
+) -> FullSyncResult:
+    """Push the complete set of public registers with `fullSync` (mark-and-sweep on the Peer side).
+
+    `will_retry`: the caller retries when the Peer Service is unavailable (recorded as `retrying`).
+    `wait_for_running`: seconds to wait for another full sync of this node before FullSyncBusy.
+    `heartbeat`: called before each request (a caller's lease renewal).
+    """
+    client = client or PeerServiceClient.from_settings()
+    with exclusive_full_sync(wait=wait_for_running) as renew_lease:
+        # The snapshot is taken after the lease (so it is newer than any sync before ours) and before
+        # the database is read: a register changed after it is pushed singly and survives the sweep.
+        snapshot_at = timezone.now()
+        sync_state.record_attempt(reason)
+        logger.log(
+            _start_level(reason), "event=full_sync_started reason=%s snapshot_at=%s", reason, moment(snapshot_at)
+        )
+
+        def beat() -> None:
+            renew_lease()
+            if heartbeat is not None:
+                heartbeat()
+
+        try:
+            result = _send_full_set(client, snapshot_at, beat)
+        except Exception as exc:
+            retrying = will_retry and isinstance(exc, PeerServiceUnavailable)
+            sync_state.record_failure(exc, will_retry=retrying)
+            if isinstance(exc, PeerServiceError):
+                logger.log(
+                    logging.WARNING if retrying else logging.ERROR,
+                    "event=full_sync_failed reason=%s will_retry=%s error=%r",
+                    reason,
+                    str(retrying).lower(),
+                    str(exc),
+                )
+            raise
+    sync_state.record_success(result.registers_pushed, result.counts)
+    logger.log(
+        logging.INFO if result.changed or reason != "periodic" else logging.DEBUG,
+        "event=full_sync_succeeded reason=%s %s",
+        reason,
+        result.summary(),
+    )
+    return result
+
+
+def _start_level(reason: str) -> int:
+    # Startup and manual syncs are events an operator looks for; the periodic one is routine.
+    return logging.DEBUG if reason == "periodic" else logging.INFO
+
+
+def _send_full_set(client: PeerServiceClient, snapshot_at: datetime, beat: Callable[[], None]) -> FullSyncResult:
+    result = FullSyncResult(snapshot_at)
+    stamp = moment(snapshot_at)
+    for chunk, last in with_last(full_sync_plan()):
+        beat()
+        answer = client.bulk_advertise(bulk_body(chunk, full_sync=last, snapshot_at=stamp))
+        result.requests += 1
+        result.registers_pushed += len(chunk)
+        for name in PEER_COUNTS:
+            result.counts[name] += int(answer.get(name, 0))
+    return result

@@ -1,0 +1,58 @@
+"""`POST /api/registers/resync`: an operator asks for a full sync now (the admin's *Resync now*)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.http import HttpResponse
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from registers import enqueue
+from sorcha_site.api import error_response, json_response
+from sorcha_site.auth import ServiceUser
+
+logger = logging.getLogger(__name__)
+
+MANUAL_REASON = "manual"
+
+
+class IsStaffOrService(BasePermission):
+    """The service token's holder, or a staff user (the admin page, with its session and CSRF token)."""
+
+    message = "Resync needs the service token or a staff user."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        user = request.user
+        return isinstance(user, ServiceUser) or bool(user and user.is_authenticated and user.is_staff)
+
+
+class ResyncView(APIView):
+    permission_classes = [IsStaffOrService]
+
+    @extend_schema(
+        request=None,
+        responses={
+            202: OpenApiResponse(description="full sync queued: `{taskId, queuedAt}`"),
+            403: OpenApiResponse(description="neither the service token nor a staff user"),
+            503: OpenApiResponse(description="the Celery broker is unreachable; nothing was queued"),
+        },
+        summary="Queue a full sync of the advertised registers to the Peer Service now",
+    )
+    def post(self, request: Request) -> HttpResponse:
+        # Taken before sending: a worker may start the sync (and stamp its attempt) before send_task returns.
+        queued_at = timezone.now()
+        try:
+            task_id = enqueue.enqueue_full_sync(MANUAL_REASON)
+        except enqueue.BROKER_ERRORS as exc:
+            logger.error("event=resync_not_queued reason=%s user=%s error=%r", MANUAL_REASON, request.user, str(exc))
+            return error_response(
+                "The task queue (Celery broker) is unreachable, so no full sync was queued. "
+                "The periodic reconciliation runs once it is back; try again later.",
+                status=503,
+            )
+        # queuedAt lets a caller tell this sync's outcome in the sync state from an earlier one's.
+        return json_response({"taskId": task_id, "queuedAt": queued_at.isoformat()}, status=202)

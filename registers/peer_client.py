@@ -1,0 +1,128 @@
+"""The Register Service's client of the Peer Service: the only way `registers` talks to `peers`.
+
+The two services are deployed separately, so this is plain HTTP with the service token.
+Failures come in two kinds, because callers treat them differently:
+
+- `PeerServiceUnavailable` — connection refused, timeout, 5xx (or 429): try again later;
+- `PeerServiceRejected` — any other 4xx: our request is wrong, retrying will not help.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import orjson
+import requests
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+# 429 means "later", not "never": it is retried like a 5xx.
+_RETRYABLE_STATUSES = frozenset({429})
+_BODY_LOG_LIMIT = 2_000
+
+
+class PeerServiceError(Exception):
+    """A request to the Peer Service did not succeed."""
+
+
+class PeerServiceUnavailable(PeerServiceError):
+    """The Peer Service could not answer now (connection error, timeout, 5xx): retryable."""
+
+
+class PeerServiceRejected(PeerServiceError):
+    """The Peer Service refused the request (4xx): permanent, not retried."""
+
+    def __init__(self, method: str, path: str, status: int, body: str) -> None:
+        self.status = status
+        self.body = body
+        super().__init__(f"{method} {path} was refused with HTTP {status}: {body[:300]}")
+
+
+_session_lock = threading.Lock()
+_session: requests.Session | None = None
+
+
+def _shared_session() -> requests.Session:
+    """One connection pool per process (created lazily, so after a Celery worker forks)."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = requests.Session()
+        return _session
+
+
+class PeerServiceClient:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        connect_timeout: float,
+        read_timeout: float,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = (connect_timeout, read_timeout)
+        self.session = session or _shared_session()
+        self.headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+
+    @classmethod
+    def from_settings(cls) -> PeerServiceClient:
+        return cls(
+            settings.PEER_SERVICE_URL,
+            settings.SORCHA_SERVICE_TOKEN,
+            settings.PEER_SERVICE_CONNECT_TIMEOUT,
+            settings.PEER_SERVICE_READ_TIMEOUT,
+        )
+
+    def advertise(self, register_id: str, advertisement: dict[str, Any]) -> dict[str, Any]:
+        """POST one register's state; `isPublic: false` removes its advertisement."""
+        return self._json(self._request("POST", f"/api/registers/{register_id}/advertise", orjson.dumps(advertisement)))
+
+    def bulk_advertise(self, body: bytes) -> dict[str, Any]:
+        """POST an already encoded bulk-advertise body; returns the Peer Service's counts."""
+        return self._json(self._request("POST", "/api/registers/bulk-advertise", body))
+
+    def _request(self, method: str, path: str, body: bytes | None = None) -> requests.Response:
+        url = f"{self.base_url}{path}"
+        try:
+            response = self.session.request(method, url, data=body, headers=self.headers, timeout=self.timeout)
+        except requests.Timeout as exc:
+            raise PeerServiceUnavailable(f"{method} {url} timed out ({_cause(exc)})") from exc
+        except requests.ConnectionError as exc:
+            raise PeerServiceUnavailable(f"{method} {url} could not connect ({_cause(exc)})") from exc
+        if response.status_code >= 500 or response.status_code in _RETRYABLE_STATUSES:
+            raise PeerServiceUnavailable(f"{method} {url} answered HTTP {response.status_code}")
+        if response.status_code >= 400:
+            text = response.text[:_BODY_LOG_LIMIT]
+            logger.error(
+                "event=peer_request_rejected method=%s path=%s status=%d body=%r",
+                method,
+                path,
+                response.status_code,
+                text,
+            )
+            raise PeerServiceRejected(method, path, response.status_code, text)
+        return response
+
+    @staticmethod
+    def _json(response: requests.Response) -> dict[str, Any]:
+        try:
+            payload = orjson.loads(response.content) if response.content else {}
+        except orjson.JSONDecodeError as exc:
+            # A 2xx that is not our API's JSON: a proxy or the wrong URL; retrying may reach the right thing.
+            raise PeerServiceUnavailable(f"{response.url} answered HTTP {response.status_code} with non-JSON") from exc
+        return payload if isinstance(payload, dict) else {}
+
+
+def _cause(exc: requests.RequestException) -> str:
+    """The useful end of requests' nested message: `[Errno 111] Connection refused`, `read timeout=60`."""
+    inner = exc.args[0] if exc.args else exc
+    text = str(getattr(inner, "reason", inner))
+    return text.rpartition("): ")[2] or text

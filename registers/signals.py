@@ -1,0 +1,77 @@
+"""Push on change: every change that concerns a register's advertisement queues a push after commit.
+
+Whatever path changes a register — API, admin form, admin actions, delete selected — goes
+through `save()` or `delete()`, so these receivers see it. `QuerySet.update()` bypasses them;
+the periodic full sync repairs what such a path changed.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save, pre_save
+from django.utils import timezone
+
+from registers.advertising import ADVERTISED_FIELDS
+from registers.enqueue import enqueue_push
+from registers.models import Register
+
+# The flag first, then what a Peer Service shows about a public register.
+STATE_FIELDS = ("advertise", *ADVERTISED_FIELDS)
+_BEFORE = "_advertisement_state_before_save"
+
+AdvertisementState = tuple[Any, ...]
+
+
+def concerns_advertisement(before: AdvertisementState | None, after: AdvertisementState) -> bool:
+    """Created public, the flag flipped, or an advertised field changed while public."""
+    advertise = after[0]
+    if before is None:
+        return bool(advertise)
+    return before[0] != advertise or (bool(advertise) and before != after)
+
+
+def remember_state_before_save(sender: type[Register], instance: Register, raw: bool, **kwargs: Any) -> None:
+    if raw:  # loading fixtures: not a change made on this node
+        return
+    before = Register.objects.filter(pk=instance.pk).values_list(*STATE_FIELDS).first()
+    setattr(instance, _BEFORE, before)
+
+
+def push_after_save(
+    sender: type[Register],
+    instance: Register,
+    created: bool,
+    raw: bool,
+    update_fields: frozenset[str] | None,
+    **kwargs: Any,
+) -> None:
+    if raw:
+        return
+    before: AdvertisementState | None = instance.__dict__.pop(_BEFORE, None)
+    if created:
+        before = None
+    if before is None or update_fields is None:
+        after = tuple(getattr(instance, name) for name in STATE_FIELDS)
+    else:
+        # Only these fields were written; the others keep what the database held.
+        after = tuple(
+            getattr(instance, name) if name in update_fields else value
+            for name, value in zip(STATE_FIELDS, before, strict=True)
+        )
+    if concerns_advertisement(before, after):
+        transaction.on_commit(partial(enqueue_push, instance.pk), robust=True)
+
+
+def push_after_delete(sender: type[Register], instance: Register, **kwargs: Any) -> None:
+    if instance.advertise:
+        # The removal carries the deletion time, so an older push still in flight cannot bring it back.
+        transaction.on_commit(partial(enqueue_push, instance.pk, timezone.now()), robust=True)
+
+
+def connect() -> None:
+    pre_save.connect(remember_state_before_save, sender=Register, dispatch_uid="registers.remember_state")
+    post_save.connect(push_after_save, sender=Register, dispatch_uid="registers.push_after_save")
+    post_delete.connect(push_after_delete, sender=Register, dispatch_uid="registers.push_after_delete")

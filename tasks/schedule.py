@@ -1,0 +1,24 @@
+"""The beat schedule of a node (run exactly one beat process per node).
+
+Every entry carries `expires`: a run that no worker has started within one period is
+dropped instead of piling up while the workers are down; the next run does the same work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from registers import task_names
+
+
+def beat_schedule(*, serves_registers: bool, reconcile_interval: float) -> dict[str, dict[str, Any]]:
+    schedule: dict[str, dict[str, Any]] = {}
+    if serves_registers:
+        # Level-triggered repair: whatever drifted since the last full sync, this one fixes (FR-006).
+        schedule["reconcile-advertisements"] = {
+            "task": task_names.FULL_SYNC,
+            "schedule": reconcile_interval,
+            "kwargs": {"reason": "periodic"},
+            "options": {"expires": reconcile_interval},
+        }
+    return schedule

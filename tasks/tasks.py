@@ -1,0 +1,100 @@
+"""Celery tasks of the Register Service: thin wrappers that retry and call `registers.advertising`.
+
+Retries are declarative: a Peer Service that is down, slow or answering 5xx is retried with
+capped, jittered exponential backoff; a 4xx is permanent and not retried (the client logged
+the Peer Service's answer).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from billiard.einfo import ExceptionInfo
+from celery import Task, shared_task
+from celery.signals import task_retry
+from django.conf import settings
+from django.utils import timezone
+
+from registers import advertising, sync_state, task_names
+from registers.peer_client import PeerServiceRejected, PeerServiceUnavailable
+from registers.sync_lock import FullSyncBusy, backoff_cap_seconds
+from tasks import startup
+
+logger = logging.getLogger(__name__)
+
+# Read once, when the worker loads its tasks: RESYNC_BACKOFF_MAX in whole seconds (Celery's unit).
+BACKOFF_CAP = backoff_cap_seconds()
+
+
+@shared_task(
+    name=task_names.PUSH_REGISTER,
+    autoretry_for=(PeerServiceUnavailable,),
+    retry_backoff=True,
+    retry_backoff_max=BACKOFF_CAP,
+    retry_jitter=True,
+    # Bounded by time, not by count: after one ADVERTISEMENT_TTL the periodic full sync owns the change.
+    max_retries=None,
+    throws=(PeerServiceRejected,),
+)
+def push_register(register_id: str, requested_at: float, deleted_at: str | None = None) -> str | None:
+    waited = time.time() - requested_at
+    if waited > settings.ADVERTISEMENT_TTL:
+        logger.warning(
+            "event=push_abandoned register_id=%s waited_s=%.1f (the periodic full sync carries the change)",
+            register_id,
+            waited,
+        )
+        return None
+    return advertising.push_register(
+        register_id, deleted_at=datetime.fromisoformat(deleted_at) if deleted_at is not None else None
+    )
+
+
+class FullSyncTask(Task):
+    """Releases the startup claim when the sync ends, successfully or for good."""
+
+    def on_success(self, retval: Any, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        startup.release_claim(kwargs.get("startup_claim"))
+
+    def on_failure(
+        self, exc: Exception, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], einfo: ExceptionInfo
+    ) -> None:
+        startup.release_claim(kwargs.get("startup_claim"))
+
+
+@shared_task(
+    base=FullSyncTask,
+    name=task_names.FULL_SYNC,
+    autoretry_for=(PeerServiceUnavailable, FullSyncBusy),
+    retry_backoff=True,
+    retry_backoff_max=BACKOFF_CAP,
+    retry_jitter=True,
+    max_retries=None,  # until it succeeds; a periodic run's retries end with its `expires`
+    throws=(PeerServiceRejected,),
+)
+def full_sync(reason: str = "periodic", startup_claim: str | None = None) -> dict[str, int] | None:
+    startup.renew_claim(startup_claim)
+    try:
+        result = advertising.full_sync(reason, will_retry=True, heartbeat=partial(startup.renew_claim, startup_claim))
+    except FullSyncBusy:
+        if reason == "periodic":
+            logger.info("event=full_sync_skipped reason=periodic cause=another_full_sync_running")
+            return None
+        raise  # a startup or manual sync runs after the one in progress
+    return result.counts
+
+
+@task_retry.connect
+def note_full_sync_retry(sender: Task | None = None, request: Any = None, reason: Any = None, **_: Any) -> None:
+    """Record when a failed full sync tries again, and keep its startup claim for that long."""
+    if sender is None or sender.name != task_names.FULL_SYNC:
+        return
+    when = getattr(reason, "when", None)  # the Retry's countdown in seconds, or its eta
+    if isinstance(getattr(reason, "exc", None), PeerServiceUnavailable) and when is not None:
+        at = when if isinstance(when, datetime) else timezone.now() + timedelta(seconds=float(when))
+        sync_state.record_next_retry(at)
+    startup.renew_claim((request.kwargs or {}).get("startup_claim") if request is not None else None)

@@ -1,0 +1,85 @@
+"""Fixtures of the orchestration tests: a live Peer Service, a Celery worker, real node processes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from celery.signals import after_task_publish
+
+from peers.store import AdvertisementStore
+from registers import enqueue, task_names
+from sorcha_site.celery import app as celery_app
+from tests.orchestration.peer_server import LatePeerService
+from tests.orchestration.processes import NodeProcess
+
+
+@pytest.fixture(autouse=True)
+def broker_breaker_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with the broker considered reachable (the breaker is per process)."""
+    monkeypatch.setattr(enqueue, "_broker_down_until", 0.0)
+
+
+@pytest.fixture
+def peer_service(live_server: Any, settings: Any, peer_store: AdvertisementStore) -> AdvertisementStore:
+    """The Peer Service over real HTTP (the live server) with a store of this test's own."""
+    settings.PEER_SERVICE_URL = live_server.url
+    return peer_store
+
+
+@pytest.fixture
+def late_peer_service(settings: Any, peer_store: AdvertisementStore) -> Iterator[LatePeerService]:
+    """A Peer Service URL with nothing behind it until the test calls `start()`."""
+    service = LatePeerService()
+    settings.PEER_SERVICE_URL = service.url
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def worker(transactional_db: None) -> Iterator[object]:
+    """A Celery worker in a thread of this process, consuming the node's real queues on the test Redis.
+
+    Like every embedded worker it does not send `worker_ready`; the startup tests use real processes.
+    """
+    celery_app.control.purge()  # pushes left on the broker by earlier tests
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING") as embedded:
+        yield embedded
+
+
+@pytest.fixture
+def published_tasks() -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """(task name, kwargs) of every task this process hands to the broker."""
+    published: list[tuple[str, dict[str, Any]]] = []
+
+    def record(sender: str | None = None, body: Any = None, **_: Any) -> None:
+        _, kwargs, _ = body
+        published.append((str(sender), dict(kwargs)))
+
+    after_task_publish.connect(record, weak=False)
+    yield published
+    after_task_publish.disconnect(record)
+
+
+@pytest.fixture
+def published_pushes(published_tasks: list[tuple[str, dict[str, Any]]]) -> Callable[[], list[dict[str, Any]]]:
+    """The kwargs of the push tasks published so far."""
+    return lambda: [kwargs for name, kwargs in published_tasks if name == task_names.PUSH_REGISTER]
+
+
+@pytest.fixture
+def node_processes(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
+    """Start real processes; all are stopped at teardown, whatever the test did."""
+    started: list[NodeProcess] = []
+
+    def start(name: str, command: list[str], env: dict[str, str]) -> NodeProcess:
+        process = NodeProcess(name, command, env, tmp_path)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
