@@ -320,6 +320,11 @@ CELERY_TASK_QUEUES = [
     if wanted
 ]
 # Periodic tasks: the reconciliation full sync every RECONCILE_INTERVAL (tasks/schedule.py).
-CELERY_BEAT_SCHEDULE = beat_schedule(serves_registers=SERVES_REGISTERS, reconcile_interval=RECONCILE_INTERVAL)
+CELERY_BEAT_SCHEDULE = beat_schedule(
+    serves_registers=SERVES_REGISTERS,
+    reconcile_interval=RECONCILE_INTERVAL,
+    serves_peers=SERVES_PEERS,
+    gossip_interval=GOSSIP_INTERVAL,
+)
 # Beat's state file, under var/ with the other runtime files.
 CELERY_BEAT_SCHEDULE_FILENAME = str(_var_dir / "celerybeat-schedule")

@@ -10,8 +10,16 @@ from typing import Any
 
 from registers import task_names
 
+PEERS_GOSSIP_ROUND = "peers.gossip_round"
 
-def beat_schedule(*, serves_registers: bool, reconcile_interval: float) -> dict[str, dict[str, Any]]:
+
+def beat_schedule(
+    *,
+    serves_registers: bool,
+    reconcile_interval: float,
+    serves_peers: bool = False,
+    gossip_interval: float = 150.0,
+) -> dict[str, dict[str, Any]]:
     schedule: dict[str, dict[str, Any]] = {}
     if serves_registers:
         # Level-triggered repair: whatever drifted since the last full sync, this one fixes (FR-006).
@@ -20,5 +28,12 @@ def beat_schedule(*, serves_registers: bool, reconcile_interval: float) -> dict[
             "schedule": reconcile_interval,
             "kwargs": {"reason": "periodic"},
             "options": {"expires": reconcile_interval},
+        }
+    if serves_peers:
+        # Tell every peer our set (and hear theirs) so remote advertisements stay refreshed (user story 4).
+        schedule["gossip-round"] = {
+            "task": PEERS_GOSSIP_ROUND,
+            "schedule": gossip_interval,
+            "options": {"expires": gossip_interval},
         }
     return schedule

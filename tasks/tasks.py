@@ -8,6 +8,7 @@ the Peer Service's answer).
 from __future__ import annotations
 
 import logging
+import random
 import time
 from datetime import datetime, timedelta
 from functools import partial
@@ -23,6 +24,7 @@ from registers import advertising, sync_state, task_names
 from registers.peer_client import PeerServiceRejected, PeerServiceUnavailable
 from registers.sync_lock import FullSyncBusy, backoff_cap_seconds
 from tasks import startup
+from tasks.schedule import PEERS_GOSSIP_ROUND
 
 logger = logging.getLogger(__name__)
 
@@ -98,3 +100,12 @@ def note_full_sync_retry(sender: Task | None = None, request: Any = None, reason
         at = when if isinstance(when, datetime) else timezone.now() + timedelta(seconds=float(when))
         sync_state.record_next_retry(at)
     startup.renew_claim((request.kwargs or {}).get("startup_claim") if request is not None else None)
+
+
+@shared_task(name=PEERS_GOSSIP_ROUND, ignore_result=True)
+def gossip_round() -> dict[str, int]:
+    """The periodic round, started a little after its tick (jitter) so nodes do not gossip in lockstep."""
+    from peers import gossip
+
+    time.sleep(random.uniform(0, min(settings.GOSSIP_INTERVAL * 0.1, 10.0)))  # noqa: S311 - jitter
+    return gossip.gossip_round()

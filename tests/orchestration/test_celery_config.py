@@ -67,3 +67,13 @@ def test_a_peer_only_worker_does_not_consume_the_register_queue() -> None:
 
     # then
     assert completed.stdout.split() == ["node.default", "node.peers"]
+
+
+def test_a_peer_service_node_gossips_every_gossip_interval_and_runs_expire() -> None:
+    entry = beat_schedule(serves_registers=False, reconcile_interval=150.0, serves_peers=True, gossip_interval=7.0)[
+        "gossip-round"
+    ]
+
+    assert entry["task"] == "peers.gossip_round"
+    assert entry["schedule"] == 7.0
+    assert entry["options"]["expires"] == 7.0
