@@ -8,6 +8,7 @@ Peer Service order whatever arrives (ARCHITECTURE §4).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +22,7 @@ from registers import sync_state
 from registers.models import Register
 from registers.peer_client import PeerServiceClient, PeerServiceError, PeerServiceUnavailable
 from registers.sync_lock import exclusive_full_sync
+from sorcha_site import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -200,11 +202,13 @@ def full_sync(
             if heartbeat is not None:
                 heartbeat()
 
+        started = time.monotonic()
         try:
             result = _send_full_set(client, snapshot_at, beat)
         except Exception as exc:
             retrying = will_retry and isinstance(exc, PeerServiceUnavailable)
             sync_state.record_failure(exc, will_retry=retrying)
+            metrics.record_full_sync(reason, "retrying" if retrying else "failed", time.monotonic() - started)
             if isinstance(exc, PeerServiceError):
                 logger.log(
                     logging.WARNING if retrying else logging.ERROR,
@@ -215,6 +219,7 @@ def full_sync(
                 )
             raise
     sync_state.record_success(result.registers_pushed, result.counts)
+    metrics.record_full_sync(reason, "success", time.monotonic() - started)
     logger.log(
         logging.INFO if result.changed or reason != "periodic" else logging.DEBUG,
         "event=full_sync_succeeded reason=%s %s",

@@ -23,6 +23,7 @@ from django.utils import timezone
 from registers import advertising, sync_state, task_names
 from registers.peer_client import PeerServiceRejected, PeerServiceUnavailable
 from registers.sync_lock import FullSyncBusy, backoff_cap_seconds
+from sorcha_site import metrics
 from tasks import startup
 from tasks.schedule import PEERS_GOSSIP_ROUND
 
@@ -93,6 +94,8 @@ def full_sync(reason: str = "periodic", startup_claim: str | None = None) -> dic
 @task_retry.connect
 def note_full_sync_retry(sender: Task | None = None, request: Any = None, reason: Any = None, **_: Any) -> None:
     """Record when a failed full sync tries again, and keep its startup claim for that long."""
+    if sender is not None and sender.name == task_names.PUSH_REGISTER:
+        metrics.record_push_retry()
     if sender is None or sender.name != task_names.FULL_SYNC:
         return
     when = getattr(reason, "when", None)  # the Retry's countdown in seconds, or its eta
