@@ -14,8 +14,6 @@ back empty), then reloads to converge with the other processes.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import secrets
 import threading
@@ -31,6 +29,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from sorcha_site.memory import gc_paused
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -40,19 +40,6 @@ _FETCH_SCRIPT = (Path(__file__).with_name("fetch.lua")).read_text()
 # Bookkeeping keys (generation, change stream, epoch, full-sync state) outlive advertisements.
 _BOOKKEEPING_TTL_S = 86_400.0
 _MASS_REMOVAL_MIN = 5
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Bulk work allocates objects by the hundred thousand; a full collection in the middle of it
-    walks the whole mirror again and again for nothing (none of these objects form cycles)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 class StaleFullSync(Exception):

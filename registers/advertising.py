@@ -23,6 +23,7 @@ from registers.models import Register
 from registers.peer_client import PeerServiceClient, PeerServiceError, PeerServiceUnavailable
 from registers.sync_lock import exclusive_full_sync
 from sorcha_site import metrics
+from sorcha_site.memory import gc_paused
 
 logger = logging.getLogger(__name__)
 
@@ -119,10 +120,15 @@ def public_advertisements(page_size: int | None = None) -> Iterator[PlannedAdver
     public = Register.objects.filter(advertise=True).order_by("pk")
     last_id = ""
     while True:
-        rows = list(public.filter(pk__gt=last_id).values_list("id", *ADVERTISED_FIELDS, "updated_at")[:page_size])
-        for register_id, *fields in rows:
-            item = {"registerId": register_id, **advertisement(*fields)}
-            yield PlannedAdvertisement(register_id, fields[0], orjson.dumps(item))
+        with gc_paused():  # a page is thousands of short-lived rows: no cyclic collection needed for them
+            rows = list(public.filter(pk__gt=last_id).values_list("id", *ADVERTISED_FIELDS, "updated_at")[:page_size])
+            planned = [
+                PlannedAdvertisement(
+                    register_id, fields[0], orjson.dumps({"registerId": register_id, **advertisement(*fields)})
+                )
+                for register_id, *fields in rows
+            ]
+        yield from planned
         if len(rows) < page_size:
             return
         last_id = rows[-1][0]

@@ -24,6 +24,7 @@ from peers.api.schemas import (
 from peers.gossip import trigger_round
 from peers.store import BulkResult, StaleFullSync, get_store
 from sorcha_site.api import error_response, json_response
+from sorcha_site.memory import gc_paused
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +76,11 @@ class BulkAdvertiseView(PeerAPIView):
         summary="Advertise many registers; with fullSync the list is the complete local public set",
     )
     def post(self, request: Request) -> HttpResponse:
-        body = parse_body(request, BulkAdvertiseRequest)
-        advertisements = [item.to_input(item.registerId) for item in body.advertisements]
+        # Validating and applying 10,000 items allocates objects by the hundred thousand; without
+        # this, the cyclic collector walks the whole process heap many times (it doubles the time).
+        with gc_paused():
+            body = parse_body(request, BulkAdvertiseRequest)
+            advertisements = [item.to_input(item.registerId) for item in body.advertisements]
         try:
             result = get_store().apply_bulk(advertisements, full_sync=body.fullSync, snapshot_at=body.snapshot_micros())
         except StaleFullSync as exc:

@@ -1,0 +1,135 @@
+"""Full sync throughput, end to end: the Register Service's full-sync function reading its
+database -> HTTP -> the Peer Service (a gunicorn process) -> Redis, cold (all new) and warm
+(nothing changed), beside the floor: the same N entries written with a plain redis-py
+pipeline of SET ... EX. SC-004 asks for 100 registers in 10 s."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from bench.common import bar_chart, print_table, write_results
+from tests.constants import SERVICE_TOKEN
+from tests.nodes import Node, migrated_database
+from tests.redis_server import RedisServer
+
+SIZES = [int(size) for size in os.environ.get("BENCH_SIZES", "100,1000,10000,100000").split(",")]
+
+
+def configure_register_service(redis: RedisServer, database: str) -> None:
+    """This process plays the Register Service: Django set up on its own database."""
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "sorcha_site.settings",
+            "DEBUG": "false",
+            "SECRET_KEY": "bench-secret-key",
+            "SORCHA_SERVICE": "register",
+            "SORCHA_SERVICE_TOKEN": SERVICE_TOKEN,
+            "DATABASE_URL": f"sqlite:///{database}",
+            "REDIS_URL": redis.url,
+            "CELERY_BROKER_URL": redis.broker_url(),
+            "REDIS_KEY_PREFIX": "bench-register",
+            "LOG_LEVEL": "WARNING",
+            "PEER_SERVICE_READ_TIMEOUT": "300",
+        }
+    )
+    import django
+
+    django.setup()
+
+
+def fill(count: int) -> None:
+    from registers.models import Register
+
+    Register.objects.all().delete()
+    Register.objects.bulk_create(
+        (
+            Register(
+                id=uuid.uuid4().hex,
+                name=f"register-{n}",
+                description="a public register used by the benchmark",
+                advertise=True,
+                latest_version=n,
+                latest_docket_version=n,
+            )
+            for n in range(count)
+        ),
+        batch_size=5_000,
+    )
+
+
+def floor(redis: RedisServer, count: int) -> float:
+    client = redis.client()
+    value = b"x" * 160  # about the size of one stored advertisement
+    started = time.perf_counter()
+    pipe = client.pipeline(transaction=False)
+    for n in range(count):
+        pipe.set(f"floor:{n}", value, ex=300)
+    pipe.execute()
+    elapsed = time.perf_counter() - started
+    client.flushdb()
+    return elapsed
+
+
+def timed_full_sync() -> tuple[float, dict[str, int]]:
+    from registers.advertising import full_sync
+
+    started = time.perf_counter()
+    result = full_sync("manual")
+    return time.perf_counter() - started, result.counts
+
+
+def main() -> None:
+    redis = RedisServer()
+    redis.start()
+    database = migrated_database(Path(tempfile.mkdtemp(prefix="sorcha-bench-register-")))
+    configure_register_service(redis, str(database))
+    from django.conf import settings
+
+    rows = []
+    try:
+        for count in SIZES:
+            fill(count)
+            peer = Node(f"bench{count}", redis, SORCHA_SERVICE="peer")
+            peer.start_web(workers=1)
+            settings.PEER_SERVICE_URL = peer.url
+            try:
+                cold, cold_counts = timed_full_sync()
+                warm, warm_counts = timed_full_sync()
+            finally:
+                peer.stop_all()
+            assert cold_counts["added"] == count, cold_counts
+            assert warm_counts["unchanged"] == count, warm_counts
+            base = floor(redis, count)
+            rows.append((count, cold, warm, base))
+            print(f"N={count}: cold {cold:.3f} s, warm {warm:.3f} s, floor {base:.3f} s", file=sys.stderr)
+    finally:
+        redis.stop()
+
+    print_table(
+        "Full sync end to end (Register DB -> HTTP -> Peer store in Redis)",
+        ["N", "cold s", "cold reg/s", "warm s", "warm reg/s", "floor s", "cold/floor"],
+        [
+            (n, f"{c:.3f}", f"{n / c:,.0f}", f"{w:.3f}", f"{n / w:,.0f}", f"{b:.3f}", f"{c / b:.2f}")
+            for n, c, w, b in rows
+        ],
+    )
+    write_results(
+        "full_sync",
+        {"rows": [{"n": n, "cold_s": c, "warm_s": w, "floor_s": b, "cold_over_floor": c / b} for n, c, w, b in rows]},
+    )
+    bar_chart(
+        "full_sync",
+        "Full sync end to end vs raw pipeline floor",
+        [f"{n:,}" for n, *_ in rows],
+        {"cold": [c for _, c, _, _ in rows], "warm": [w for _, _, w, _ in rows], "floor": [b for *_, b in rows]},
+        "seconds",
+    )
+
+
+if __name__ == "__main__":
+    main()
