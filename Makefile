@@ -46,7 +46,7 @@ run: install .env migrate
 	@echo "  API docs   http://$(HOST):$(PORT)/api/docs/"
 	@echo "  API token  grep SORCHA_SERVICE_TOKEN .env   (send it as: Authorization: Bearer <token>)"
 	@echo ""
-	HOST=$(HOST) PORT=$(PORT) $(BIN)/honcho start -f Procfile
+	PATH="$(CURDIR)/$(BIN):$$PATH" HOST=$(HOST) PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
 # Two nodes gossiping on this machine (needs the Redis on 127.0.0.1:6379), until Ctrl-C.
 demo: install
