@@ -292,6 +292,8 @@ class AdvertisementStore:
         self._last_error = ""
         self._version = 0  # bumped on every change to the mirror; keys the rendered available list
         self._available_cache: tuple[int, float, bytes] | None = None
+        # No entry expires before this moment (only ever lowered by entries taken from Redis).
+        self._expiry_horizon = 0.0
         # The rows behind that rendering, by register id, so a refresh can patch them in place.
         self._available_rows: tuple[int, list[dict[str, Any]], dict[str, dict[str, Any]]] | None = None
         self._stop = threading.Event()
@@ -367,8 +369,14 @@ class AdvertisementStore:
                         self._try_recover()
                     else:
                         self._redis(self._catch_up)
+                    self._prune_tombstones()
             except Exception:
                 logger.exception("event=store_watcher_failed prefix=%s", self.prefix)
+
+    def _prune_tombstones(self) -> None:
+        now = time.time()
+        for register_id in [rid for rid, tomb in self._tombstones.items() if tomb.expires_at <= now]:
+            del self._tombstones[register_id]
 
     def close(self) -> None:
         self._stop.set()
@@ -454,6 +462,7 @@ class AdvertisementStore:
     def _absorb(self, key: str, stored: bytes | None, expires_at: float, verified: bool | None) -> None:
         """Take one key's current Redis state into the mirror (None: it is gone)."""
         raw = stored.decode() if stored is not None else None
+        self._expiry_horizon = min(self._expiry_horizon, expires_at)
         parts = key[len(self.prefix) + 1 :].split(":")
         kind = parts[0]
         if kind == "ad" and parts[1] == "l":
@@ -542,9 +551,13 @@ class AdvertisementStore:
                 else:
                     status = reply[0].decode()
                     if status == "epoch":  # Redis lost its data since we last looked: write back, then retry
-                        self._recover()
-                        self._run(part)
-                        continue
+                        try:
+                            self._recover()
+                        except redis.RedisError as exc:
+                            self._open_breaker(exc)
+                        else:
+                            self._run(part)
+                            continue
                     if status == "stale":
                         raise StaleFullSync(int(part.ops[0][2]), int(reply[1]))
                     part.deliver(reply[2])
@@ -886,6 +899,8 @@ class AdvertisementStore:
     def _expire(self) -> None:
         """Drop entries past their TTL, after asking Redis whether another process refreshed them."""
         now = time.time()
+        if now < self._expiry_horizon:  # nothing can have expired yet: skip the scan (hot path)
+            return
         expired_local = [rid for rid, entry in self._local.items() if entry.expires_at <= now]
         expired_remote = [
             (peer_id, rid)
@@ -894,6 +909,7 @@ class AdvertisementStore:
             if e.expires_at <= now
         ]
         if not expired_local and not expired_remote:
+            self._expiry_horizon = self._expiry_bound(now)
             return
         keys = [self.local_key(rid) for rid in expired_local] + [self.remote_key(p, r) for p, r in expired_remote]
         fetched = self._redis(lambda: self._fetch(keys))
@@ -907,7 +923,12 @@ class AdvertisementStore:
                 self._absorb(key, raw if pttl > 0 else None, now + max(pttl, 0) / 1000, verified=True)
         for peer_id in [peer_id for peer_id, entries in self._remote.items() if not entries]:
             del self._remote[peer_id]
+        self._expiry_horizon = self._expiry_bound(now)
         self._changed()
+
+    def _expiry_bound(self, now: float) -> float:
+        # Entries written from now on live at least one TTL; entries taken from Redis lower the bound.
+        return min(self._next_expiry(), now + self.ttl)
 
     def _next_expiry(self) -> float:
         soonest = min((entry.expires_at for entry in self._local.values()), default=float("inf"))
