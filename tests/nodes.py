@@ -74,6 +74,27 @@ def migrated_database(directory: Path) -> Path:
     return target
 
 
+def worker_command(name: str, *extra: str) -> list[str]:
+    """`celery -A sorcha_site worker` as tests run it: one process, none of the worker-to-worker
+    chatter (gossip, mingle, heartbeat) that only slows the start of a test."""
+    return [
+        str(BIN / "celery"),
+        "-A",
+        "sorcha_site",
+        "worker",
+        "-l",
+        "info",
+        "--concurrency",
+        "1",
+        "-n",
+        f"{name}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        *extra,
+    ]
+
+
 class Process:
     """One child process with its output kept for the failure report."""
 
@@ -172,20 +193,7 @@ class Node:
 
     def start_worker(self, *extra: str, name: str = "worker") -> Process:
         process = self.processes.get(name) or self.add_process(
-            name,
-            [
-                str(BIN / "celery"),
-                "-A",
-                "sorcha_site",
-                "worker",
-                "-l",
-                "info",
-                "--concurrency",
-                "2",
-                "-n",
-                f"{self.name}-{name}-{os.urandom(3).hex()}@%h",
-                *extra,
-            ],
+            name, worker_command(f"{self.name}-{name}-{os.urandom(3).hex()}", *extra)
         )
         process.start()
         return process

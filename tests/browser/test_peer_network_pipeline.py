@@ -23,7 +23,7 @@ from registers.models import Register
 from tests.browser.conftest import PAGE_PATH, log_in, screenshot
 from tests.conftest import register_id
 from tests.helpers import wait_until
-from tests.nodes import Process
+from tests.nodes import Process, worker_command
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -53,22 +53,7 @@ def register_worker(live_server: Any, django_db_setup: None) -> Iterator[Process
     )
     worker = Process(
         "register-worker",
-        [
-            str(BIN / "celery"),
-            "-A",
-            "sorcha_site",
-            "worker",
-            "-l",
-            "info",
-            "--concurrency",
-            "1",
-            "-n",
-            f"browser-tests-{os.getpid()}@%h",
-            "--purge",  # tasks earlier tests left on these queues are not this module's
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
+        worker_command(f"browser-tests-{os.getpid()}", "--purge"),  # --purge: earlier tests' tasks aren't ours
         env,
     )
     worker.start()

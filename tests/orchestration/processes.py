@@ -15,6 +15,10 @@ from pathlib import Path
 
 from django.conf import settings
 
+from tests.nodes import worker_command
+
+__all__ = ["worker_command"]
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
@@ -62,25 +66,6 @@ class NodeProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-
-
-def worker_command(name: str) -> list[str]:
-    # Gossip, mingle and heartbeat are worker-to-worker chatter that only slows the start of a test.
-    return [
-        str(BIN / "celery"),
-        "-A",
-        "sorcha_site",
-        "worker",
-        "-l",
-        "info",
-        "--concurrency",
-        "1",
-        "-n",
-        f"{name}@%h",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-    ]
 
 
 def beat_command(schedule_file: Path) -> list[str]:
