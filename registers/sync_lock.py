@@ -48,8 +48,11 @@ def lease_client() -> redis.Redis:
 
 
 def full_sync_lease_seconds() -> float:
-    """Long enough for one request to the Peer Service (renewed before each one), plus a margin."""
-    return settings.PEER_SERVICE_CONNECT_TIMEOUT + settings.PEER_SERVICE_READ_TIMEOUT + 30.0
+    """Long enough for one request to the Peer Service (renewed before each one), plus a margin that
+    scales with the reconcile interval: a worker killed mid-sync must not hold reconciliation off for
+    much longer than the advertisements it would refresh live."""
+    margin = min(30.0, settings.RECONCILE_INTERVAL)
+    return settings.PEER_SERVICE_CONNECT_TIMEOUT + settings.PEER_SERVICE_READ_TIMEOUT + margin
 
 
 def backoff_cap_seconds() -> int:
