@@ -74,7 +74,11 @@ def migrated_database(directory: Path) -> Path:
     return target
 
 
-def worker_command(name: str, *extra: str) -> list[str]:
+def beat_command(schedule_file: Path) -> list[str]:
+    return [str(BIN / "celery"), "-A", "sorcha_site", "beat", "-l", "info", "--schedule", str(schedule_file)]
+
+
+def worker_command(name: str, *extra: str, concurrency: int = 1) -> list[str]:
     """`celery -A sorcha_site worker` as tests run it: one process, none of the worker-to-worker
     chatter (gossip, mingle, heartbeat) that only slows the start of a test."""
     return [
@@ -85,7 +89,7 @@ def worker_command(name: str, *extra: str) -> list[str]:
         "-l",
         "info",
         "--concurrency",
-        "1",
+        str(concurrency),
         "-n",
         f"{name}@%h",
         "--without-gossip",
@@ -200,17 +204,7 @@ class Node:
 
     def start_beat(self) -> Process:
         process = self.processes.get("beat") or self.add_process(
-            "beat",
-            [
-                str(BIN / "celery"),
-                "-A",
-                "sorcha_site",
-                "beat",
-                "-l",
-                "info",
-                "--schedule",
-                str(self.directory / "celerybeat-schedule"),
-            ],
+            "beat", beat_command(self.directory / "celerybeat-schedule")
         )
         process.start()
         return process

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from django.conf import settings
 
-from tests.nodes import worker_command
+from tests.nodes import beat_command, worker_command
 
-__all__ = ["worker_command"]
+__all__ = ["beat_command", "worker_command"]
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -66,10 +66,6 @@ class NodeProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-
-
-def beat_command(schedule_file: Path) -> list[str]:
-    return [str(BIN / "celery"), "-A", "sorcha_site", "beat", "-l", "info", "--schedule", str(schedule_file)]
 
 
 def manage_command(*args: str) -> list[str]:

@@ -28,7 +28,7 @@ from typing import Any
 import requests
 
 from tests.helpers import wait_until
-from tests.nodes import BIN, ROOT, Node, Process
+from tests.nodes import BIN, ROOT, Node, Process, beat_command, worker_command
 from tests.redis_server import RedisServer, free_port
 
 SERVICES = ("peer", "register", "worker", "beat")
@@ -141,39 +141,9 @@ class SystemNode(Node):
         for service, port in (("peer", self.port), ("register", self.register_port)):
             self.add_process(service, self._gunicorn(port, web_workers), SORCHA_SERVICE=service)
         self.add_process(
-            "worker",
-            [
-                str(BIN / "celery"),
-                "-A",
-                "sorcha_site",
-                "worker",
-                "-l",
-                "info",
-                "--concurrency",
-                "2",
-                "-n",
-                f"{name}-worker-{os.urandom(3).hex()}@%h",
-                # Worker-to-worker chatter only slows a start; one worker per node here.
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            SORCHA_SERVICE="all",
+            "worker", worker_command(f"{name}-worker-{os.urandom(3).hex()}", concurrency=2), SORCHA_SERVICE="all"
         )
-        self.add_process(
-            "beat",
-            [
-                str(BIN / "celery"),
-                "-A",
-                "sorcha_site",
-                "beat",
-                "-l",
-                "info",
-                "--schedule",
-                str(self.directory / "celerybeat-schedule"),
-            ],
-            SORCHA_SERVICE="all",
-        )
+        self.add_process("beat", beat_command(self.directory / "celerybeat-schedule"), SORCHA_SERVICE="all")
 
     @staticmethod
     def _gunicorn(port: int, workers: int) -> list[str]:
