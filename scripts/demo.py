@@ -55,8 +55,20 @@ def node_environment(name: str, token: str, secret: str) -> dict[str, str]:
     }
 
 
+def start_fresh(name: str) -> None:
+    """Each demo starts empty: its own database file and its own keys in Redis (nothing else is touched)."""
+    import redis
+
+    (ROOT / "var" / "demo" / f"node-{name}.sqlite3").unlink(missing_ok=True)
+    client = redis.Redis.from_url(f"{REDIS}/0")
+    for key in client.scan_iter(match=f"demo-node-{name}:*", count=1000):
+        client.delete(key)
+    redis.Redis.from_url(f"{REDIS}/{BROKER_DB[name]}").flushdb()  # the demo's own broker database
+
+
 def prepare(name: str, env: dict[str, str], password: str) -> None:
     (ROOT / "var" / "demo").mkdir(parents=True, exist_ok=True)
+    start_fresh(name)
     python = str(BIN / "python")
     subprocess.run([python, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True)
     create_admin = (
