@@ -18,6 +18,7 @@ from billiard.einfo import ExceptionInfo
 from celery import Task, shared_task
 from celery.signals import task_retry
 from django.conf import settings
+from django.db import OperationalError
 from django.utils import timezone
 
 from registers import advertising, sync_state, task_names
@@ -35,7 +36,7 @@ BACKOFF_CAP = backoff_cap_seconds()
 
 @shared_task(
     name=task_names.PUSH_REGISTER,
-    autoretry_for=(PeerServiceUnavailable,),
+    autoretry_for=(PeerServiceUnavailable, OperationalError),
     retry_backoff=True,
     retry_backoff_max=BACKOFF_CAP,
     retry_jitter=True,
@@ -72,7 +73,8 @@ class FullSyncTask(Task):
 @shared_task(
     base=FullSyncTask,
     name=task_names.FULL_SYNC,
-    autoretry_for=(PeerServiceUnavailable, FullSyncBusy),
+    # A database busy for a moment (SQLite's lock, a PostgreSQL failover) is as transient as the Peer Service.
+    autoretry_for=(PeerServiceUnavailable, FullSyncBusy, OperationalError),
     retry_backoff=True,
     retry_backoff_max=BACKOFF_CAP,
     retry_jitter=True,
