@@ -297,7 +297,6 @@ class AdvertisementStore:
         # The rows behind that rendering, by register id, so a refresh can patch them in place.
         self._available_rows: tuple[int, list[dict[str, Any]], dict[str, dict[str, Any]]] | None = None
         self._stop = threading.Event()
-        self.loaded_at = time.time()
         self._load_at_start()
         self._watcher: threading.Thread | None = None
         if start_watcher:
@@ -955,12 +954,12 @@ class AdvertisementStore:
             peers = [peer_id] if peer_id is not None else list(self._remote)
             return [entry for pid in peers for entry in self._remote.get(pid, {}).values()]
 
-    def available(self, hidden_peers: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    def available(self) -> list[dict[str, Any]]:
         """Local public ads and remote ads grouped by register (ARCHITECTURE §4)."""
         with self._lock:
             self._sync()
             self._expire()
-            return self._aggregate(hidden_peers)
+            return self._aggregate()
 
     def available_json(self) -> bytes:
         """The rendered list, cached until the mirror changes or an entry is due to expire.
@@ -984,7 +983,7 @@ class AdvertisementStore:
         cached = self._available_cache
         if cached is not None and cached[0] == self._version and time.time() < cached[1]:
             return cached[2]
-        rows = self._aggregate(frozenset())
+        rows = self._aggregate()
         self._available_rows = (self._version, rows, {row["registerId"]: row for row in rows})
         body = orjson.dumps(rows)
         self._available_cache = (self._version, self._next_expiry(), body)
@@ -1015,12 +1014,12 @@ class AdvertisementStore:
         if self._available_cache is not None:
             self._render_available()
 
-    def _aggregate(self, hidden_peers: frozenset[str]) -> list[dict[str, Any]]:
+    def _aggregate(self) -> list[dict[str, Any]]:
+        # A banned peer's advertisements are not filtered here: banning forgets them (forget_peer).
         remote_by_register: dict[str, list[Entry]] = {}
-        for peer_id, peer_entries in self._remote.items():
-            if peer_id not in hidden_peers:
-                for register_id, entry in peer_entries.items():
-                    remote_by_register.setdefault(register_id, []).append(entry)
+        for peer_entries in self._remote.values():
+            for register_id, entry in peer_entries.items():
+                remote_by_register.setdefault(register_id, []).append(entry)
         moments: dict[float, str | None] = {}  # a bulk refresh gives thousands of entries one moment
 
         def moment(seconds: float) -> str | None:

@@ -108,7 +108,12 @@ class Process:
         self.log: deque[str] = deque(maxlen=200)
 
     def start(self) -> None:
-        self.popen = subprocess.Popen(
+        self.popen = self._spawn()
+        threading.Thread(target=self._drain, args=(self.popen,), daemon=True).start()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        # Its own session, so stopping it signals the whole process group (gunicorn and celery fork).
+        return subprocess.Popen(
             self.command,
             cwd=ROOT,
             env=self.env,
@@ -116,7 +121,6 @@ class Process:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        threading.Thread(target=self._drain, args=(self.popen,), daemon=True).start()
 
     def _drain(self, popen: subprocess.Popen[bytes]) -> None:
         assert popen.stdout is not None

@@ -72,14 +72,7 @@ class SystemProcess(Process):
         self.lines.clear()
         self.paused = False
         self.log.append(f"=== start #{self.runs}")
-        self.popen = subprocess.Popen(
-            self.command,
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.popen = self._spawn()
         threading.Thread(target=self._drain_run, args=(self.popen, self.runs), daemon=True).start()
 
     def _drain_run(self, popen: subprocess.Popen[bytes], run: int) -> None:
