@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
-from rest_framework import authentication, exceptions
+from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
 
@@ -52,3 +53,13 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
+
+
+class IsServiceOrStaff(permissions.BasePermission):
+    """Operator and write actions: the service token or a staff user; a plain user may only read."""
+
+    message = "This action needs the service token or a staff user."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        return isinstance(user, ServiceUser) or bool(user and user.is_authenticated and user.is_staff)

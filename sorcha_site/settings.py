@@ -191,6 +191,8 @@ ADVERTISEMENT_TTL = _seconds("ADVERTISEMENT_TTL", 300.0)
 RECONCILE_INTERVAL = _seconds("RECONCILE_INTERVAL", 150.0)
 GOSSIP_INTERVAL = _seconds("GOSSIP_INTERVAL", 150.0)
 RESYNC_BACKOFF_MAX = _seconds("RESYNC_BACKOFF_MAX", 30.0)
+# How far ahead of this node's clock a client's timestamp may lie (snapshotAt, sourceUpdatedAt, sentAt).
+CLOCK_SKEW_MAX = _seconds("CLOCK_SKEW_MAX", 300.0)
 if 2 * max(RECONCILE_INTERVAL, GOSSIP_INTERVAL) > ADVERTISEMENT_TTL:
     raise ImproperlyConfigured(
         f"ADVERTISEMENT_TTL ({ADVERTISEMENT_TTL:g}s) must be at least twice the longest refresh interval "
