@@ -170,6 +170,9 @@ if not REDIS_KEY_PREFIX or any(c.isspace() for c in REDIS_KEY_PREFIX):
 # How long the store stops calling Redis after an error before it probes again (circuit breaker).
 STORE_BREAKER_COOLDOWN = _seconds("STORE_BREAKER_COOLDOWN", 1.0)
 STORE_SOCKET_TIMEOUT = _seconds("STORE_SOCKET_TIMEOUT", 0.5)
+# While Redis is down the store journals its writes; the journal keeps at most this many
+# operations, none older than this (default: one ADVERTISEMENT_TTL, when every write has lapsed).
+STORE_JOURNAL_MAX_OPS = _positive_int("STORE_JOURNAL_MAX_OPS", 200_000)
 
 CACHES = {
     "default": {
@@ -199,6 +202,8 @@ if 2 * max(RECONCILE_INTERVAL, GOSSIP_INTERVAL) > ADVERTISEMENT_TTL:
         f"(RECONCILE_INTERVAL={RECONCILE_INTERVAL:g}s, GOSSIP_INTERVAL={GOSSIP_INTERVAL:g}s): an advertisement "
         "whose TTL equals its refresh interval lapses whenever one refresh is late or fails."
     )
+
+STORE_JOURNAL_MAX_AGE = _seconds("STORE_JOURNAL_MAX_AGE", ADVERTISEMENT_TTL)
 
 # --- service-to-service ---------------------------------------------------------------------------
 PEER_SERVICE_URL = _url("PEER_SERVICE_URL", "http://127.0.0.1:8000", ("http", "https")).rstrip("/")

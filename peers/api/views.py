@@ -22,7 +22,7 @@ from peers.api.schemas import (
     describe_validation_error,
 )
 from peers.gossip import trigger_round
-from peers.store import BulkResult, StaleFullSync, get_store
+from peers.store import BulkResult, MarksUnavailable, StaleFullSync, get_store
 from sorcha_site.api import error_response, json_response
 from sorcha_site.memory import gc_paused
 
@@ -86,6 +86,11 @@ class BulkAdvertiseView(PeerAPIView):
         except StaleFullSync as exc:
             logger.warning("event=full_sync_refused reason=stale detail=%r", str(exc))
             return error_response(f"snapshotAt: {exc}", status=409)
+        except MarksUnavailable as exc:
+            logger.warning("event=full_sync_deferred reason=marks_unavailable snapshot_at=%s", body.snapshotAt)
+            response = error_response(f"snapshotAt: {exc}", status=503)
+            response["Retry-After"] = str(exc.retry_after)
+            return response
         if result.changed:
             trigger_round()
         return json_response(result.as_dict())
