@@ -194,6 +194,15 @@ ADVERTISEMENT_TTL = _seconds("ADVERTISEMENT_TTL", 300.0)
 RECONCILE_INTERVAL = _seconds("RECONCILE_INTERVAL", 150.0)
 GOSSIP_INTERVAL = _seconds("GOSSIP_INTERVAL", 150.0)
 RESYNC_BACKOFF_MAX = _seconds("RESYNC_BACKOFF_MAX", 30.0)
+# A full sync's snapshotAt is taken this long before the Register Service reads its database,
+# so a register whose transaction was still open during the read (its updated_at already set)
+# counts as changed after the snapshot and is never swept. At least the longest transaction.
+FULL_SYNC_SNAPSHOT_MARGIN = _seconds("FULL_SYNC_SNAPSHOT_MARGIN", min(30.0, RECONCILE_INTERVAL / 5))
+if FULL_SYNC_SNAPSHOT_MARGIN >= RECONCILE_INTERVAL:
+    raise ImproperlyConfigured(
+        f"FULL_SYNC_SNAPSHOT_MARGIN ({FULL_SYNC_SNAPSHOT_MARGIN:g}s) must be shorter than RECONCILE_INTERVAL "
+        f"({RECONCILE_INTERVAL:g}s)"
+    )
 # How far ahead of this node's clock a client's timestamp may lie (snapshotAt, sourceUpdatedAt, sentAt).
 CLOCK_SKEW_MAX = _seconds("CLOCK_SKEW_MAX", 300.0)
 if 2 * max(RECONCILE_INTERVAL, GOSSIP_INTERVAL) > ADVERTISEMENT_TTL:

@@ -65,18 +65,25 @@ def test_a_chunk_closes_before_its_items_outgrow_the_body_limit() -> None:
     assert [len(chunk) for chunk in chunks] == [2, 2, 1]
 
 
-def test_a_full_sync_of_zero_public_registers_removes_the_local_advertisements(
+def test_a_full_sync_of_zero_public_registers_removes_the_local_advertisements_once_confirmed(
     peer_service: AdvertisementStore,
 ) -> None:
     # given
     make_register(advertise=False)
     stale_id = stale_local_advertisement(peer_service)
 
-    # when
-    result = full_sync("manual")
+    # when: an empty full sync that would remove anything is held (ARCHITECTURE §4, the guard)
+    first = full_sync("manual")
 
     # then
-    assert (result.registers_pushed, result.requests, result.counts["removed"]) == (0, 1, 1)
+    assert (first.registers_pushed, first.requests, first.counts["removed"], first.counts["held"]) == (0, 1, 0, 1)
+    assert stale_id in local_ids(peer_service)
+
+    # when: the next full sync confirms it
+    second = full_sync("manual")
+
+    # then
+    assert (second.registers_pushed, second.counts["removed"], second.counts["held"]) == (0, 1, 0)
     assert stale_id not in local_ids(peer_service)
 
 
