@@ -654,11 +654,3 @@ def test_a_staff_user_may_write(peer_store: AdvertisementStore) -> None:
     # then
     assert response.status_code == 200
     assert {row["registerId"] for row in peer_store.available()} == {rid}
-
-
-def test_a_non_staff_user_may_not_ask_for_a_resync(peer_store: AdvertisementStore) -> None:
-    # when
-    response = session_client().post("/api/registers/resync")
-
-    # then
-    assert response.status_code == 403
