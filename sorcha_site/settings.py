@@ -160,6 +160,8 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # --- bodies and bounds ----------------------------------------------------------------------------
 SORCHA_MAX_BODY_BYTES = _positive_int("SORCHA_MAX_BODY_BYTES", 32 * 1024 * 1024)
 SORCHA_BULK_MAX_ITEMS = _positive_int("SORCHA_BULK_MAX_ITEMS", 10_000)
+# The largest `?limit=` of a paginated list (the Register API's); above it the request gets 400.
+SORCHA_LIST_LIMIT_MAX = _positive_int("SORCHA_LIST_LIMIT_MAX", 1_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = SORCHA_MAX_BODY_BYTES
 
 # --- Redis and the advertisement store --------------------------------------------------------------
@@ -246,7 +248,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # Request bodies are JSON only: a form or multipart body gets 415 (a form would read `isFullReplica`
+    # as false and a missing boolean as false, where JSON means something else).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "sorcha_site.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "sorcha_site.api.exception_handler",

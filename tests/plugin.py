@@ -20,6 +20,9 @@ SESSION_REDIS.start()
 atexit.register(SESSION_REDIS.stop)
 
 _tmp = tempfile.mkdtemp(prefix="sorcha-test-")
+# CI (and anyone) may run the suite on another database, e.g. PostgreSQL; the developer's own
+# DATABASE_URL is never used, so tests cannot touch a real database by accident.
+_database_url = os.environ.get("SORCHA_TEST_DATABASE_URL") or f"sqlite:///{_tmp}/test.sqlite3"
 os.environ.update(
     {
         "SORCHA_ENV_FILE": os.devnull,
@@ -29,7 +32,7 @@ os.environ.update(
         "ALLOWED_HOSTS": "*",
         "SORCHA_SERVICE": "all",
         "SORCHA_SERVICE_TOKEN": SERVICE_TOKEN,
-        "DATABASE_URL": f"sqlite:///{_tmp}/test.sqlite3",
+        "DATABASE_URL": _database_url,
         "REDIS_URL": SESSION_REDIS.url,
         "CELERY_BROKER_URL": SESSION_REDIS.broker_url(),
         "REDIS_KEY_PREFIX": f"sorcha-test-{os.getpid()}",

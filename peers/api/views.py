@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any, TypeVar
 
 from django.http import HttpResponse
@@ -13,23 +12,24 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from peers.api.schemas import (
-    REGISTER_ID_PATTERN,
     AdvertisementFields,
     AvailableRegister,
     BulkAdvertiseRequest,
     BulkAdvertiseResult,
     StoredAdvertisement,
+    TimeWindow,
     describe_validation_error,
 )
 from peers.gossip import trigger_round
 from peers.store import BulkResult, MarksUnavailable, StaleFullSync, get_store
-from sorcha_site.api import error_response, json_response
+from sorcha_site import bounds
+from sorcha_site.api import error_response, json_response, require_json_body
+from sorcha_site.auth import IsServiceOrStaff
 from sorcha_site.memory import gc_paused
 
 logger = logging.getLogger(__name__)
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-_register_id = re.compile(REGISTER_ID_PATTERN)
 
 
 class BadRequest(Exception):
@@ -37,6 +37,7 @@ class BadRequest(Exception):
 
 
 def parse_body(request: Request, model: type[ModelT]) -> ModelT:
+    require_json_body(request)
     try:
         return model.model_validate_json(request.body or b"")
     except ValidationError as exc:
@@ -44,7 +45,8 @@ def parse_body(request: Request, model: type[ModelT]) -> ModelT:
 
 
 def check_register_id(register_id: str) -> None:
-    if not _register_id.match(register_id):
+    # fullmatch: the path is percent-decoded, so `<32 hex>%0A` arrives with a final newline.
+    if not bounds.is_register_id(register_id):
         raise BadRequest(f"registerId: {register_id[:64]!r} is not 32 lowercase hex characters")
 
 
@@ -65,13 +67,18 @@ class PeerAPIView(APIView):
 
 
 class BulkAdvertiseView(PeerAPIView):
+    # Writes: the Register Service (service token) or an operator; a plain user may only read.
+    permission_classes = [IsServiceOrStaff]
+
     @extend_schema(
         request=BulkAdvertiseRequest,
         responses={
             200: BulkAdvertiseResult,
             400: OpenApiResponse(description="malformed body; the message names the field"),
+            403: OpenApiResponse(description="neither the service token nor a staff user"),
             409: OpenApiResponse(description="full sync built from a snapshot older than the last one applied"),
             413: OpenApiResponse(description="body over the size limit"),
+            415: OpenApiResponse(description="body not sent as application/json"),
         },
         summary="Advertise many registers; with fullSync the list is the complete local public set",
     )
@@ -80,9 +87,14 @@ class BulkAdvertiseView(PeerAPIView):
         # this, the cyclic collector walks the whole process heap many times (it doubles the time).
         with gc_paused():
             body = parse_body(request, BulkAdvertiseRequest)
-            advertisements = [item.to_input(item.registerId) for item in body.advertisements]
+            window = TimeWindow()
+            try:
+                snapshot_at = body.snapshot_micros(window)
+                advertisements = body.to_inputs(window)
+            except ValueError as exc:
+                raise BadRequest(str(exc)) from exc
         try:
-            result = get_store().apply_bulk(advertisements, full_sync=body.fullSync, snapshot_at=body.snapshot_micros())
+            result = get_store().apply_bulk(advertisements, full_sync=body.fullSync, snapshot_at=snapshot_at)
         except StaleFullSync as exc:
             logger.warning("event=full_sync_refused reason=stale detail=%r", str(exc))
             return error_response(f"snapshotAt: {exc}", status=409)
@@ -97,11 +109,17 @@ class BulkAdvertiseView(PeerAPIView):
 
 
 class AdvertiseView(PeerAPIView):
+    permission_classes = [IsServiceOrStaff]
+
     @extend_schema(request=AdvertisementFields, responses={200: StoredAdvertisement}, summary="Advertise one register")
     def post(self, request: Request, register_id: str) -> HttpResponse:
         check_register_id(register_id)
         body = parse_body(request, AdvertisementFields)
-        result, entry = get_store().advertise(body.to_input(register_id))
+        try:
+            advertisement = body.to_input(register_id, TimeWindow())
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from exc
+        result, entry = get_store().advertise(advertisement)
         if result.changed:
             trigger_round()
         if entry is None:
