@@ -6,6 +6,7 @@ partition or a broken connection pool would.
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import socket
 import threading
@@ -42,10 +43,8 @@ class TcpProxy:
             self._listener = None
         with self._lock:
             for conn in self._connections:
-                try:
+                with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 conn.close()
             self._connections.clear()
 
@@ -82,7 +81,5 @@ class TcpProxy:
         finally:
             selector.close()
             for conn in (a, b):
-                try:
+                with contextlib.suppress(OSError):
                     conn.close()
-                except OSError:
-                    pass
