@@ -98,14 +98,15 @@ class RedisServer:
 
     def restore(self, snapshot: dict[bytes, tuple[bytes, float | None]]) -> None:
         """Go back to an older dump, as a restart from an old RDB file or a lagging replica would."""
-        client = self.client()
-        client.flushall()
+        pipe = self.client().pipeline(transaction=True)  # at once, as a failover would
+        pipe.flushall()
         now = time.time()
         for key, (payload, expires_at) in snapshot.items():
             if expires_at is None:
-                client.restore(key, 0, payload)
+                pipe.restore(key, 0, payload)
             elif expires_at > now:
-                client.restore(key, max(1, int((expires_at - now) * 1000)), payload)
+                pipe.restore(key, max(1, int((expires_at - now) * 1000)), payload)
+        pipe.execute()
 
     @property
     def running(self) -> bool:
