@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+from peers import store as store_module
 from peers.store import AdvertisementInput, AdvertisementStore, MarksUnavailable, StaleFullSync, now_micros
 from peers.store.model import format_micros, format_seconds
 from tests.conftest import register_id
@@ -275,3 +277,31 @@ def test_redis_restored_from_an_older_dump_gets_the_newer_state_written_back(
     # And the removal's tombstone came back with it: the older state cannot be pushed again.
     result, _ = make_store(redis=private_redis).advertise(public(removed, stamp))
     assert result.stale == 1
+
+
+def test_the_api_answers_503_with_retry_after_when_a_final_chunk_cannot_read_its_marks(
+    api: Any, settings: Any, private_redis: RedisServer, prefix: str
+) -> None:
+    proxy = TcpProxy(private_redis.port)
+    proxy.start()
+    store_module.reset_store()
+    store_module._store = AdvertisementStore(proxy.url, prefix, 300.0, breaker_cooldown=60.0)
+    try:
+        rid = register_id()
+        stamp = "2020-01-01T00:00:00Z"
+        snapshot = format_micros(now_micros())
+        item = {"registerId": rid, "isPublic": True, "name": "ledger", "sourceUpdatedAt": stamp}
+        proxy.cut()
+
+        response = api.post(
+            "/api/registers/bulk-advertise",
+            {"advertisements": [item], "fullSync": True, "snapshotAt": snapshot},
+            format="json",
+        )
+
+        assert response.status_code == 503
+        assert int(response["Retry-After"]) > 0
+        assert response.json()["detail"].startswith("snapshotAt:")
+    finally:
+        store_module.reset_store()
+        proxy.cut()
