@@ -104,6 +104,16 @@ class NodeCollector(Collector):
         yield GaugeMetricFamily(
             "sorcha_store_journal_length", "Writes waiting for Redis to come back", value=status["journalLength"]
         )
+        yield CounterMetricFamily(
+            "sorcha_store_journal_dropped",
+            "Journaled writes this process dropped at the journal's bounds (STORE_JOURNAL_MAX_OPS, _MAX_AGE)",
+            value=status["journalDropped"],
+        )
+        yield CounterMetricFamily(
+            "sorcha_full_sync_snapshots_voided",
+            "Stored full-sync snapshots voided: ahead of this clock, or blocking for over one RECONCILE_INTERVAL",
+            value=status["voidedSnapshots"],
+        )
 
     def _event_metrics(self) -> Iterator[Any]:
         try:
