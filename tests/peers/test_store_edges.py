@@ -305,3 +305,40 @@ def test_the_api_answers_503_with_retry_after_when_a_final_chunk_cannot_read_its
     finally:
         store_module.reset_store()
         proxy.cut()
+
+
+# ---------------------------------------------------------------- issue 11: lies do not win
+def test_a_liar_cannot_change_how_this_node_shows_its_own_register(make_store: MakeStore) -> None:
+    store = make_store()
+    rid = register_id()
+    store.advertise(public(rid, now_micros(), name="mine", version=3))
+    store.replace_remote("liar", [AdvertisementInput(rid, True, name="pay-here", latest_version=2**53)])
+
+    (row,) = store.available()
+
+    assert (row["name"], row["latestVersion"], row["peerCount"]) == ("mine", 3, 1)
+
+
+def test_one_liar_cannot_override_three_honest_peers_and_ties_go_to_the_most_recently_seen(
+    make_store: MakeStore,
+) -> None:
+    store = make_store()
+    rid = register_id()
+    honest = AdvertisementInput(rid, True, name="ledger", description="the ledger", latest_version=7)
+    for peer in ("honest-a", "honest-b", "honest-c"):
+        store.replace_remote(peer, [honest])
+    store.replace_remote("liar", [AdvertisementInput(rid, True, name="pay-here", latest_version=2**53)])
+
+    (row,) = store.available()
+    assert (row["name"], row["description"], row["latestVersion"], row["peerCount"]) == (
+        "ledger",
+        "the ledger",
+        7,
+        4,
+    )
+
+    other = register_id()
+    store.replace_remote("first", [AdvertisementInput(other, True, name="older")])
+    store.replace_remote("second", [AdvertisementInput(other, True, name="newer")])
+    (tied,) = [row for row in store.available() if row["registerId"] == other]
+    assert tied["name"] == "newer"
