@@ -61,7 +61,11 @@ for _, op in ipairs(ops) do
     if tombkey ~= "" then
       local raw = redis.call("GET", tombkey)
       tomb = stamp(raw)
-      if tomb and swept(raw) and floor > tomb then tomb = nil; redis.call("DEL", tombkey) end
+      if tomb and swept(raw) and floor > tomb then
+        tomb = nil
+        redis.call("DEL", tombkey)
+        changed[#changed + 1] = tombkey
+      end
     end
     if tomb and tomb >= sua then
       result = "0"
@@ -75,7 +79,12 @@ for _, op in ipairs(ops) do
         if log == "1" then changed[#changed + 1] = key end
       else
         redis.call("SET", key, value, "PX", ttl)
-        if tomb then redis.call("DEL", tombkey) end
+        -- A register's newer entry outranks its tombstone from now on; a peer's tombstone stays,
+        -- since it guards every other advertisement of that peer too.
+        if tomb and not string.find(tombkey, ":ptomb:", 1, true) then
+          redis.call("DEL", tombkey)
+          changed[#changed + 1] = tombkey
+        end
         changed[#changed + 1] = key
       end
     end
