@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
+from django.views import defaults
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -37,3 +38,10 @@ def json_response(payload: Any, status: int = 200) -> HttpResponse:
 
 def error_response(detail: str, status: int = 400, **extra: Any) -> HttpResponse:
     return json_response({"detail": detail, **extra}, status=status)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """`handler404`: an unmatched path under /api/ answers JSON like the API; elsewhere Django's HTML page."""
+    if request.path.startswith("/api/"):
+        return error_response(f"Not found: no API operation at {request.path[:200]}", status=404)
+    return defaults.page_not_found(request, exception)

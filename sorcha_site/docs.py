@@ -1,0 +1,36 @@
+"""`/api/schema/` and `/api/docs/`: protected like the rest of the API unless API_DOCS_PUBLIC is on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpResponseBase
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework import exceptions
+from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
+
+
+def docs_permissions() -> list[BasePermission]:
+    # Read per request (not at import as drf-spectacular's SERVE_PERMISSIONS is), so the setting always holds.
+    return [AllowAny()] if settings.API_DOCS_PUBLIC else [IsAuthenticated()]
+
+
+class SchemaView(SpectacularAPIView):
+    def get_permissions(self) -> list[BasePermission]:
+        return docs_permissions()
+
+
+class SwaggerView(SpectacularSwaggerView):
+    """Swagger UI from this node's static files; an operator without a session is sent to the admin's login."""
+
+    def get_permissions(self) -> list[BasePermission]:
+        return docs_permissions()
+
+    def handle_exception(self, exc: Exception) -> Any:
+        bearer = self.request.headers.get("Authorization", "")
+        if isinstance(exc, exceptions.NotAuthenticated) and not bearer:
+            response: HttpResponseBase = redirect_to_login(self.request.get_full_path(), "admin:login")
+            return response
+        return super().handle_exception(exc)

@@ -1,0 +1,75 @@
+"""The API answers as its OpenAPI schema says: schemathesis fuzzes every operation with every check.
+
+The schema is the one `/api/schema/` serves; the requests go to a live server over HTTP, with the
+session's private Redis and test database (tests/plugin.py), never the machine's shared Redis.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import schemathesis
+from django.test import Client
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from schemathesis.checks import CHECKS, load_all_checks
+
+from peers.store import AdvertisementStore
+from tests.constants import SERVICE_TOKEN
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+EXCHANGE = "/api/peers/exchange/"
+
+load_all_checks()
+CONFIG: dict[str, Any] = {
+    "seed": 20261125,
+    "auth": {"openapi": {"serviceToken": {"bearer": SERVICE_TOKEN}}},
+    # Every check schemathesis has, named one by one so none is left to a default.
+    "checks": {"enabled": True, **{name: {"enabled": True} for name in CHECKS.get_all_names()}},
+    "generation": {"mode": "all", "deterministic": True},
+    "phases": {"examples": {"enabled": True}, "coverage": {"enabled": True}, "fuzzing": {"enabled": True}},
+    "operations": [
+        # No generated message can carry a valid Ed25519 signature, so no schema-valid exchange can ever
+        # be accepted: only invalid ones are generated. tests/contract/test_exchange_contract.py checks
+        # the documented answers of real signed messages.
+        {"include-path": EXCHANGE, "generation": {"mode": "negative"}},
+    ],
+}
+
+# The API takes timestamps from 2000-01-01 to its own clock plus CLOCK_SKEW_MAX (a bound a JSON
+# Schema cannot state, so the operations' descriptions do); valid ones are generated in that window.
+schemathesis.openapi.format(
+    "date-time",
+    st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime.now() - timedelta(days=1), timezones=st.just(UTC)
+    ).map(lambda moment: moment.isoformat().replace("+00:00", "Z")),
+)
+
+
+def served_schema() -> dict[str, Any]:
+    response = Client().get(
+        "/api/schema/", HTTP_AUTHORIZATION=f"Bearer {SERVICE_TOKEN}", HTTP_ACCEPT="application/json"
+    )
+    assert response.status_code == 200, response.content[:300]
+    return dict(response.json())
+
+
+schema = schemathesis.openapi.from_dict(served_schema(), config=schemathesis.Config.from_dict(CONFIG))
+
+
+@settings(
+    max_examples=15,
+    phases=[Phase.explicit, Phase.generate],
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+@schema.parametrize()
+def test_every_operation_answers_as_its_schema_says(
+    case: schemathesis.Case, live_server: Any, peer_store: AdvertisementStore
+) -> None:
+    case.call_and_validate(base_url=live_server.url)
