@@ -10,6 +10,14 @@ from django.http import HttpResponseBase
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import exceptions
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
+from rest_framework.views import APIView
+
+
+def json_errors(view: APIView, exc: Exception) -> None:
+    """Errors of the docs views answer JSON like the rest of the API (not YAML, nor a template)."""
+    view.request.accepted_renderer = JSONRenderer()
+    view.request.accepted_media_type = "application/json"
 
 
 def docs_permissions() -> list[BasePermission]:
@@ -20,6 +28,10 @@ def docs_permissions() -> list[BasePermission]:
 class SchemaView(SpectacularAPIView):
     def get_permissions(self) -> list[BasePermission]:
         return docs_permissions()
+
+    def handle_exception(self, exc: Exception) -> Any:
+        json_errors(self, exc)
+        return super().handle_exception(exc)
 
 
 class SwaggerView(SpectacularSwaggerView):
@@ -33,4 +45,5 @@ class SwaggerView(SpectacularSwaggerView):
         if isinstance(exc, exceptions.NotAuthenticated) and not bearer:
             response: HttpResponseBase = redirect_to_login(self.request.get_full_path(), "admin:login")
             return response
+        json_errors(self, exc)
         return super().handle_exception(exc)

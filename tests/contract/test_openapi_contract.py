@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 import schemathesis
-from django.test import Client
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from schemathesis.checks import CHECKS, load_all_checks
 
 from peers.store import AdvertisementStore
 from tests.constants import SERVICE_TOKEN
+from tests.contract.served import served_schema
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,14 +47,6 @@ schemathesis.openapi.format(
         min_value=datetime(2000, 1, 1), max_value=datetime.now() - timedelta(days=1), timezones=st.just(UTC)
     ).map(lambda moment: moment.isoformat().replace("+00:00", "Z")),
 )
-
-
-def served_schema() -> dict[str, Any]:
-    response = Client().get(
-        "/api/schema/", HTTP_AUTHORIZATION=f"Bearer {SERVICE_TOKEN}", HTTP_ACCEPT="application/json"
-    )
-    assert response.status_code == 200, response.content[:300]
-    return dict(response.json())
 
 
 schema = schemathesis.openapi.from_dict(served_schema(), config=schemathesis.Config.from_dict(CONFIG))
