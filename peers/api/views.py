@@ -78,7 +78,8 @@ class BulkAdvertiseView(PeerAPIView):
         },
         summary="Advertise many registers; with fullSync the list is the complete local public set",
         description=(
-            "All or nothing: one bad item refuses the whole body. An item with `isPublic: false` removes. "
+            "All or nothing: one bad item refuses the whole body, and each `registerId` may appear once. "
+            "An item with `isPublic: false` removes. "
             "With `fullSync: true` local advertisements neither listed nor changed after `snapshotAt` are removed "
             "(unless the mass-removal guard holds them). Timestamps must lie between 2000-01-01 and this node's "
             "clock plus CLOCK_SKEW_MAX."
