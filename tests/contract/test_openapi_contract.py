@@ -53,12 +53,12 @@ schemathesis.openapi.format(
 schema = schemathesis.openapi.from_dict(served_schema(), config=schemathesis.Config.from_dict(CONFIG))
 
 
-@schema.hook("filter_body")
-def distinct_register_ids(context: schemathesis.HookContext, body: Any) -> bool:
+@schema.hook("filter_case")
+def distinct_register_ids(context: schemathesis.HookContext, case: schemathesis.Case) -> bool:
     """A bulk body names each register once (its description says so; a JSON Schema cannot say it by key)."""
-    if context.operation is None or context.operation.path != BULK_ADVERTISE or not isinstance(body, dict):
+    if case.operation.path != BULK_ADVERTISE or not isinstance(case.body, dict):
         return True
-    items = body.get("advertisements")
+    items = case.body.get("advertisements")
     if not isinstance(items, list):
         return True
     ids = [item.get("registerId") for item in items if isinstance(item, dict) and "registerId" in item]
