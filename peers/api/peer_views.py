@@ -6,7 +6,7 @@ import logging
 
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -81,15 +81,23 @@ class PeerBanView(APIView):
 
     @extend_schema(
         request=None,
-        parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH, description="the peer's `id` in the list")],
+        parameters=[
+            OpenApiParameter(
+                "id",
+                {"type": "integer", "minimum": 1},
+                OpenApiParameter.PATH,
+                description="the peer's `id` in the list",
+            )
+        ],
         responses={200: OpenApiResponse(PeerDescription, description="the peer, as listed")},
-        summary="Ban (or unban) a peer: its advertisements are hidden at once and its exchanges refused",
+        summary="Ban a peer: its advertisements are hidden at once and its exchanges refused",
     )
     def post(self, request: Request, pk: int) -> HttpResponse:
         peer = get_object_or_404(Peer, pk=pk)
         return json_response(gossip.describe_peer(gossip.set_banned(peer, self.banned)))
 
 
+@extend_schema_view(post=extend_schema(summary="Unban a peer: its exchanges are accepted again"))
 class PeerUnbanView(PeerBanView):
     banned = False
 
