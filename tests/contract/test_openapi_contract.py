@@ -8,16 +8,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, settings
+import hypothesis
+from hypothesis import HealthCheck, Phase
 from hypothesis import strategies as st
 from schemathesis.checks import CHECKS, load_all_checks
 
 from peers.store import AdvertisementStore
 from tests.constants import SERVICE_TOKEN
 from tests.contract.served import served_schema
+from tests.plugin import SESSION_REDIS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,7 +68,14 @@ def distinct_register_ids(context: schemathesis.HookContext, case: schemathesis.
     return len(ids) == len({str(register_id) for register_id in ids})
 
 
-@settings(
+@pytest.fixture
+def private_services_only(settings: Any) -> None:
+    """The live server's Redis and broker are the session's private redis-server, never the machine's."""
+    assert urlparse(settings.REDIS_URL).port == SESSION_REDIS.port
+    assert urlparse(settings.CELERY_BROKER_URL).port == SESSION_REDIS.port
+
+
+@hypothesis.settings(
     max_examples=15,
     phases=[Phase.explicit, Phase.generate],
     deadline=None,
@@ -75,6 +85,6 @@ def distinct_register_ids(context: schemathesis.HookContext, case: schemathesis.
 )
 @schema.parametrize()
 def test_every_operation_answers_as_its_schema_says(
-    case: schemathesis.Case, live_server: Any, peer_store: AdvertisementStore
+    case: schemathesis.Case, live_server: Any, peer_store: AdvertisementStore, private_services_only: None
 ) -> None:
     case.call_and_validate(base_url=live_server.url)
