@@ -14,7 +14,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 
-def json_errors(view: APIView, exc: Exception) -> None:
+def json_errors(view: APIView) -> None:
     """Errors of the docs views answer JSON like the rest of the API (not YAML, nor a template)."""
     view.request.accepted_renderer = JSONRenderer()
     view.request.accepted_media_type = "application/json"
@@ -30,7 +30,7 @@ class SchemaView(SpectacularAPIView):
         return docs_permissions()
 
     def handle_exception(self, exc: Exception) -> Any:
-        json_errors(self, exc)
+        json_errors(self)
         return super().handle_exception(exc)
 
 
@@ -45,5 +45,5 @@ class SwaggerView(SpectacularSwaggerView):
         if isinstance(exc, exceptions.NotAuthenticated) and not bearer:
             response: HttpResponseBase = redirect_to_login(self.request.get_full_path(), "admin:login")
             return response
-        json_errors(self, exc)
+        json_errors(self)
         return super().handle_exception(exc)
