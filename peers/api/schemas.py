@@ -7,7 +7,7 @@ validation are one source.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter
@@ -143,8 +143,15 @@ class AdvertisementRemoved(BaseModel):
     outcome: str = Field(description="removed, unchanged or stale")
 
 
+def _exactly_one(schema: dict[str, Any]) -> None:
+    schema["oneOf"] = schema.pop("anyOf")
+
+
 class AdvertiseAnswer(RootModel[StoredAdvertisement | AdvertisementRemoved]):
     """The stored advertisement, or the removal's answer (`isPublic` tells which)."""
+
+    # `isPublic` is true in one and false in the other: exactly one matches.
+    model_config = ConfigDict(json_schema_extra=_exactly_one)
 
 
 class LastFullSync(BaseModel):
