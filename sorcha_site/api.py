@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils.http import parse_header_parameters
+from django.views import defaults
 from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -48,8 +49,9 @@ def error_response(detail: str, status: int = 400, **extra: Any) -> HttpResponse
 
 
 def json_body_problem(content_type: str, content_length: int) -> str | None:
-    """Why a request body is not JSON by its Content-Type, or None. No body and no type is fine."""
-    if not content_type and content_length == 0:
+    """Why a request body is not JSON by its Content-Type, or None. No body is fine, whatever its type
+    (a client or server may name a type, text/plain say, for an empty body)."""
+    if content_length == 0:
         return None
     media_type, params = parse_header_parameters(content_type)
     charset = params.get("charset", "utf-8").lower()
@@ -70,3 +72,10 @@ def require_json_body(request: Request) -> None:
     problem = json_body_problem(request.META.get("CONTENT_TYPE", ""), content_length)
     if problem is not None:
         raise UnsupportedMediaType(request.META.get("CONTENT_TYPE", ""), detail=problem)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """`handler404`: an unmatched path under /api/ answers JSON like the API; elsewhere Django's HTML page."""
+    if request.path.startswith("/api/"):
+        return error_response(f"Not found: no API operation at {request.path[:200]}", status=404)
+    return defaults.page_not_found(request, exception)

@@ -184,6 +184,10 @@ class MetricsView(APIView):
             return []
         return list(super().get_permissions())
 
-    @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR}, summary="Prometheus metrics of this node")
+    @extend_schema(
+        responses={(200, "text/plain"): OpenApiTypes.STR},
+        summary="Prometheus metrics of this node",
+        description="The Prometheus text exposition format. Needs the API's credentials unless METRICS_PUBLIC is on.",
+    )
     def get(self, request: Request) -> HttpResponse:
         return HttpResponse(generate_latest(_registry), content_type=CONTENT_TYPE_LATEST)

@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "registers",
     "peers",
     "tasks",
@@ -258,13 +259,33 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Sorcha node API",
-    "DESCRIPTION": "Register Service and Peer Service of a Sorcha node: registers, advertisements, resync.",
+    "DESCRIPTION": (
+        "Register Service and Peer Service of a Sorcha node: registers, advertisements, resync, gossip. "
+        'Bodies are JSON only; every error answers `{"detail": ...}` naming the field at fault.'
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    # 3.1: the pydantic models describe optional fields as `null` unions, which 3.0 cannot express.
-    "OAS_VERSION": "3.1.0",
+    # 3.0, not 3.1: in 3.1 (JSON Schema 2020-12) `2.0` is an integer, and the API takes JSON integers only.
+    # The pydantic models' `null` unions are rewritten as `nullable` (sorcha_site.schema.PydanticModelScheme).
+    "OAS_VERSION": "3.0.3",
+    # Request bodies are documented as JSON only (the API answers 415 to anything else).
+    # `isPublic` is `true` on a held advertisement and `false` on a removal's answer: two one-value enums.
+    "ENUM_NAME_OVERRIDES": {"AdvertisedEnum": [(True, True)], "RemovedEnum": [(False, False)]},
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "sorcha_site.schema.camel_case_path_parameters",
+        "sorcha_site.schema.bound_pagination_parameters",
+        "sorcha_site.schema.document_common_errors",
+    ],
+    # The docs UI is served from this node's static files (drf-spectacular-sidecar), never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
+# /api/schema/ and /api/docs/ need the API's credentials unless this is on.
+API_DOCS_PUBLIC = _read("API_DOCS_PUBLIC", bool, False)
 
 # --- metrics -----------------------------------------------------------------------------------------
 # /metrics needs the API's credentials unless this is on (a scraper on a trusted network).

@@ -7,10 +7,21 @@ validation are one source.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from django.conf import settings
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+from drf_spectacular.utils import OpenApiParameter
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 
 from peers.store import AdvertisementInput
 from sorcha_site import bounds
@@ -140,34 +151,120 @@ class BulkAdvertiseResult(BaseModel):
     stale: int = Field(description="items refused because the store holds a newer state of that register")
 
 
+# ---------------------------------------------------------------- documentation only
+# The URLconf's kwarg is register_id; the schema names it registerId (sorcha_site.schema).
+REGISTER_ID_PARAMETER = OpenApiParameter(
+    "register_id", str, OpenApiParameter.PATH, pattern=REGISTER_ID_PATTERN, description="32 lowercase hex characters"
+)
+
+
 class AvailableRegister(BaseModel):
-    registerId: str
+    registerId: str = Field(pattern=REGISTER_ID_PATTERN)
     name: str
     description: str
-    isPublic: bool
-    isLocal: bool
-    peerCount: int
-    fullReplicaPeerCount: int
-    latestVersion: int
-    latestDocketVersion: int
+    isPublic: Literal[True]
+    isLocal: bool = Field(description="this node advertises it itself")
+    peerCount: int = Field(ge=0, description="peers advertising it")
+    fullReplicaPeerCount: int = Field(ge=0)
+    latestVersion: int = Field(ge=0)
+    latestDocketVersion: int = Field(ge=0)
     verified: bool
     lastSeen: datetime | None
 
 
+class AvailableRegisterList(RootModel[list[AvailableRegister]]):
+    """Every register advertised here or by a peer, sorted by name."""
+
+
 class StoredAdvertisement(BaseModel):
-    registerId: str
+    """The advertisement as stored after the call (a stale or refused removal leaves it in place)."""
+
+    registerId: str = Field(pattern=REGISTER_ID_PATTERN)
     peerId: str | None
-    isPublic: bool
+    isPublic: Literal[True]
     name: str
     description: str
-    latestVersion: int
-    latestDocketVersion: int
+    latestVersion: int = Field(ge=0)
+    latestDocketVersion: int = Field(ge=0)
     isFullReplica: bool
     sourceUpdatedAt: datetime | None
     refreshedAt: datetime | None
     expiresAt: datetime | None
     verified: bool
-    outcome: str = Field(description="added, updated, unchanged, removed or stale")
+    outcome: str = Field(description="added, updated, unchanged or stale")
+
+
+class AdvertisementRemoved(BaseModel):
+    """No advertisement of that register is held any more (`isPublic: false` removed it, or there was none)."""
+
+    registerId: str = Field(pattern=REGISTER_ID_PATTERN)
+    isPublic: Literal[False]
+    outcome: str = Field(description="removed, unchanged or stale")
+
+
+def _exactly_one(schema: dict[str, Any]) -> None:
+    schema["oneOf"] = schema.pop("anyOf")
+
+
+class AdvertiseAnswer(RootModel[StoredAdvertisement | AdvertisementRemoved]):
+    """The stored advertisement, or the removal's answer (`isPublic` tells which)."""
+
+    # `isPublic` is true in one and false in the other: exactly one matches.
+    model_config = ConfigDict(json_schema_extra=_exactly_one)
+
+
+class LastFullSync(BaseModel):
+    snapshotAt: datetime | None
+    appliedAt: datetime | None
+    result: dict[str, int] = Field(description="counts of the last applied full sync, as bulk-advertise answers")
+
+
+class StoreStatus(BaseModel):
+    store: Literal["ok", "degraded"] = Field(
+        description="degraded: Redis is unreachable and the pool is served from memory"
+    )
+    degradedSince: datetime | None
+    lastError: str | None
+    journalLength: int = Field(ge=0, description="writes made while degraded, replayed when Redis is back")
+    journalDropped: int = Field(
+        ge=0, description="journaled writes this process dropped at STORE_JOURNAL_MAX_OPS / STORE_JOURNAL_MAX_AGE"
+    )
+    localAdvertisements: int = Field(ge=0)
+    remoteAdvertisements: int = Field(ge=0)
+    lastFullSync: LastFullSync | None
+    heldRemovals: list[str] = Field(description="register ids the mass-removal guard holds back")
+    voidedSnapshots: int = Field(
+        ge=0, description="stored full-sync snapshots voided (ahead of the clock, or blocking over one interval)"
+    )
+
+
+class PeerDescription(BaseModel):
+    id: int
+    peerId: str | None = Field(description="null until the peer's first signed message")
+    name: str
+    url: str
+    status: Literal["healthy", "backing_off", "banned", "never"]
+    isSeed: bool
+    banned: bool
+    firstSeen: datetime | None
+    lastSeen: datetime | None
+    lastExchangeAt: datetime | None
+    lastExchangeResult: Literal["never", "ok", "unreachable", "rejected", "error"]
+    lastError: str
+    consecutiveFailures: int = Field(ge=0)
+    nextAttemptAt: datetime | None = Field(description="backed off until then")
+    advertisementsReceived: int = Field(ge=0)
+    advertisementsHeld: int = Field(ge=0)
+
+
+class PeerDescriptionList(RootModel[list[PeerDescription]]):
+    """Every peer this node knows, banned ones included."""
+
+
+class GossipRoundOutcome(BaseModel):
+    peers: int = Field(ge=0, description="peers contacted")
+    ok: int = Field(ge=0)
+    failed: int = Field(ge=0)
 
 
 def describe_validation_error(error: ValidationError, limit: int = 5) -> str:

@@ -6,17 +6,19 @@ import logging
 from typing import Any, TypeVar
 
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from pydantic import BaseModel, ValidationError
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from peers.api.schemas import (
+    REGISTER_ID_PARAMETER,
+    AdvertiseAnswer,
     AdvertisementFields,
-    AvailableRegister,
+    AvailableRegisterList,
     BulkAdvertiseRequest,
     BulkAdvertiseResult,
-    StoredAdvertisement,
+    StoreStatus,
     TimeWindow,
     describe_validation_error,
 )
@@ -26,6 +28,7 @@ from sorcha_site import bounds
 from sorcha_site.api import error_response, json_response, require_json_body
 from sorcha_site.auth import IsServiceOrStaff
 from sorcha_site.memory import gc_paused
+from sorcha_site.schema import error
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +61,8 @@ def outcome_of(result: BulkResult) -> str:
 
 
 class PeerAPIView(APIView):
-    """Turns BadRequest into a 400 whose message names the field; nothing has been applied by then."""
+    # Turns BadRequest into a 400 whose message names the field; nothing has been applied by then.
+    # (A comment, not a docstring: drf-spectacular would show a docstring as every operation's description.)
 
     def handle_exception(self, exc: Exception) -> Any:
         if isinstance(exc, BadRequest):
@@ -71,16 +75,25 @@ class BulkAdvertiseView(PeerAPIView):
     permission_classes = [IsServiceOrStaff]
 
     @extend_schema(
-        request=BulkAdvertiseRequest,
+        request={"application/json": BulkAdvertiseRequest},
         responses={
             200: BulkAdvertiseResult,
-            400: OpenApiResponse(description="malformed body; the message names the field"),
-            403: OpenApiResponse(description="neither the service token nor a staff user"),
-            409: OpenApiResponse(description="full sync built from a snapshot older than the last one applied"),
-            413: OpenApiResponse(description="body over the size limit"),
-            415: OpenApiResponse(description="body not sent as application/json"),
+            400: error(400, "Malformed body, or an item out of bounds; `detail` names the field. Nothing applied."),
+            409: error(409, "`snapshotAt`: a full sync built from a snapshot older than the last one applied."),
+            503: error(
+                503,
+                "`snapshotAt`: the store cannot reach Redis, where a full sync's marks are shared; listed items "
+                "were refreshed, nothing was swept. Retry after `Retry-After` seconds.",
+            ),
         },
         summary="Advertise many registers; with fullSync the list is the complete local public set",
+        description=(
+            "All or nothing: one bad item refuses the whole body, and each `registerId` may appear once. "
+            "An item with `isPublic: false` removes. "
+            "With `fullSync: true` local advertisements neither listed nor changed after `snapshotAt` are removed "
+            "(unless the mass-removal guard holds them). Timestamps must lie between 2000-01-01 and this node's "
+            "clock plus CLOCK_SKEW_MAX."
+        ),
     )
     def post(self, request: Request) -> HttpResponse:
         # Validating and applying 10,000 items allocates objects by the hundred thousand; without
@@ -111,7 +124,17 @@ class BulkAdvertiseView(PeerAPIView):
 class AdvertiseView(PeerAPIView):
     permission_classes = [IsServiceOrStaff]
 
-    @extend_schema(request=AdvertisementFields, responses={200: StoredAdvertisement}, summary="Advertise one register")
+    @extend_schema(
+        request={"application/json": AdvertisementFields},
+        parameters=[REGISTER_ID_PARAMETER],
+        responses={
+            200: AdvertiseAnswer,
+            400: error(400, "Malformed body or register id; `detail` names the field. Nothing applied."),
+        },
+        summary="Advertise one register (`isPublic: false` removes it)",
+        description="The answer is the stored advertisement, or `{registerId, isPublic: false, outcome}` when none "
+        "is held any more.",
+    )
     def post(self, request: Request, register_id: str) -> HttpResponse:
         check_register_id(register_id)
         body = parse_body(request, AdvertisementFields)
@@ -126,7 +149,11 @@ class AdvertiseView(PeerAPIView):
             return json_response({"registerId": register_id, "isPublic": False, "outcome": outcome_of(result)})
         return json_response({**entry.as_dict(), "outcome": outcome_of(result)})
 
-    @extend_schema(responses={204: None}, summary="Stop advertising one register (idempotent)")
+    @extend_schema(
+        parameters=[REGISTER_ID_PARAMETER],
+        responses={204: None, 400: error(400, "`registerId` is not 32 lowercase hex characters.")},
+        summary="Stop advertising one register (idempotent)",
+    )
     def delete(self, request: Request, register_id: str) -> HttpResponse:
         check_register_id(register_id)
         if get_store().remove(register_id).changed:
@@ -135,12 +162,14 @@ class AdvertiseView(PeerAPIView):
 
 
 class AvailableRegistersView(PeerAPIView):
-    @extend_schema(responses={200: AvailableRegister}, summary="Local and remote advertisements grouped by register")
+    @extend_schema(
+        responses={200: AvailableRegisterList}, summary="Local and remote advertisements grouped by register"
+    )
     def get(self, request: Request) -> HttpResponse:
         return HttpResponse(get_store().available_json(), content_type="application/json")
 
 
 class StoreStatusView(PeerAPIView):
-    @extend_schema(responses={200: OpenApiResponse(description="health of the advertisement store")})
+    @extend_schema(responses={200: StoreStatus}, summary="Health of the advertisement store")
     def get(self, request: Request) -> HttpResponse:
         return json_response(get_store().status())

@@ -11,6 +11,8 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from registers import enqueue
+from registers.api.serializers import ResyncQueuedSerializer
+from sorcha_site import schema
 from sorcha_site.api import error_response, json_response
 from sorcha_site.auth import IsServiceOrStaff
 
@@ -26,9 +28,9 @@ class ResyncView(APIView):
     @extend_schema(
         request=None,
         responses={
-            202: OpenApiResponse(description="full sync queued: `{taskId, queuedAt}`"),
-            403: OpenApiResponse(description="neither the service token nor a staff user"),
-            503: OpenApiResponse(description="the Celery broker is unreachable; nothing was queued"),
+            202: OpenApiResponse(ResyncQueuedSerializer, description="full sync queued"),
+            403: schema.error(403, "Neither the service token nor a staff user."),
+            503: schema.error(503, "The Celery broker is unreachable; nothing was queued."),
         },
         summary="Queue a full sync of the advertised registers to the Peer Service now",
     )

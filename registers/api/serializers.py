@@ -75,3 +75,10 @@ class RegisterSerializer(serializers.ModelSerializer[Register]):
             "createdAt",
             "updatedAt",
         )
+
+
+class ResyncQueuedSerializer(serializers.Serializer[dict[str, str]]):
+    """The answer of `POST /api/registers/resync` (documentation only)."""
+
+    taskId = serializers.CharField(help_text="the Celery task's id")
+    queuedAt = serializers.DateTimeField(help_text="tells this sync's outcome in the sync state from an earlier one's")
