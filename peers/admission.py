@@ -131,9 +131,7 @@ def admit_new_sender(peer_id: str, public_key: str, name: str, claimed_url: str,
             if not open_door:
                 raise GossipRejected(403, "peerId: not admitted (PEER_ADMISSION=allowlist)", "not_admitted")
             evicted = (
-                Peer.objects.filter(_evictable())
-                .order_by(Coalesce("last_seen", "first_seen").asc(), "pk")
-                .first()
+                Peer.objects.filter(_evictable()).order_by(Coalesce("last_seen", "first_seen").asc(), "pk").first()
             )
             if evicted is None:
                 raise GossipRejected(

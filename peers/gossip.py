@@ -42,11 +42,11 @@ from pydantic import (
 
 from peers import admission, outbound
 from peers.admission import GossipRejected
-from peers.api.schemas import REGISTER_ID_PATTERN, Version, describe_validation_error
+from peers.api.schemas import REGISTER_ID_PATTERN, describe_validation_error
 from peers.identity import get_identity, next_sequence, peer_id_for, sign, signature_valid
 from peers.models import Peer
 from peers.store import AdvertisementInput, get_store
-from sorcha_site.bounds import moment_micros, moment_problem, now_micros
+from sorcha_site.bounds import MAX_VERSION, moment_micros, moment_problem, now_micros
 from sorcha_site.metrics import record_gossip_exchange, record_gossip_refusal
 
 __all__ = ["GossipRejected"]
@@ -64,6 +64,8 @@ def _peer_url(value: str) -> str:
     return outbound.normalise_url(value)
 
 
+# JSON clients (JavaScript among them) lose integer precision past 2^53: larger versions are refused.
+GossipVersion = Annotated[StrictInt, Field(ge=0, le=MAX_VERSION)]
 PeerUrl = Annotated[StrictStr, Field(max_length=outbound.URL_MAX_LENGTH), AfterValidator(_peer_url)]
 
 
@@ -73,8 +75,8 @@ class GossipAdvertisement(BaseModel):
     registerId: Annotated[StrictStr, Field(pattern=REGISTER_ID_PATTERN)]
     name: Annotated[StrictStr, Field(max_length=38)]
     description: Annotated[StrictStr, Field(max_length=2048)] = ""
-    latestVersion: Version = 0  # at most MAX_VERSION (2^53): JSON clients lose precision past it
-    latestDocketVersion: Version = 0
+    latestVersion: GossipVersion = 0
+    latestDocketVersion: GossipVersion = 0
     isFullReplica: StrictBool = True
 
 
