@@ -306,7 +306,7 @@ def test_learnt_urls_are_normalised_bounded_and_never_evict(peer_store: Advertis
 def test_a_plain_user_may_read_peers_but_not_act_on_them(peer_store: AdvertisementStore, action: str) -> None:
     peer = Peer.objects.create(url="http://someone.example")
     client = APIClient()
-    client.force_authenticate(User.objects.create_user("reader", password="x"))  # noqa: S106
+    client.force_authenticate(User.objects.create_user("reader", password="x"))
 
     assert client.get("/api/peers/").status_code == 200
     assert client.post(f"/api/peers/{peer.pk}/{action}").status_code == 403
@@ -319,7 +319,7 @@ def test_staff_and_the_service_token_may_act_on_peers(peer_store: AdvertisementS
     send(node, [remote_ad()])
     peer = Peer.objects.get(peer_id=node.peer_id)
     staff = APIClient()
-    staff.force_authenticate(User.objects.create_user("operator", password="x", is_staff=True))  # noqa: S106
+    staff.force_authenticate(User.objects.create_user("operator", password="x", is_staff=True))
 
     assert staff.post(f"/api/peers/{peer.pk}/approve").json()["approved"] is True
     assert staff.post(f"/api/peers/{peer.pk}/ban").json()["status"] == "banned"
