@@ -87,6 +87,8 @@ def address_problem(address: str, allow_private: bool) -> str | None:
         return f"{ip} is multicast"
     if ip.is_loopback:
         return None if allow_private else f"{ip} is loopback (GOSSIP_ALLOW_PRIVATE is off)"
+    if ip.is_reserved:
+        return f"{ip} is reserved"
     if ip.is_private:
         return None if allow_private else f"{ip} is private (GOSSIP_ALLOW_PRIVATE is off)"
     if not ip.is_global:
