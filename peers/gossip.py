@@ -58,6 +58,7 @@ EXCHANGE_PATH = "/api/peers/exchange"
 MAX_PEERS_IN_MESSAGE = 100
 # A round ends within one exchange deadline plus this, whatever the peers do.
 ROUND_MARGIN = 2.0
+_apply_lock = threading.Lock()
 
 
 def _peer_url(value: str) -> str:
@@ -186,7 +187,6 @@ def accept_message(body: bytes, signature: str, *, source: str | None = None, co
         admission.check_existing(existing)
         if existing.last_sequence >= message.sequence:
             raise _replayed(message.sequence)
-    _check_remote_room(message)
     ads = [
         AdvertisementInput(
             ad.registerId,
@@ -199,20 +199,24 @@ def accept_message(body: bytes, signature: str, *, source: str | None = None, co
         )
         for ad in message.advertisements
     ]
-    # The replay check comes before anything is recorded: a new sender's row is created with its
-    # sequence, a known one's sequence is moved forward by compare-and-set, or nothing happens.
-    if existing is None:
-        peer = admission.admit_new_sender(
-            message.peerId, message.publicKey, message.name, message.url, message.sequence
-        )
-    else:
-        peer = existing
-        accepted = Peer.objects.filter(pk=peer.pk, last_sequence__lt=message.sequence).update(
-            last_sequence=message.sequence
-        )
-        if not accepted:
-            raise _replayed(message.sequence)
-    result = get_store().replace_remote(message.peerId, ads)
+    # One message at a time per process from the room check to the store write, so concurrent
+    # messages cannot each see room and together pass GOSSIP_MAX_REMOTE_ADS.
+    with _apply_lock:
+        _check_remote_room(message)
+        # The replay check comes before anything is recorded: a new sender's row is created with its
+        # sequence, a known one's sequence is moved forward by compare-and-set, or nothing happens.
+        if existing is None:
+            peer = admission.admit_new_sender(
+                message.peerId, message.publicKey, message.name, message.url, message.sequence
+            )
+        else:
+            peer = existing
+            accepted = Peer.objects.filter(pk=peer.pk, last_sequence__lt=message.sequence).update(
+                last_sequence=message.sequence
+            )
+            if not accepted:
+                raise _replayed(message.sequence)
+        result = get_store().replace_remote(message.peerId, ads)
     Peer.objects.filter(pk=peer.pk).update(
         last_seen=timezone.now(),
         advertisements_received=len(ads),
