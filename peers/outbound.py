@@ -103,7 +103,7 @@ class Target:
     host: str
     port: int
     path: str
-    address: str
+    addresses: tuple[str, ...]
 
 
 def _lookup(host: str, port: int, deadline: float) -> list[str]:
@@ -144,26 +144,45 @@ def resolve(url: str, path: str, deadline: float) -> Target:
         if problem is not None:
             # One bad answer refuses the name: a rebinding name may hand out both kinds.
             raise OutboundRefused(f"address refused: {problem}")
-    return Target(url, parts.scheme, parts.hostname, port, parts.path.rstrip("/") + path, addresses[0])
+    return Target(url, parts.scheme, parts.hostname, port, parts.path.rstrip("/") + path, tuple(addresses))
+
+
+def _connect(addresses: tuple[str, ...], port: int, timeout: float | None, deadline: float) -> socket.socket:
+    """The first vetted address that accepts, before the deadline; never a fresh DNS answer (no rebinding)."""
+    error: OSError | None = None
+    for address in addresses:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("deadline passed while connecting")
+        try:
+            sock = socket.create_connection((address, port), min(timeout or remaining, remaining))
+        except OSError as exc:
+            error = exc
+            continue
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    raise error or OSError("no address")
 
 
 class _PinnedHTTP(http.client.HTTPConnection):
-    def __init__(self, target: Target, timeout: float) -> None:
+    def __init__(self, target: Target, timeout: float, deadline: float) -> None:
         super().__init__(target.host, target.port, timeout=timeout)
-        self._address = target.address
+        self._addresses = target.addresses
+        self._deadline = deadline
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = _connect(self._addresses, self.port, self.timeout, self._deadline)
 
 
 class _PinnedHTTPS(http.client.HTTPSConnection):
-    def __init__(self, target: Target, timeout: float) -> None:
+    def __init__(self, target: Target, timeout: float, deadline: float) -> None:
         super().__init__(target.host, target.port, timeout=timeout, context=ssl.create_default_context())
-        self._address = target.address
+        self._addresses = target.addresses
+        self._deadline = deadline
 
     def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
+        sock = _connect(self._addresses, self.port, self.timeout, self._deadline)
+        # The certificate is checked for the URL's host name, not for the address connected to.
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
@@ -182,7 +201,7 @@ def post(
     if remaining <= 0:
         raise ExchangeFailed("deadline passed before connecting")
     connection_class = _PinnedHTTPS if target.scheme == "https" else _PinnedHTTP
-    connection = connection_class(target, timeout=min(remaining, settings.GOSSIP_CONNECT_TIMEOUT))
+    connection = connection_class(target, min(remaining, settings.GOSSIP_CONNECT_TIMEOUT), deadline)
     expired = threading.Event()
 
     def cut() -> None:  # from the watchdog thread: a blocked recv returns at once

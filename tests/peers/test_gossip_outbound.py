@@ -223,3 +223,69 @@ def test_triggered_rounds_are_single_flight_per_process(
 
     assert most[0] == 1
     assert 2 <= rounds[0] <= 6  # about one per deadline, plus the one asked for during the last
+
+
+def self_signed_certificate(directory: Any) -> tuple[str, str]:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(tz=dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return str(cert_path), str(key_path)
+
+
+class TLSListener(SocketServer):
+    """A TLS server with a certificate nobody trusts: records whether a handshake completed."""
+
+    def __init__(self, cert: str, key: str) -> None:
+        import ssl
+
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(cert, key)
+        self.handshakes = 0
+        super().__init__()
+
+    def serve(self, conn: Any) -> None:
+        import ssl
+
+        try:
+            with self.context.wrap_socket(conn, server_side=True) as tls:
+                self.handshakes += 1
+                self.read_request(tls)
+        except ssl.SSLError:
+            return
+
+
+def test_an_https_peer_is_called_at_the_vetted_address_and_its_certificate_checked_for_the_name(
+    peer_store: AdvertisementStore, servers: list[SocketServer], tmp_path: Any
+) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    server = serve(servers, TLSListener(cert, key))
+
+    outcome, peer, _ = exchange(f"https://localhost:{server.port}")
+
+    assert server.connections == 1  # the connection went to the address checked for "localhost"
+    assert outcome == "unreachable"
+    assert peer.last_error == "connection: SSLCertVerificationError"
+    assert server.handshakes == 0
