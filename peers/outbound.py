@@ -182,6 +182,7 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
 
     def connect(self) -> None:
         sock = _connect(self._addresses, self.port, self.timeout, self._deadline)
+        self.sock = sock  # the watchdog can cut a handshake that trickles, too
         # The certificate is checked for the URL's host name, not for the address connected to.
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
@@ -238,8 +239,7 @@ def _exchange(
     _tighten(connection, deadline)
     response = connection.getresponse()
     if response.status != 200:
-        phrase = HTTPStatus(response.status).phrase if response.status in HTTPStatus._value2member_map_ else ""
-        raise ExchangeFailed(f"HTTP {response.status} {phrase}".strip())
+        raise ExchangeFailed(f"HTTP {response.status} {_phrase(response.status)}".strip())
     declared = response.getheader("Content-Length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise ExchangeFailed(f"reply of {declared} bytes is over GOSSIP_MAX_BODY_BYTES ({max_bytes})")
@@ -258,6 +258,14 @@ def _exchange(
         if time.monotonic() >= deadline:
             raise ExchangeFailed(f"deadline of {settings.GOSSIP_EXCHANGE_DEADLINE:g} s passed")
     return Reply(response.status, b"".join(chunks), signature)
+
+
+def _phrase(status: int) -> str:
+    """Our own words for a status: the peer's reason phrase is never kept."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 def _tighten(connection: http.client.HTTPConnection, deadline: float) -> None:
