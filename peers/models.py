@@ -63,6 +63,9 @@ class Peer(models.Model):
 
     @property
     def contact_url(self) -> str:
+        """Where to call it: the bound URL; its own latest claim while that fails (it may have moved)."""
+        if self.url and self.claimed_url and self.claimed_url != self.url and self.consecutive_failures:
+            return self.claimed_url
         return self.url or self.claimed_url
 
     @property

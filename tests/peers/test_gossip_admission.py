@@ -390,3 +390,17 @@ def test_an_honest_peer_is_still_answered_with_our_signed_set(peer_store: Advert
 
     assert response.status_code == 200
     assert orjson.loads(response.content)["peerId"] != node.peer_id
+
+
+def test_a_peer_whose_bound_url_fails_is_tried_at_its_own_latest_claim(peer_store: AdvertisementStore) -> None:
+    node = FakeNode(url="http://new-home.example")
+    send(node, [])
+    Peer.objects.filter(peer_id=node.peer_id).update(url="http://old-home.example")
+    peer = Peer.objects.get(peer_id=node.peer_id)
+    assert peer.contact_url == "http://old-home.example"
+
+    Peer.objects.filter(pk=peer.pk).update(consecutive_failures=1)
+    peer.refresh_from_db()
+
+    assert peer.contact_url == "http://new-home.example"
+    assert peer.url == "http://old-home.example"  # bound again only when the new URL answers as this peer
