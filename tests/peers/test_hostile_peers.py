@@ -202,6 +202,8 @@ def test_a_stranger_claiming_a_peers_url_takes_nothing_and_the_real_peer_keeps_e
 def test_a_seed_is_bound_to_the_node_that_answers_there_not_to_the_first_claimant(make_node: MakeNode) -> None:
     node_s = make_node("seed", start=False)  # its URL is known before it runs
     node_c = make_node("c", seeds=[node_s])
+    # C's start-up round writes the seed row (and finds nobody answering there).
+    wait_for(lambda: peer_by(node_c, url=node_s.url), [node_c], message="C never listed its seed")
     thief = FakeNode(url=node_s.url, name="thief")
 
     assert thief.send(node_c.url, [remote_ad()]).status_code == 200
