@@ -150,6 +150,8 @@ def admit_new_sender(peer_id: str, public_key: str, name: str, claimed_url: str,
             name=name,
             claimed_url=claimed_url,
             last_sequence=sequence if open_door else 0,
+            # Seen now: a row just admitted is never the one the next newcomer evicts.
+            last_seen=timezone.now() if open_door else None,
         )
     if evicted is not None:
         if evicted.peer_id:

@@ -217,15 +217,15 @@ def accept_message(body: bytes, signature: str, *, source: str | None = None, co
             if not accepted:
                 raise _replayed(message.sequence)
         result = get_store().replace_remote(message.peerId, ads)
-    Peer.objects.filter(pk=peer.pk).update(
-        last_seen=timezone.now(),
-        advertisements_received=len(ads),
-        name=message.name,
-        claimed_url=message.url,
-        consecutive_failures=0,  # it is alive: contact it again at the next round
-        next_attempt_at=None,
-        last_error="",
-    )
+        Peer.objects.filter(pk=peer.pk).update(
+            last_seen=timezone.now(),
+            advertisements_received=len(ads),
+            name=message.name,
+            claimed_url=message.url,
+            consecutive_failures=0,  # it is alive: contact it again at the next round
+            next_attempt_at=None,
+            last_error="",
+        )
     if contacted_url is not None:
         _bind_url(peer, contacted_url)
     _learn_peers(message.peers)
@@ -239,8 +239,8 @@ def accept_message(body: bytes, signature: str, *, source: str | None = None, co
         result.updated,
         result.removed,
     )
-    peer.refresh_from_db()
-    return peer
+    # An operator may forget the row meanwhile: the message was applied all the same.
+    return Peer.objects.filter(pk=peer.pk).first() or peer
 
 
 def _replayed(sequence: int) -> GossipRejected:

@@ -19,7 +19,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
-from peers import gossip
+from peers import admission, gossip
 from peers.models import Peer
 from peers.store import AdvertisementStore
 from sorcha_site.bounds import MAX_VERSION
@@ -404,3 +404,19 @@ def test_a_peer_whose_bound_url_fails_is_tried_at_its_own_latest_claim(peer_stor
 
     assert peer.contact_url == "http://new-home.example"
     assert peer.url == "http://old-home.example"  # bound again only when the new URL answers as this peer
+
+
+def test_a_sender_just_admitted_is_not_evicted_by_the_next_newcomer(
+    peer_store: AdvertisementStore, settings: Any
+) -> None:
+    # Between admission and the end of its message's handling, another thread may admit a newcomer:
+    # the new row already counts as seen, so the newcomer is refused instead of evicting it.
+    settings.GOSSIP_MAX_PEERS = 1
+    first, second = FakeNode(), FakeNode()
+    admission.admit_new_sender(first.peer_id, first.public_key, "first", first.url, 1)
+
+    with pytest.raises(admission.GossipRejected) as refused:
+        admission.admit_new_sender(second.peer_id, second.public_key, "second", second.url, 1)
+
+    assert refused.value.reason == "peer_cap"
+    assert list(Peer.objects.values_list("peer_id", flat=True)) == [first.peer_id]
