@@ -395,12 +395,26 @@ def _due_peers(force: bool) -> list[Peer]:
     return list(by_url.values())
 
 
+_one_round_at_a_time = threading.Lock()
+
+
 def gossip_round(force: bool = False) -> dict[str, int]:
     """Exchange with every known, non-banned peer not backed off (all of them with `force`).
 
     Peers are contacted concurrently (GOSSIP_ROUND_WORKERS at once) and the round ends within
     GOSSIP_EXCHANGE_DEADLINE plus a small margin: peers not reached by then wait for the next one.
+    One round at a time per process: a call while a round is in flight waits for it to end (two
+    rounds side by side would send every peer two messages at once, and one would be refused).
     """
+    waited = _one_round_at_a_time.acquire(timeout=settings.GOSSIP_EXCHANGE_DEADLINE + ROUND_MARGIN + 5)
+    try:
+        return _run_round(force)
+    finally:
+        if waited:
+            _one_round_at_a_time.release()
+
+
+def _run_round(force: bool) -> dict[str, int]:
     ensure_seeds()
     peers = _due_peers(force)
     outcome = {"peers": len(peers), "ok": 0, "failed": 0, "skipped": 0}
