@@ -11,14 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Model
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, URLPattern, get_script_prefix, path, reverse
 
-from peers.models import PeerNetwork
+from peers import gossip
+from peers.models import Peer, PeerNetwork
 
 # Tabs in page order: (fragment id, label).
 PEER_NETWORK_TABS = (
@@ -103,3 +104,53 @@ def registers_admin_url() -> str:
         return reverse("admin:registers_register_changelist")
     except NoReverseMatch:
         return ""
+
+
+@admin.register(Peer)
+class PeerAdmin(admin.ModelAdmin):
+    """The peers this node knows, with the operator's actions: approve, ban, unban, forget.
+
+    Rows are made by gossip, never by hand; an operator changes them only through the actions
+    (the same functions the API's operator endpoints call).
+    """
+
+    list_display = ("__str__", "peer_id", "url", "claimed_url", "status", "is_seed", "approved", "banned", "last_seen")
+    list_filter = ("banned", "approved", "is_seed", "last_exchange_result")
+    search_fields = ("peer_id", "name", "url", "claimed_url")
+    readonly_fields = [field.name for field in Peer._meta.fields]
+    actions = ("approve", "ban", "unban", "forget")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False  # "forget" also drops the peer's advertisements
+
+    @admin.display(description="status")
+    def status(self, peer: Peer) -> str:
+        return peer.status
+
+    @admin.action(description="Approve (admit in allowlist mode; never evicted)", permissions=["change"])
+    def approve(self, request: HttpRequest, queryset: QuerySet[Peer]) -> None:
+        for peer in queryset:
+            gossip.set_approved(peer)
+        self.message_user(request, f"Approved {len(queryset)} peer(s).", messages.SUCCESS)
+
+    @admin.action(description="Ban (hide their advertisements, refuse their exchanges)", permissions=["change"])
+    def ban(self, request: HttpRequest, queryset: QuerySet[Peer]) -> None:
+        for peer in queryset:
+            gossip.set_banned(peer, True)
+        self.message_user(request, f"Banned {len(queryset)} peer(s).", messages.SUCCESS)
+
+    @admin.action(description="Unban", permissions=["change"])
+    def unban(self, request: HttpRequest, queryset: QuerySet[Peer]) -> None:
+        for peer in queryset:
+            gossip.set_banned(peer, False)
+        self.message_user(request, f"Unbanned {len(queryset)} peer(s).", messages.SUCCESS)
+
+    @admin.action(description="Forget (drop the row and its advertisements)", permissions=["change"])
+    def forget(self, request: HttpRequest, queryset: QuerySet[Peer]) -> None:
+        peers = list(queryset)
+        for peer in peers:
+            gossip.forget(peer)
+        self.message_user(request, f"Forgot {len(peers)} peer(s).", messages.SUCCESS)

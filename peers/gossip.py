@@ -5,6 +5,11 @@ only grows, its local public advertisements and the URLs of peers it knows. The 
 signed with the sender's Ed25519 key (header `X-Sorcha-Signature`), and the sender's id is a
 digest of that key, so a node can only ever speak for itself. A valid message replaces the
 sender's remote set in the store; the reply is the receiver's own message of the same shape.
+
+What a sender says about its URL is only a claim: a URL is bound to a peer id once this node
+has POSTed to it and received that id's signed reply (ARCHITECTURE §4, "Admission and bounds").
+Who may send, how often and how much is decided in `peers.admission`; outbound calls go
+through `peers.outbound` (vetted addresses, one deadline).
 """
 
 from __future__ import annotations
@@ -12,30 +17,57 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
-import requests
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 
-from peers.api.schemas import REGISTER_ID_PATTERN, Version, describe_validation_error
+from peers import admission, outbound
+from peers.admission import GossipRejected
+from peers.api.schemas import REGISTER_ID_PATTERN, describe_validation_error
 from peers.identity import get_identity, next_sequence, peer_id_for, sign, signature_valid
 from peers.models import Peer
 from peers.store import AdvertisementInput, get_store
-from sorcha_site.metrics import record_gossip_exchange
+from sorcha_site.bounds import MAX_VERSION, moment_micros, moment_problem, now_micros
+from sorcha_site.metrics import record_gossip_exchange, record_gossip_refusal
+
+__all__ = ["GossipRejected"]
 
 logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Sorcha-Signature"
 EXCHANGE_PATH = "/api/peers/exchange"
 MAX_PEERS_IN_MESSAGE = 100
-MAX_KNOWN_PEERS = 200
+# A round ends within one exchange deadline plus this, whatever the peers do.
+ROUND_MARGIN = 2.0
+_apply_lock = threading.Lock()
+
+
+def _peer_url(value: str) -> str:
+    return outbound.normalise_url(value)
+
+
+# JSON clients (JavaScript among them) lose integer precision past 2^53: larger versions are refused.
+GossipVersion = Annotated[StrictInt, Field(ge=0, le=MAX_VERSION)]
+PeerUrl = Annotated[StrictStr, Field(max_length=outbound.URL_MAX_LENGTH), AfterValidator(_peer_url)]
 
 
 class GossipAdvertisement(BaseModel):
@@ -44,15 +76,15 @@ class GossipAdvertisement(BaseModel):
     registerId: Annotated[StrictStr, Field(pattern=REGISTER_ID_PATTERN)]
     name: Annotated[StrictStr, Field(max_length=38)]
     description: Annotated[StrictStr, Field(max_length=2048)] = ""
-    latestVersion: Version = 0
-    latestDocketVersion: Version = 0
+    latestVersion: GossipVersion = 0
+    latestDocketVersion: GossipVersion = 0
     isFullReplica: StrictBool = True
 
 
 class PeerReference(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    url: Annotated[StrictStr, Field(max_length=300, pattern=r"^https?://[^\s/]+(/\S*)?$")]
+    url: PeerUrl
 
 
 class GossipMessage(BaseModel):
@@ -60,21 +92,12 @@ class GossipMessage(BaseModel):
 
     peerId: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{32}$")]
     publicKey: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")]
-    url: Annotated[StrictStr, Field(max_length=300, pattern=r"^https?://[^\s/]+(/\S*)?$")]
+    url: PeerUrl
     name: Annotated[StrictStr, Field(max_length=100)] = ""
     sequence: Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
     sentAt: Annotated[AwareDatetime, Field(strict=True)]
     advertisements: list[GossipAdvertisement] = Field(max_length=settings.SORCHA_BULK_MAX_ITEMS)
     peers: list[PeerReference] = Field(default_factory=list, max_length=MAX_PEERS_IN_MESSAGE)
-
-
-class GossipRejected(Exception):
-    """A message that changes nothing; `status` is the HTTP status the receiver answers with."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -84,7 +107,7 @@ class SignedMessage:
 
 
 def build_message() -> SignedMessage:
-    """This node's own signed message: its local public advertisements and the peers it knows."""
+    """This node's own signed message: its local public advertisements and the peers it has verified."""
     identity = get_identity()
     advertisements = [
         {
@@ -97,7 +120,10 @@ def build_message() -> SignedMessage:
         }
         for entry in get_store().local_advertisements()
     ]
-    known = Peer.objects.filter(banned=False, peer_id__isnull=False).exclude(peer_id=identity.peer_id)
+    # Only URLs this node has proven (called and got their owner's signed reply) are passed on.
+    known = Peer.objects.filter(
+        banned=False, peer_id__isnull=False, url__isnull=False, last_exchange_result=Peer.Result.OK
+    ).exclude(peer_id=identity.peer_id)
     message = {
         "peerId": identity.peer_id,
         "publicKey": identity.public_key,
@@ -112,33 +138,55 @@ def build_message() -> SignedMessage:
     return SignedMessage(body, sign(identity, body))
 
 
-def accept_message(body: bytes, signature: str, expected_peer_id: str | None = None) -> Peer:
-    """Verify a peer's message and apply it; raises GossipRejected (and changes nothing) otherwise."""
+def _refuse(status: int, detail: str, reason: str) -> GossipRejected:
+    return GossipRejected(status, detail, reason)
+
+
+def verify_message(body: bytes, signature: str) -> GossipMessage:
+    """Parse and authenticate a message; GossipRejected (nothing changed) when it is not acceptable."""
     if len(body) > settings.GOSSIP_MAX_BODY_BYTES:
-        raise GossipRejected(
-            413, f"body: {len(body)} bytes is over the gossip limit of {settings.GOSSIP_MAX_BODY_BYTES}"
+        raise _refuse(
+            413, f"body: {len(body)} bytes is over the gossip limit of {settings.GOSSIP_MAX_BODY_BYTES}", "too_large"
         )
     try:
         message = GossipMessage.model_validate_json(body)
     except ValidationError as exc:
-        raise GossipRejected(400, describe_validation_error(exc)) from exc
+        raise _refuse(400, describe_validation_error(exc), "malformed") from exc
     if peer_id_for(message.publicKey) != message.peerId:
-        raise GossipRejected(403, "peerId: does not derive from publicKey")
+        raise _refuse(403, "peerId: does not derive from publicKey", "bad_signature")
     if not signature or not signature_valid(message.publicKey, body, signature):
-        raise GossipRejected(403, f"{SIGNATURE_HEADER}: signature does not verify against publicKey")
-    if expected_peer_id is not None and message.peerId != expected_peer_id:
-        raise GossipRejected(403, "peerId: the node at this URL is not the peer we knew there")
+        raise _refuse(403, f"{SIGNATURE_HEADER}: signature does not verify against publicKey", "bad_signature")
     if message.peerId == get_identity().peer_id:
-        raise GossipRejected(400, "peerId: this message is from this node itself")
-    peer = _record_sender(message)
-    if peer.banned:
-        raise GossipRejected(403, "peerId: this peer is banned")
-    # Compare-and-set: only a sequence greater than the last accepted one is applied (no replays).
-    accepted = Peer.objects.filter(pk=peer.pk, last_sequence__lt=message.sequence).update(
-        last_sequence=message.sequence
-    )
-    if not accepted:
-        raise GossipRejected(409, f"sequence: {message.sequence} is not newer than the last accepted from this peer")
+        raise _refuse(400, "peerId: this message is from this node itself", "self")
+    _check_sent_at(message.sentAt)
+    return message
+
+
+def _check_sent_at(sent_at: datetime) -> None:
+    micros = moment_micros(sent_at)
+    problem = moment_problem(micros)
+    if problem is None and micros < now_micros() - int(settings.ADVERTISEMENT_TTL * 1_000_000):
+        problem = f"is older than ADVERTISEMENT_TTL ({settings.ADVERTISEMENT_TTL:g} s)"
+    if problem is not None:
+        raise _refuse(400, f"sentAt: {problem}", "stale_sent_at")
+
+
+def accept_message(body: bytes, signature: str, *, source: str | None = None, contacted_url: str | None = None) -> Peer:
+    """Verify a peer's message and apply it; raises GossipRejected (and changes nothing) otherwise.
+
+    `source`: the address an inbound message came from (rate-limited). `contacted_url`: the URL
+    this node POSTed to when `body` is the reply, which binds that URL to the replying peer.
+    """
+    if source is not None:
+        admission.check_address_rate(source)
+    message = verify_message(body, signature)
+    if source is not None:
+        admission.check_peer_rate(message.peerId)
+    existing = Peer.objects.filter(peer_id=message.peerId).first()
+    if existing is not None:
+        admission.check_existing(existing)
+        if existing.last_sequence >= message.sequence:
+            raise _replayed(message.sequence)
     ads = [
         AdvertisementInput(
             ad.registerId,
@@ -151,16 +199,35 @@ def accept_message(body: bytes, signature: str, expected_peer_id: str | None = N
         )
         for ad in message.advertisements
     ]
-    result = get_store().replace_remote(message.peerId, ads)
-    now = timezone.now()
-    Peer.objects.filter(pk=peer.pk).update(
-        last_seen=now,
-        advertisements_received=len(ads),
-        name=message.name,
-        consecutive_failures=0,
-        next_attempt_at=None,
-        last_error="",
-    )
+    # One message at a time per process from the room check to the store write, so concurrent
+    # messages cannot each see room and together pass GOSSIP_MAX_REMOTE_ADS.
+    with _apply_lock:
+        _check_remote_room(message)
+        # The replay check comes before anything is recorded: a new sender's row is created with its
+        # sequence, a known one's sequence is moved forward by compare-and-set, or nothing happens.
+        if existing is None:
+            peer = admission.admit_new_sender(
+                message.peerId, message.publicKey, message.name, message.url, message.sequence
+            )
+        else:
+            peer = existing
+            accepted = Peer.objects.filter(pk=peer.pk, last_sequence__lt=message.sequence).update(
+                last_sequence=message.sequence
+            )
+            if not accepted:
+                raise _replayed(message.sequence)
+        result = get_store().replace_remote(message.peerId, ads)
+        Peer.objects.filter(pk=peer.pk).update(
+            last_seen=timezone.now(),
+            advertisements_received=len(ads),
+            name=message.name,
+            claimed_url=message.url,
+            consecutive_failures=0,  # it is alive: contact it again at the next round
+            next_attempt_at=None,
+            last_error="",
+        )
+    if contacted_url is not None:
+        _bind_url(peer, contacted_url)
     _learn_peers(message.peers)
     logger.log(
         logging.INFO if result.changed else logging.DEBUG,
@@ -172,51 +239,69 @@ def accept_message(body: bytes, signature: str, expected_peer_id: str | None = N
         result.updated,
         result.removed,
     )
-    peer.refresh_from_db()
-    return peer
+    # An operator may forget the row meanwhile: the message was applied all the same.
+    return Peer.objects.filter(pk=peer.pk).first() or peer
 
 
-def _record_sender(message: GossipMessage) -> Peer:
-    """The sender's id and key come only from its own signed message; a seed row learns them here."""
-    peer = Peer.objects.filter(peer_id=message.peerId).first()
-    if peer is None:
-        peer = Peer.objects.filter(url=message.url, peer_id__isnull=True).first()
-        if peer is None:
-            Peer.objects.filter(url=message.url).exclude(peer_id=message.peerId).update(url=_retired_url(message))
-            peer = Peer(url=message.url)
-        peer.peer_id = message.peerId
-        peer.public_key = message.publicKey
-        peer.name = message.name
-        peer.save()
-    elif peer.url != message.url and not Peer.objects.filter(url=message.url).exclude(pk=peer.pk).exists():
-        Peer.objects.filter(pk=peer.pk).update(url=message.url)
-    return peer
+def _replayed(sequence: int) -> GossipRejected:
+    return _refuse(409, f"sequence: {sequence} is not newer than the last accepted from this peer", "replayed")
 
 
-def _retired_url(message: GossipMessage) -> str:
-    # Another node held this URL before: keep its row (and history) under a marked URL.
-    return f"{message.url}#replaced-{message.peerId[:8]}"
+def _check_remote_room(message: GossipMessage) -> None:
+    """The message may not take the remote advertisements held past GOSSIP_MAX_REMOTE_ADS."""
+    store = get_store()
+    held = int(store.status()["remoteAdvertisements"])
+    own = len(store.remote_advertisements(message.peerId))
+    after = held - own + len(message.advertisements)
+    if len(message.advertisements) > own and after > settings.GOSSIP_MAX_REMOTE_ADS:
+        raise _refuse(
+            413,
+            f"advertisements: {len(message.advertisements)} would make {after} remote advertisements, over "
+            f"GOSSIP_MAX_REMOTE_ADS ({settings.GOSSIP_MAX_REMOTE_ADS})",
+            "remote_ads_cap",
+        )
+
+
+def _bind_url(peer: Peer, url: str) -> None:
+    """`url` answered with `peer`'s signed reply: it is that peer's now, and no other row's."""
+    with transaction.atomic():
+        others = list(Peer.objects.filter(url=url).exclude(pk=peer.pk))
+        was_seed = any(other.is_seed for other in others)
+        for other in others:
+            if other.peer_id is None:
+                other.delete()  # a seed or learnt URL row, answered at last: this peer's row takes over
+            else:
+                Peer.objects.filter(pk=other.pk).update(url=None)  # it answers as someone else now
+                logger.warning("event=peer_url_moved url=%s from=%s to=%s", url, other.peer_id, peer.peer_id)
+        changes: dict[str, Any] = {"url": url}
+        if was_seed:
+            changes["is_seed"] = True
+        Peer.objects.filter(pk=peer.pk).update(**changes)
+
+
+def own_url() -> str:
+    try:
+        return outbound.normalise_url(settings.PEER_PUBLIC_URL)
+    except ValueError:
+        return settings.PEER_PUBLIC_URL.rstrip("/")
 
 
 def _learn_peers(references: list[PeerReference]) -> None:
-    """Add peers we hear of (bounded); they are contacted by URL and prove who they are themselves."""
-    own = settings.PEER_PUBLIC_URL.rstrip("/")
-    known = set(Peer.objects.values_list("url", flat=True))
-    room = MAX_KNOWN_PEERS - len(known)
+    """Add URLs we hear of (bounded, never evicting); they prove who they are when contacted."""
+    own = own_url()
     for reference in references:
-        url = reference.url.rstrip("/")
-        if room <= 0:
-            break
-        if url == own or url in known:
+        url = reference.url
+        if url == own or Peer.objects.filter(Q(url=url) | Q(claimed_url=url)).exists():
             continue
+        if not admission.room_for_learnt_url():
+            break
         Peer.objects.get_or_create(url=url)
-        known.add(url)
-        room -= 1
 
 
 def ensure_seeds() -> None:
-    for url in settings.PEER_SEEDS:
-        if url.rstrip("/") != settings.PEER_PUBLIC_URL.rstrip("/"):
+    own = own_url()
+    for url in outbound.seed_urls():
+        if url != own and not Peer.objects.filter(url=url, is_seed=True).exists():
             Peer.objects.update_or_create(url=url, defaults={"is_seed": True})
 
 
@@ -224,87 +309,171 @@ def backoff_delay(failures: int) -> float:
     return float(min(settings.GOSSIP_BACKOFF_MAX, settings.GOSSIP_BACKOFF_BASE * 2 ** max(failures - 1, 0)))
 
 
-def exchange_with(peer: Peer, message: SignedMessage | None = None) -> bool:
-    """One push-pull exchange; records the outcome on the peer and backs off after a failure."""
+# ---------------------------------------------------------------- outbound exchanges
+def exchange_with(peer: Peer, message: SignedMessage | None = None, deadline: float | None = None) -> str:
+    """One push-pull exchange before `deadline` (monotonic); records the outcome on the row.
+
+    Returns the outcome: ok, refused_address, unreachable, rejected or reply_refused.
+    """
     message = message or build_message()
+    deadline = deadline if deadline is not None else time.monotonic() + settings.GOSSIP_EXCHANGE_DEADLINE
     now = timezone.now()
+    url = peer.contact_url
     try:
-        response = requests.post(
-            peer.url.rstrip("/") + EXCHANGE_PATH,
-            data=message.body,
-            headers={"Content-Type": "application/json", SIGNATURE_HEADER: message.signature},
-            timeout=(settings.GOSSIP_CONNECT_TIMEOUT, settings.GOSSIP_READ_TIMEOUT),
+        target = outbound.resolve(url, EXCHANGE_PATH, deadline)
+        reply = outbound.post(
+            target,
+            message.body,
+            {"Content-Type": "application/json", SIGNATURE_HEADER: message.signature},
+            deadline,
+            settings.GOSSIP_MAX_BODY_BYTES,
+            SIGNATURE_HEADER,
         )
-    except requests.RequestException as exc:
-        _record_failure(peer, Peer.Result.UNREACHABLE, repr(exc), now)
-        record_gossip_exchange("unreachable")
-        return False
-    if response.status_code != 200:
-        _record_failure(peer, Peer.Result.REJECTED, f"HTTP {response.status_code}: {response.text[:300]}", now)
-        record_gossip_exchange("rejected")
-        return False
+    except outbound.OutboundRefused as exc:
+        return _failed(peer, Peer.Result.REJECTED, str(exc), now, "refused_address")
+    except outbound.ExchangeFailed as exc:
+        result = Peer.Result.REJECTED if str(exc).startswith("HTTP ") else Peer.Result.UNREACHABLE
+        return _failed(peer, result, str(exc), now, "rejected" if result == Peer.Result.REJECTED else "unreachable")
     try:
-        accept_message(response.content, response.headers.get(SIGNATURE_HEADER, ""), expected_peer_id=peer.peer_id)
+        replier = accept_message(reply.body, reply.signature, contacted_url=url)
     except GossipRejected as exc:
-        _record_failure(peer, Peer.Result.REJECTED, f"reply refused ({exc.status}): {exc.detail}", now)
-        record_gossip_exchange("reply_refused")
-        return False
-    Peer.objects.filter(pk=peer.pk).update(last_exchange_at=now, last_exchange_result=Peer.Result.OK)
+        record_gossip_refusal(exc.reason)
+        return _failed(peer, Peer.Result.REJECTED, f"reply refused ({exc.status}): {exc.detail[:200]}", now)
+    if peer.peer_id is not None and replier.peer_id != peer.peer_id:
+        # The URL answered as another peer: its reply counted for that peer, not for this row.
+        Peer.objects.filter(pk=peer.pk, claimed_url=url).update(claimed_url="")
+        return _failed(peer, Peer.Result.REJECTED, f"{url} answered as peer {replier.peer_id}", now)
+    Peer.objects.filter(pk=replier.pk).update(
+        last_exchange_at=now,
+        last_exchange_result=Peer.Result.OK,
+        consecutive_failures=0,
+        next_attempt_at=None,
+        last_error="",
+    )
     record_gossip_exchange("ok")
-    return True
+    return "ok"
 
 
-def _record_failure(peer: Peer, result: str, error: str, now: datetime) -> None:
+def _failed(peer: Peer, result: str, error: str, now: datetime, outcome: str = "reply_refused") -> str:
+    """Back the row off; `error` is a status and a short reason of ours, never the peer's body."""
     failures = peer.consecutive_failures + 1
     delay = backoff_delay(failures) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
     Peer.objects.filter(pk=peer.pk).update(
         last_exchange_at=now,
         last_exchange_result=result,
-        last_error=error[:500],
+        last_error=error[:300],
         consecutive_failures=failures,
         next_attempt_at=now + timedelta(seconds=delay),
     )
+    record_gossip_exchange(outcome)
     logger.warning(
         "event=gossip_exchange_failed peer_url=%s peer_id=%s result=%s failures=%d retry_in=%.1fs error=%r",
-        peer.url,
+        peer.contact_url,
         peer.peer_id,
         result,
         failures,
         delay,
         error[:300],
     )
+    return outcome
 
 
-def gossip_round(force: bool = False) -> dict[str, int]:
-    """Exchange with every known, non-banned peer that is not backed off (all of them with `force`)."""
-    ensure_seeds()
+def _due_peers(force: bool) -> list[Peer]:
+    """Peers to contact, each URL once, in an order no peer picks: seeds and proven peers first."""
     own_id = get_identity().peer_id
+    own = own_url()
     due = Peer.objects.filter(banned=False).exclude(peer_id=own_id)
     if not force:
         due = due.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now()))
-    peers = list(due)
-    outcome = {"peers": len(peers), "ok": 0, "failed": 0}
+    candidates = [peer for peer in due if peer.contact_url and peer.contact_url != own]
+    candidates = [peer for peer in candidates if peer.peer_id is None or admission.is_admitted(peer)]
+    random.shuffle(candidates)
+    candidates.sort(key=lambda peer: (not peer.is_seed, peer.url is None, peer.last_exchange_result != "ok"))
+    by_url: dict[str, Peer] = {}
+    for peer in candidates:
+        by_url.setdefault(peer.contact_url, peer)
+    return list(by_url.values())
+
+
+_one_round_at_a_time = threading.Lock()
+
+
+def gossip_round(force: bool = False) -> dict[str, int]:
+    """Exchange with every known, non-banned peer not backed off (all of them with `force`).
+
+    Peers are contacted concurrently (GOSSIP_ROUND_WORKERS at once) and the round ends within
+    GOSSIP_EXCHANGE_DEADLINE plus a small margin: peers not reached by then wait for the next one.
+    One round at a time per process: a call while a round is in flight waits for it to end (two
+    rounds side by side would send every peer two messages at once, and one would be refused).
+    """
+    waited = _one_round_at_a_time.acquire(timeout=settings.GOSSIP_EXCHANGE_DEADLINE + ROUND_MARGIN + 5)
+    try:
+        return _run_round(force)
+    finally:
+        if waited:
+            _one_round_at_a_time.release()
+
+
+def _run_round(force: bool) -> dict[str, int]:
+    ensure_seeds()
+    peers = _due_peers(force)
+    outcome = {"peers": len(peers), "ok": 0, "failed": 0, "skipped": 0}
     if not peers:
         return outcome
     message = build_message()  # one message for all: each receiver orders by this sender's sequence
-    for peer in peers:
-        ok = exchange_with(peer, message)
-        outcome["ok" if ok else "failed"] += 1
-    logger.info("event=gossip_round peers=%d ok=%d failed=%d", outcome["peers"], outcome["ok"], outcome["failed"])
+    deadline = time.monotonic() + settings.GOSSIP_EXCHANGE_DEADLINE
+
+    def one(peer: Peer) -> str:
+        try:
+            if time.monotonic() >= deadline - 0.05:
+                return "skipped"
+            return exchange_with(peer, message, deadline)
+        except Exception:
+            logger.exception("event=gossip_exchange_error peer_url=%s", peer.contact_url)
+            return "error"
+        finally:
+            connection.close()
+
+    pool = ThreadPoolExecutor(max_workers=min(settings.GOSSIP_ROUND_WORKERS, len(peers)), thread_name_prefix="gossip")
+    try:
+        futures = [pool.submit(one, peer) for peer in peers]
+        done, _ = wait(futures, timeout=max(deadline - time.monotonic(), 0) + ROUND_MARGIN)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    for future in futures:
+        result = future.result() if future in done else "skipped"
+        key = "ok" if result == "ok" else "skipped" if result == "skipped" else "failed"
+        outcome[key] += 1
+    logger.info(
+        "event=gossip_round peers=%d ok=%d failed=%d skipped=%d",
+        outcome["peers"],
+        outcome["ok"],
+        outcome["failed"],
+        outcome["skipped"],
+    )
     return outcome
 
 
 # ---------------------------------------------------------------- triggered rounds
 _trigger_lock = threading.Lock()
 _trigger_timer: threading.Timer | None = None
+_round_running = threading.Lock()
+_round_wanted = False
 
 
 def trigger_round() -> None:
-    """After a local change, run a round soon (debounced: changes in quick succession share one round)."""
-    global _trigger_timer
+    """After a local change, run a round soon (debounced: changes in quick succession share one).
+
+    Single-flight per process: while a triggered round runs, further changes ask for one more
+    round after it, never a second one beside it.
+    """
+    global _trigger_timer, _round_wanted
     if not settings.PEER_SEEDS and not Peer.objects.filter(banned=False).exists():
         return  # nobody to tell
     with _trigger_lock:
+        if _round_running.locked():
+            _round_wanted = True
+            return
         if _trigger_timer is not None:
             return
         _trigger_timer = threading.Timer(settings.GOSSIP_TRIGGER_DELAY, _run_triggered_round)
@@ -313,27 +482,32 @@ def trigger_round() -> None:
 
 
 def _run_triggered_round() -> None:
-    global _trigger_timer
+    global _trigger_timer, _round_wanted
     with _trigger_lock:
         _trigger_timer = None
+        if not _round_running.acquire(blocking=False):
+            _round_wanted = True
+            return
+        _round_wanted = False
     try:
         gossip_round(force=True)
     except Exception:
         logger.exception("event=gossip_triggered_round_failed")
     finally:
         close_old_connections()
+        with _trigger_lock:
+            _round_running.release()
+            again = _round_wanted
+            _round_wanted = False
+    if again:
+        trigger_round()
 
 
-def peer_status(peer: Peer) -> str:
-    if peer.banned:
-        return "banned"
-    if peer.consecutive_failures:
-        return "backing_off"
-    if peer.last_exchange_result == Peer.Result.NEVER and peer.last_seen is None:
-        return "never"
-    return "healthy"
+def triggered_round_running() -> bool:
+    return _round_running.locked()
 
 
+# ---------------------------------------------------------------- operator actions
 def describe_peer(peer: Peer) -> dict[str, Any]:
     store = get_store()
     return {
@@ -341,8 +515,10 @@ def describe_peer(peer: Peer) -> dict[str, Any]:
         "peerId": peer.peer_id,
         "name": peer.name,
         "url": peer.url,
-        "status": peer_status(peer),
+        "claimedUrl": peer.claimed_url or None,
+        "status": peer.status,
         "isSeed": peer.is_seed,
+        "approved": peer.approved,
         "banned": peer.banned,
         "firstSeen": peer.first_seen.isoformat() if peer.first_seen else None,
         "lastSeen": peer.last_seen.isoformat() if peer.last_seen else None,
@@ -364,3 +540,19 @@ def set_banned(peer: Peer, banned: bool) -> Peer:
     logger.info("event=peer_%s peer_id=%s url=%s", "banned" if banned else "unbanned", peer.peer_id, peer.url)
     peer.refresh_from_db()
     return peer
+
+
+def set_approved(peer: Peer, approved: bool = True) -> Peer:
+    """Admits the peer in allowlist mode and keeps its row from eviction in either mode."""
+    Peer.objects.filter(pk=peer.pk).update(approved=approved)
+    logger.info("event=peer_approved peer_id=%s url=%s approved=%s", peer.peer_id, peer.url, approved)
+    peer.refresh_from_db()
+    return peer
+
+
+def forget(peer: Peer) -> None:
+    """Drops the row and the peer's advertisements; it may come back as a new peer (ban it to keep it out)."""
+    if peer.peer_id:
+        get_store().forget_peer(peer.peer_id)
+    peer.delete()
+    logger.info("event=peer_forgotten peer_id=%s url=%s", peer.peer_id, peer.url)

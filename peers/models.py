@@ -34,7 +34,14 @@ class Peer(models.Model):
 
     peer_id = models.CharField(max_length=32, unique=True, null=True, blank=True)
     public_key = models.CharField(max_length=64, blank=True, default="")
-    url = models.URLField(max_length=300, unique=True)
+    # Where this node contacts the peer. Bound to `peer_id` only once this node POSTed to it and got
+    # that id's signed reply (or set by the operator: a seed, a URL learnt and not yet answered).
+    url = models.URLField(max_length=300, unique=True, null=True, blank=True)
+    # The URL the peer states in its own messages: contacted to prove it, never trusted before.
+    claimed_url = models.URLField(max_length=300, blank=True, default="")
+    approved = models.BooleanField(
+        default=False, help_text="admitted by the operator (allowlist mode); never evicted by the peer cap"
+    )
     name = models.CharField(max_length=100, blank=True, default="")
     is_seed = models.BooleanField(default=False)
     banned = models.BooleanField(default=False, db_index=True)
@@ -52,7 +59,35 @@ class Peer(models.Model):
         ordering = ("name", "url")
 
     def __str__(self) -> str:
-        return self.name or self.peer_id or self.url
+        return self.name or self.peer_id or self.url or self.claimed_url
+
+    @property
+    def contact_url(self) -> str:
+        """Where to call it: the bound URL; its own latest claim while that fails (it may have moved)."""
+        if self.url and self.claimed_url and self.claimed_url != self.url and self.consecutive_failures:
+            return self.claimed_url
+        return self.url or self.claimed_url
+
+    @property
+    def status(self) -> str:
+        """banned, pending (waiting for the operator in allowlist mode), backing_off, never or healthy."""
+        from django.conf import settings
+
+        if self.banned:
+            return "banned"
+        if (
+            settings.PEER_ADMISSION == "allowlist"
+            and self.peer_id
+            and not self.approved
+            and not self.is_seed
+            and self.peer_id not in settings.PEER_ALLOWLIST
+        ):
+            return "pending"
+        if self.consecutive_failures:
+            return "backing_off"
+        if self.last_exchange_result == self.Result.NEVER and self.last_seen is None:
+            return "never"
+        return "healthy"
 
 
 class PeerNetwork(models.Model):

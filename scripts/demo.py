@@ -51,6 +51,8 @@ def node_environment(name: str, token: str, secret: str) -> dict[str, str]:
         "RESYNC_BACKOFF_MAX": "5",
         "GOSSIP_BACKOFF_BASE": "1",
         "GOSSIP_BACKOFF_MAX": "10",
+        # Both demo nodes live on 127.0.0.1: private addresses are opted in for development.
+        "GOSSIP_ALLOW_PRIVATE": "true",
         "PORT": str(port),
     }
 

@@ -72,6 +72,11 @@ def record_gossip_exchange(outcome: str) -> None:
     increment(f"gossip|{outcome}")
 
 
+def record_gossip_refusal(reason: str) -> None:
+    """A gossip message refused (received or a reply), by reason: rate_limited_address, peer_cap, ..."""
+    increment(f"gossip_refused|{reason}")
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -100,6 +105,11 @@ class NodeCollector(Collector):
             advertisements.add_metric([kind, str(verified).lower()], value)
         yield advertisements
         status = store.status()
+        yield GaugeMetricFamily(
+            "sorcha_remote_advertisements_held",
+            "Remote advertisements held (bounded by GOSSIP_MAX_REMOTE_ADS)",
+            value=status["remoteAdvertisements"],
+        )
         yield GaugeMetricFamily("sorcha_store_degraded", "1 while the store serves from memory", value=store.degraded)
         yield GaugeMetricFamily(
             "sorcha_store_journal_length", "Writes waiting for Redis to come back", value=status["journalLength"]
@@ -126,14 +136,20 @@ class NodeCollector(Collector):
             "sorcha_full_syncs", "Full syncs by reason and outcome", labels=["reason", "outcome"]
         )
         gossip = CounterMetricFamily("sorcha_gossip_exchanges", "Gossip exchanges by outcome", labels=["outcome"])
+        refusals = CounterMetricFamily(
+            "sorcha_gossip_refusals", "Gossip messages refused, by reason", labels=["reason"]
+        )
         for field, value in values.items():
             kind, *labels = field.split("|")
             if kind == "full_sync" and len(labels) == 2:
                 outcomes.add_metric(labels, value)
             elif kind == "gossip" and len(labels) == 1:
                 gossip.add_metric(labels, value)
+            elif kind == "gossip_refused" and len(labels) == 1:
+                refusals.add_metric(labels, value)
         yield outcomes
         yield gossip
+        yield refusals
         yield CounterMetricFamily(
             "sorcha_push_retries", "Retried pushes to the Peer Service", value=values.get("push_retries", 0)
         )
@@ -150,13 +166,13 @@ class NodeCollector(Collector):
 
     def _database_metrics(self) -> Iterator[Any]:
         if settings.SERVES_PEERS:
-            from peers.gossip import peer_status
+            # The model, not peers.gossip: gossip records its counters here (no import circle).
             from peers.models import Peer
 
             peers = GaugeMetricFamily("sorcha_peers", "Known peers by status", labels=["status"])
-            totals = {"healthy": 0, "backing_off": 0, "banned": 0, "never": 0}
+            totals = {"healthy": 0, "backing_off": 0, "banned": 0, "never": 0, "pending": 0}
             for peer in Peer.objects.all():
-                totals[peer_status(peer)] += 1
+                totals[peer.status] += 1
             for status, value in totals.items():
                 peers.add_metric([status], value)
             yield peers

@@ -238,9 +238,31 @@ GOSSIP_MAX_BODY_BYTES = _positive_int("GOSSIP_MAX_BODY_BYTES", 16 * 1024 * 1024)
 GOSSIP_BACKOFF_BASE = _seconds("GOSSIP_BACKOFF_BASE", 5.0)
 GOSSIP_BACKOFF_MAX = _seconds("GOSSIP_BACKOFF_MAX", 600.0)
 GOSSIP_CONNECT_TIMEOUT = _seconds("GOSSIP_CONNECT_TIMEOUT", 3.0)
-GOSSIP_READ_TIMEOUT = _seconds("GOSSIP_READ_TIMEOUT", 30.0)
 # After a local change, wait this long before the triggered round so a burst of changes shares one.
 GOSSIP_TRIGGER_DELAY = _seconds("GOSSIP_TRIGGER_DELAY", 0.25)
+# Admission and bounds (ARCHITECTURE §4): the exchange is open to anyone who signs, so it is bounded.
+PEER_ADMISSION = str(_read("PEER_ADMISSION", str, "open")).strip().lower()
+if PEER_ADMISSION not in {"open", "allowlist"}:
+    raise ImproperlyConfigured(f"PEER_ADMISSION must be open or allowlist, got {PEER_ADMISSION!r}")
+PEER_ALLOWLIST = [peer_id.strip() for peer_id in _read("PEER_ALLOWLIST", list, []) if peer_id.strip()]
+for _peer_id in PEER_ALLOWLIST:
+    if len(_peer_id) != 32 or any(c not in "0123456789abcdef" for c in _peer_id):
+        raise ImproperlyConfigured(f"PEER_ALLOWLIST must be comma-separated peer ids (32 hex), got {_peer_id!r}")
+# Peer rows in all (seeds, learnt URLs and senders); a new sender over the cap is refused.
+GOSSIP_MAX_PEERS = _positive_int("GOSSIP_MAX_PEERS", 200)
+# Remote advertisements held in all (every web and worker process mirrors them in memory).
+GOSSIP_MAX_REMOTE_ADS = _positive_int("GOSSIP_MAX_REMOTE_ADS", 100_000)
+# Exchanges accepted per window from one source address and from one peer id (429 beyond).
+GOSSIP_RATE_WINDOW = _seconds("GOSSIP_RATE_WINDOW", 60.0, minimum=0.999)
+GOSSIP_RATE_PER_ADDRESS = _positive_int("GOSSIP_RATE_PER_ADDRESS", 120)
+GOSSIP_RATE_PER_PEER = _positive_int("GOSSIP_RATE_PER_PEER", 30)
+# Outbound: loopback and private addresses only when asked (development, closed networks);
+# link-local (cloud metadata), multicast and unspecified never. Seeds are always allowed.
+GOSSIP_ALLOW_PRIVATE = _read("GOSSIP_ALLOW_PRIVATE", bool, False)
+# One exchange (connect, send, read the reply) ends within this, whatever the peer does.
+GOSSIP_EXCHANGE_DEADLINE = _seconds("GOSSIP_EXCHANGE_DEADLINE", 10.0)
+# Peers contacted at once in a round.
+GOSSIP_ROUND_WORKERS = _positive_int("GOSSIP_ROUND_WORKERS", 16)
 
 # --- REST framework and API docs --------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -48,6 +48,8 @@ def base_environment(database: Path, redis: RedisServer, prefix: str) -> dict[st
             "REDIS_KEY_PREFIX": prefix,
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
+            # Test nodes talk over loopback: private addresses are opted in (never link-local).
+            "GOSSIP_ALLOW_PRIVATE": "true",
         }
     )
     return env

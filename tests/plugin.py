@@ -37,6 +37,7 @@ os.environ.update(
         "CELERY_BROKER_URL": SESSION_REDIS.broker_url(),
         "REDIS_KEY_PREFIX": f"sorcha-test-{os.getpid()}",
         "LOG_LEVEL": "WARNING",
+        "GOSSIP_ALLOW_PRIVATE": "true",
     }
 )
 

@@ -1,8 +1,9 @@
-"""Gossip exchange (authenticated by signatures, not the service token) and the peers list."""
+"""Gossip exchange (authenticated by signatures, not the service token), the peers list and operator actions."""
 
 from __future__ import annotations
 
 import logging
+import math
 
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
@@ -15,10 +16,15 @@ from peers import gossip
 from peers.api.schemas import GossipRoundOutcome, PeerDescription, PeerDescriptionList
 from peers.models import Peer
 from sorcha_site.api import error_response, json_response
-from sorcha_site.metrics import record_gossip_exchange
+from sorcha_site.auth import IsServiceOrStaff
+from sorcha_site.metrics import record_gossip_exchange, record_gossip_refusal
 from sorcha_site.schema import error
 
 logger = logging.getLogger(__name__)
+
+PEER_ID_PARAMETER = OpenApiParameter(
+    "id", {"type": "integer", "minimum": 1}, OpenApiParameter.PATH, description="the peer's `id` in the list"
+)
 
 
 class ExchangeView(APIView):
@@ -47,22 +53,39 @@ class ExchangeView(APIView):
         ],
         responses={
             200: OpenApiResponse(gossip.GossipMessage, description="this node's own signed message"),
-            400: error(400, "Malformed message, or one from this node itself; `detail` names the field."),
-            403: error(403, "Bad or missing signature, `peerId` not derived from `publicKey`, or a banned peer."),
+            400: error(
+                400,
+                "Malformed message, `sentAt` out of bounds, or one from this node itself; `detail` names the field.",
+            ),
+            403: error(
+                403, "Bad or missing signature, `peerId` not derived from `publicKey`, a banned or not admitted peer."
+            ),
             409: error(409, "`sequence` not newer than the last accepted from this peer (a replay)."),
-            413: error(413, "Body over the gossip size limit (GOSSIP_MAX_BODY_BYTES)."),
+            413: error(
+                413, "Body over GOSSIP_MAX_BODY_BYTES, or more advertisements than GOSSIP_MAX_REMOTE_ADS allows."
+            ),
+            429: error(429, "Over the rate limit (per address or per peer) or GOSSIP_MAX_PEERS; see `Retry-After`."),
         },
         summary="Push-pull gossip: the sender's signed set in, this node's signed set out",
         description="Authenticated by the Ed25519 signature, not by the service token: any node may call it.",
     )
     def post(self, request: Request) -> HttpResponse:
-        body = request.body
+        source = request.META.get("REMOTE_ADDR") or "unknown"
         try:
-            gossip.accept_message(body, request.headers.get(gossip.SIGNATURE_HEADER, ""))
+            gossip.accept_message(request.body, request.headers.get(gossip.SIGNATURE_HEADER, ""), source=source)
         except gossip.GossipRejected as exc:
-            logger.warning("event=gossip_refused status=%d detail=%r", exc.status, exc.detail)
-            record_gossip_exchange(f"received_refused_{exc.status}")
-            return error_response(exc.detail, status=exc.status)
+            logger.warning(
+                "event=gossip_refused status=%d reason=%s source=%s detail=%r",
+                exc.status,
+                exc.reason,
+                source,
+                exc.detail,
+            )
+            record_gossip_refusal(exc.reason)
+            response = error_response(exc.detail, status=exc.status)
+            if exc.retry_after is not None:
+                response["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+            return response
         record_gossip_exchange("received_ok")
         reply = gossip.build_message()
         response = HttpResponse(reply.body, content_type="application/json")
@@ -77,18 +100,12 @@ class PeerListView(APIView):
 
 
 class PeerBanView(APIView):
+    permission_classes = [IsServiceOrStaff]
     banned = True
 
     @extend_schema(
         request=None,
-        parameters=[
-            OpenApiParameter(
-                "id",
-                {"type": "integer", "minimum": 1},
-                OpenApiParameter.PATH,
-                description="the peer's `id` in the list",
-            )
-        ],
+        parameters=[PEER_ID_PARAMETER],
         responses={200: OpenApiResponse(PeerDescription, description="the peer, as listed")},
         summary="Ban a peer: its advertisements are hidden at once and its exchanges refused",
     )
@@ -102,7 +119,37 @@ class PeerUnbanView(PeerBanView):
     banned = False
 
 
+class PeerApproveView(APIView):
+    permission_classes = [IsServiceOrStaff]
+
+    @extend_schema(
+        request=None,
+        parameters=[PEER_ID_PARAMETER],
+        responses={200: OpenApiResponse(PeerDescription, description="the peer, approved")},
+        summary="Approve a peer: admitted in allowlist mode, and its row kept from the peer cap's eviction",
+    )
+    def post(self, request: Request, pk: int) -> HttpResponse:
+        peer = get_object_or_404(Peer, pk=pk)
+        return json_response(gossip.describe_peer(gossip.set_approved(peer)))
+
+
+class PeerForgetView(APIView):
+    permission_classes = [IsServiceOrStaff]
+
+    @extend_schema(
+        request=None,
+        parameters=[PEER_ID_PARAMETER],
+        responses={204: OpenApiResponse(description="row and advertisements dropped")},
+        summary="Forget a peer: its row and advertisements are dropped (it may be admitted again)",
+    )
+    def post(self, request: Request, pk: int) -> HttpResponse:
+        gossip.forget(get_object_or_404(Peer, pk=pk))
+        return HttpResponse(status=204)
+
+
 class GossipRoundView(APIView):
+    permission_classes = [IsServiceOrStaff]
+
     @extend_schema(
         request=None,
         parameters=[
@@ -117,5 +164,7 @@ class GossipRoundView(APIView):
     )
     def post(self, request: Request) -> HttpResponse:
         """Run a gossip round now with every non-banned peer (backed-off ones too, unless asked not to)."""
-        respect_backoff = request.query_params.get("respectBackoff", "false").lower() in ("1", "true", "yes")
-        return json_response(gossip.gossip_round(force=not respect_backoff))
+        raw = request.query_params.getlist("respectBackoff") or ["false"]
+        if len(raw) != 1 or raw[0] not in ("true", "false"):
+            return error_response("respectBackoff: must be true or false, given once", status=400)
+        return json_response(gossip.gossip_round(force=raw[0] == "false"))

@@ -248,9 +248,13 @@ class PeerDescription(BaseModel):
     id: int
     peerId: str | None = Field(description="null until the peer's first signed message")
     name: str
-    url: str
-    status: Literal["healthy", "backing_off", "banned", "never"]
+    url: str | None = Field(
+        description="the URL proven by this node's call and the peer's signed reply; null until then"
+    )
+    claimedUrl: str | None = Field(description="the URL the peer claims in its messages, not yet proven")
+    status: Literal["healthy", "backing_off", "banned", "never", "pending"]
     isSeed: bool
+    approved: bool = Field(description="approved by an operator (allowlist mode; also kept from eviction)")
     banned: bool
     firstSeen: datetime | None
     lastSeen: datetime | None
@@ -271,6 +275,7 @@ class GossipRoundOutcome(BaseModel):
     peers: int = Field(ge=0, description="peers contacted")
     ok: int = Field(ge=0)
     failed: int = Field(ge=0)
+    skipped: int = Field(ge=0, description="backed off (with respectBackoff) or left out")
 
 
 def describe_validation_error(error: ValidationError, limit: int = 5) -> str:

@@ -15,4 +15,6 @@ urlpatterns = [
     re_path(r"^peers/round/?$", peer_views.GossipRoundView.as_view(), name="peer-round"),
     re_path(r"^peers/(?P<pk>[0-9]+)/ban/?$", peer_views.PeerBanView.as_view(), name="peer-ban"),
     re_path(r"^peers/(?P<pk>[0-9]+)/unban/?$", peer_views.PeerUnbanView.as_view(), name="peer-unban"),
+    re_path(r"^peers/(?P<pk>[0-9]+)/approve/?$", peer_views.PeerApproveView.as_view(), name="peer-approve"),
+    re_path(r"^peers/(?P<pk>[0-9]+)/forget/?$", peer_views.PeerForgetView.as_view(), name="peer-forget"),
 ]
