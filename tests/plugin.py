@@ -11,6 +11,7 @@ import os
 import tempfile
 
 from tests.constants import SERVICE_TOKEN
+from tests.databases import session_database_url
 from tests.redis_server import RedisServer
 
 __all__ = ["SERVICE_TOKEN", "SESSION_REDIS"]
@@ -29,7 +30,8 @@ os.environ.update(
         "ALLOWED_HOSTS": "*",
         "SORCHA_SERVICE": "all",
         "SORCHA_SERVICE_TOKEN": SERVICE_TOKEN,
-        "DATABASE_URL": f"sqlite:///{_tmp}/test.sqlite3",
+        # SORCHA_TEST_DATABASE_URL=postgres://… runs the session on PostgreSQL (tests/databases.py).
+        "DATABASE_URL": session_database_url(_tmp),
         "REDIS_URL": SESSION_REDIS.url,
         "CELERY_BROKER_URL": SESSION_REDIS.broker_url(),
         "REDIS_KEY_PREFIX": f"sorcha-test-{os.getpid()}",
