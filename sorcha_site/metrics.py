@@ -17,8 +17,8 @@ from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -174,6 +174,40 @@ class MetricsView(APIView):
             return []
         return list(super().get_permissions())
 
+    # What a scraper may ask for: the Prometheus text format, OpenMetrics, or anything.
+    served_media_ranges = frozenset({"text/plain", "application/openmetrics-text", "text/*", "*/*"})
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[Any, str]:
+        # The exposition format is negotiated in `get` (prometheus_client's choose_encoder), not by DRF's
+        # renderers, which know only JSON and would answer 406 to a scraper's `Accept: text/plain`.
+        renderer = self.get_renderers()[0]
+        return renderer, str(renderer.media_type)
+
     @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR}, summary="Prometheus metrics of this node")
     def get(self, request: Request) -> HttpResponse:
-        return HttpResponse(generate_latest(_registry), content_type=CONTENT_TYPE_LATEST)
+        accept = request.META.get("HTTP_ACCEPT", "")
+        if not self.serves(accept):
+            return HttpResponse(
+                f"/metrics serves {', '.join(sorted(self.served_media_ranges))}; the Accept header {accept!r} "
+                "asks for none of them\n",
+                status=406,
+                content_type="text/plain; charset=utf-8",
+            )
+        encoder, content_type = choose_encoder(accept)
+        return HttpResponse(encoder(_registry), content_type=content_type)
+
+    @classmethod
+    def serves(cls, accept: str) -> bool:
+        """Whether one of the Accept header's media ranges (q > 0) is one we serve; no header accepts anything."""
+        if not accept.strip():
+            return True
+        for media_range in accept.split(","):
+            media_type, *parameters = (part.strip() for part in media_range.split(";"))
+            quality = next((value for key, _, value in (p.partition("=") for p in parameters) if key == "q"), "1")
+            try:
+                wanted = float(quality) > 0
+            except ValueError:
+                wanted = True
+            if wanted and media_type.lower() in cls.served_media_ranges:
+                return True
+        return False
