@@ -244,7 +244,10 @@ def _redis_cache(key_prefix: str | None, **options: Any) -> dict[str, Any]:
                 "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
                 "CONNECTION_POOL_CLASS": "redis.sentinel.SentinelConnectionPool",
                 "SENTINELS": REDIS_SENTINELS,
-                "SENTINEL_KWARGS": {"socket_timeout": STORE_SOCKET_TIMEOUT},
+                "SENTINEL_KWARGS": {
+                    "socket_timeout": STORE_SOCKET_TIMEOUT,
+                    "socket_connect_timeout": STORE_SOCKET_TIMEOUT,
+                },
             }
         )
     cache: dict[str, Any] = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": location, "OPTIONS": options}

@@ -55,7 +55,7 @@ def _admin_connection() -> Any:
 
 def _execute(statement: str) -> None:
     with _admin_connection() as connection:
-        connection.execute(statement)  # type: ignore[arg-type]
+        connection.execute(statement)
 
 
 def _new_name(kind: str) -> str:
@@ -124,7 +124,7 @@ class NodeDatabase:
             import psycopg
 
             with psycopg.connect(self.url, autocommit=True) as connection:
-                return {row[0] for row in connection.execute(sql)}  # type: ignore[arg-type]
+                return {row[0] for row in connection.execute(sql)}
         import sqlite3
 
         connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=20)
