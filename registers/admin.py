@@ -35,12 +35,13 @@ class RegisterAdmin(admin.ModelAdmin):
     def versions(self, register: Register) -> str:
         return f"{register.latest_version} / {register.latest_docket_version}"
 
-    @admin.action(description="Advertise selected registers")
+    # Both actions change registers: staff with only the view permission must not see or run them.
+    @admin.action(description="Advertise selected registers", permissions=("change",))
     def advertise_selected(self, request: HttpRequest, queryset: QuerySet[Register]) -> None:
         changed = services.set_advertise(queryset, advertise=True)
         self.message_user(request, f"{changed} register(s) now advertised.", messages.SUCCESS)
 
-    @admin.action(description="Stop advertising selected registers")
+    @admin.action(description="Stop advertising selected registers", permissions=("change",))
     def stop_advertising_selected(self, request: HttpRequest, queryset: QuerySet[Register]) -> None:
         changed = services.set_advertise(queryset, advertise=False)
         self.message_user(request, f"{changed} register(s) no longer advertised.", messages.SUCCESS)

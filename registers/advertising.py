@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
 import orjson
@@ -197,7 +197,9 @@ def full_sync(
     with exclusive_full_sync(wait=wait_for_running) as renew_lease:
         # The snapshot is taken after the lease (so it is newer than any sync before ours) and before
         # the database is read: a register changed after it is pushed singly and survives the sweep.
-        snapshot_at = timezone.now()
+        # The margin covers transactions still open during the read: their updated_at is already
+        # set (before the commit), so it must count as after the snapshot.
+        snapshot_at = timezone.now() - timedelta(seconds=settings.FULL_SYNC_SNAPSHOT_MARGIN)
         sync_state.record_attempt(reason)
         logger.log(
             _start_level(reason), "event=full_sync_started reason=%s snapshot_at=%s", reason, moment(snapshot_at)

@@ -7,15 +7,17 @@ import uuid
 from django.core.validators import MaxLengthValidator, MaxValueValidator, MinLengthValidator, RegexValidator
 from django.db import models
 
-# A UUID without hyphens: the same form the Peer Service accepts before it builds a Redis key.
-REGISTER_ID_PATTERN = "[0-9a-f]{32}"
+from sorcha_site.bounds import MAX_VERSION, REGISTER_ID_CHARS
+
 NAME_MAX_LENGTH = 38
 DESCRIPTION_MAX_LENGTH = 2048
-# Versions travel as signed 64-bit integers to peers and PostgreSQL's bigint.
-VERSION_MAX = 2**63 - 1
+# The Peer API's bound too (JSON clients lose integer precision above 2^53): one rule on both APIs.
+VERSION_MAX = MAX_VERSION
 
+# A UUID without hyphens: the same form the Peer Service accepts before it builds a Redis key.
+# \A...\Z, not ^...$: `$` would accept a final newline.
 validate_register_id = RegexValidator(
-    regex=rf"\A{REGISTER_ID_PATTERN}\Z",
+    regex=rf"\A{REGISTER_ID_CHARS}\Z",
     message="A register id is exactly 32 lowercase hexadecimal characters.",
     code="invalid_register_id",
 )

@@ -86,8 +86,18 @@ class PeerServiceClient:
         return self._json(self._request("POST", f"/api/registers/{register_id}/advertise", orjson.dumps(advertisement)))
 
     def bulk_advertise(self, body: bytes) -> dict[str, Any]:
-        """POST an already encoded bulk-advertise body; returns the Peer Service's counts."""
-        return self._json(self._request("POST", "/api/registers/bulk-advertise", body))
+        """POST an already encoded bulk-advertise body; returns the Peer Service's counts.
+
+        A 409 (a newer snapshot was applied) is worth retrying: a later full sync takes a newer
+        snapshot, and the Peer Service voids a stored snapshot after one RECONCILE_INTERVAL, so
+        a clock step on this host never stops reconciliation for good.
+        """
+        try:
+            return self._json(self._request("POST", "/api/registers/bulk-advertise", body))
+        except PeerServiceRejected as exc:
+            if exc.status == 409:
+                raise PeerServiceUnavailable(f"full sync refused as stale, will retry: {exc.body}") from exc
+            raise
 
     def _request(self, method: str, path: str, body: bytes | None = None) -> requests.Response:
         url = f"{self.base_url}{path}"

@@ -5,9 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
+from django.utils.http import parse_header_parameters
+from django.views import defaults
+from rest_framework.exceptions import UnsupportedMediaType
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+JSON_MEDIA_TYPE = "application/json"
+# JSON is UTF-8 on the wire (RFC 8259 §8.1); a charset parameter may say so, and nothing else.
+JSON_CHARSETS = frozenset({"utf-8", "utf8"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -37,3 +46,36 @@ def json_response(payload: Any, status: int = 200) -> HttpResponse:
 
 def error_response(detail: str, status: int = 400, **extra: Any) -> HttpResponse:
     return json_response({"detail": detail, **extra}, status=status)
+
+
+def json_body_problem(content_type: str, content_length: int) -> str | None:
+    """Why a request body is not JSON by its Content-Type, or None. No body is fine, whatever its type
+    (a client or server may name a type, text/plain say, for an empty body)."""
+    if content_length == 0:
+        return None
+    media_type, params = parse_header_parameters(content_type)
+    charset = params.get("charset", "utf-8").lower()
+    if media_type.lower() == JSON_MEDIA_TYPE and set(params) <= {"charset"} and charset in JSON_CHARSETS:
+        return None
+    shown = content_type[:80] if content_type else "(none)"
+    return f"Content-Type: {shown!r} is not accepted; request bodies are JSON, sent as {JSON_MEDIA_TYPE}"
+
+
+def require_json_body(request: Request) -> None:
+    """Both APIs take JSON bodies only: a form or multipart body gets 415, never a lenient parse."""
+    if request.method not in BODY_METHODS:
+        return
+    try:
+        content_length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        content_length = 0
+    problem = json_body_problem(request.META.get("CONTENT_TYPE", ""), content_length)
+    if problem is not None:
+        raise UnsupportedMediaType(request.META.get("CONTENT_TYPE", ""), detail=problem)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """`handler404`: an unmatched path under /api/ answers JSON like the API; elsewhere Django's HTML page."""
+    if request.path.startswith("/api/"):
+        return error_response(f"Not found: no API operation at {request.path[:200]}", status=404)
+    return defaults.page_not_found(request, exception)

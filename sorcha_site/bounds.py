@@ -20,6 +20,7 @@ MAX_VERSION = 2**53
 # No timestamp a client sends may lie before this moment.
 MIN_MOMENT = datetime(2000, 1, 1, tzinfo=UTC)
 MIN_MOMENT_MICROS = 946_684_800_000_000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def is_register_id(value: object) -> bool:
@@ -37,8 +38,12 @@ def clock_skew_max() -> float:
 
 
 def moment_micros(moment: datetime) -> int:
-    """Microseconds since the epoch of an aware datetime, exactly (no float rounding)."""
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    """Microseconds since the epoch of an aware datetime, exactly (no float rounding).
+
+    Subtracting aware datetimes never converts either to UTC, so `9999-12-31T23:59:59-23:59`
+    (after year 9999 in UTC) and `0001-01-01T00:00:00+23:59` (before year 1) do not overflow.
+    """
+    delta = moment - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 

@@ -23,6 +23,9 @@ from prometheus_client.registry import Collector
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from sorcha_site.api import error_response
+from sorcha_site.schema import error
+
 logger = logging.getLogger(__name__)
 
 FULL_SYNC_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -104,6 +107,16 @@ class NodeCollector(Collector):
         yield GaugeMetricFamily(
             "sorcha_store_journal_length", "Writes waiting for Redis to come back", value=status["journalLength"]
         )
+        yield CounterMetricFamily(
+            "sorcha_store_journal_dropped",
+            "Journaled writes this process dropped at the journal's bounds (STORE_JOURNAL_MAX_OPS, _MAX_AGE)",
+            value=status["journalDropped"],
+        )
+        yield CounterMetricFamily(
+            "sorcha_full_sync_snapshots_voided",
+            "Stored full-sync snapshots voided: ahead of this clock, or blocking for over one RECONCILE_INTERVAL",
+            value=status["voidedSnapshots"],
+        )
 
     def _event_metrics(self) -> Iterator[Any]:
         try:
@@ -183,15 +196,23 @@ class MetricsView(APIView):
         renderer = self.get_renderers()[0]
         return renderer, str(renderer.media_type)
 
-    @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR}, summary="Prometheus metrics of this node")
+    @extend_schema(
+        responses={
+            (200, "text/plain"): OpenApiTypes.STR,
+            (200, "application/openmetrics-text"): OpenApiTypes.STR,
+            406: error(406, "An Accept header that asks for neither format (nor `text/*` or `*/*`)."),
+        },
+        summary="Prometheus metrics of this node",
+        description=(
+            "The Prometheus text exposition format, or OpenMetrics when the Accept header asks for "
+            "application/openmetrics-text. Needs the API's credentials unless METRICS_PUBLIC is on."
+        ),
+    )
     def get(self, request: Request) -> HttpResponse:
         accept = request.META.get("HTTP_ACCEPT", "")
         if not self.serves(accept):
-            return HttpResponse(
-                f"/metrics serves {', '.join(sorted(self.served_media_ranges))}; the Accept header {accept!r} "
-                "asks for none of them\n",
-                status=406,
-                content_type="text/plain; charset=utf-8",
+            return error_response(
+                f"Accept: {accept!r} asks for none of {', '.join(sorted(self.served_media_ranges))}.", status=406
             )
         encoder, content_type = choose_encoder(accept)
         return HttpResponse(encoder(_registry), content_type=content_type)

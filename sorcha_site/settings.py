@@ -124,6 +124,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "registers",
     "peers",
     "tasks",
@@ -208,6 +209,8 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # --- bodies and bounds ----------------------------------------------------------------------------
 SORCHA_MAX_BODY_BYTES = _positive_int("SORCHA_MAX_BODY_BYTES", 32 * 1024 * 1024)
 SORCHA_BULK_MAX_ITEMS = _positive_int("SORCHA_BULK_MAX_ITEMS", 10_000)
+# The largest `?limit=` of a paginated list (the Register API's); above it the request gets 400.
+SORCHA_LIST_LIMIT_MAX = _positive_int("SORCHA_LIST_LIMIT_MAX", 1_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = SORCHA_MAX_BODY_BYTES
 
 # --- Redis and the advertisement store --------------------------------------------------------------
@@ -218,6 +221,9 @@ if not REDIS_KEY_PREFIX or any(c.isspace() for c in REDIS_KEY_PREFIX):
 # How long the store stops calling Redis after an error before it probes again (circuit breaker).
 STORE_BREAKER_COOLDOWN = _seconds("STORE_BREAKER_COOLDOWN", 1.0)
 STORE_SOCKET_TIMEOUT = _seconds("STORE_SOCKET_TIMEOUT", 0.5)
+# While Redis is down the store journals its writes; the journal keeps at most this many
+# operations, none older than this (default: one ADVERTISEMENT_TTL, when every write has lapsed).
+STORE_JOURNAL_MAX_OPS = _positive_int("STORE_JOURNAL_MAX_OPS", 200_000)
 
 # Redis Sentinel (high availability): the sentinels to ask, and the name of the service they watch.
 # REDIS_URL then gives only the database number (and password), its host is replaced by the service.
@@ -273,6 +279,15 @@ ADVERTISEMENT_TTL = _seconds("ADVERTISEMENT_TTL", 300.0)
 RECONCILE_INTERVAL = _seconds("RECONCILE_INTERVAL", 150.0)
 GOSSIP_INTERVAL = _seconds("GOSSIP_INTERVAL", 150.0)
 RESYNC_BACKOFF_MAX = _seconds("RESYNC_BACKOFF_MAX", 30.0)
+# A full sync's snapshotAt is taken this long before the Register Service reads its database,
+# so a register whose transaction was still open during the read (its updated_at already set)
+# counts as changed after the snapshot and is never swept. At least the longest transaction.
+FULL_SYNC_SNAPSHOT_MARGIN = _seconds("FULL_SYNC_SNAPSHOT_MARGIN", min(30.0, RECONCILE_INTERVAL / 5))
+if FULL_SYNC_SNAPSHOT_MARGIN >= RECONCILE_INTERVAL:
+    raise ImproperlyConfigured(
+        f"FULL_SYNC_SNAPSHOT_MARGIN ({FULL_SYNC_SNAPSHOT_MARGIN:g}s) must be shorter than RECONCILE_INTERVAL "
+        f"({RECONCILE_INTERVAL:g}s)"
+    )
 # How far ahead of this node's clock a client's timestamp may lie (snapshotAt, sourceUpdatedAt, sentAt).
 CLOCK_SKEW_MAX = _seconds("CLOCK_SKEW_MAX", 300.0)
 if 2 * max(RECONCILE_INTERVAL, GOSSIP_INTERVAL) > ADVERTISEMENT_TTL:
@@ -281,6 +296,8 @@ if 2 * max(RECONCILE_INTERVAL, GOSSIP_INTERVAL) > ADVERTISEMENT_TTL:
         f"(RECONCILE_INTERVAL={RECONCILE_INTERVAL:g}s, GOSSIP_INTERVAL={GOSSIP_INTERVAL:g}s): an advertisement "
         "whose TTL equals its refresh interval lapses whenever one refresh is late or fails."
     )
+
+STORE_JOURNAL_MAX_AGE = _seconds("STORE_JOURNAL_MAX_AGE", ADVERTISEMENT_TTL)
 
 # --- service-to-service ---------------------------------------------------------------------------
 PEER_SERVICE_URL = _url("PEER_SERVICE_URL", "http://127.0.0.1:8000", ("http", "https")).rstrip("/")
@@ -314,20 +331,43 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # Request bodies are JSON only: a form or multipart body gets 415 (a form would read `isFullReplica`
+    # as false and a missing boolean as false, where JSON means something else).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "sorcha_site.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "sorcha_site.api.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Sorcha node API",
-    "DESCRIPTION": "Register Service and Peer Service of a Sorcha node: registers, advertisements, resync.",
+    "DESCRIPTION": (
+        "Register Service and Peer Service of a Sorcha node: registers, advertisements, resync, gossip. "
+        'Bodies are JSON only; every error answers `{"detail": ...}` naming the field at fault.'
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    # 3.1: the pydantic models describe optional fields as `null` unions, which 3.0 cannot express.
-    "OAS_VERSION": "3.1.0",
+    # 3.0, not 3.1: in 3.1 (JSON Schema 2020-12) `2.0` is an integer, and the API takes JSON integers only.
+    # The pydantic models' `null` unions are rewritten as `nullable` (sorcha_site.schema.PydanticModelScheme).
+    "OAS_VERSION": "3.0.3",
+    # Request bodies are documented as JSON only (the API answers 415 to anything else).
+    # `isPublic` is `true` on a held advertisement and `false` on a removal's answer: two one-value enums.
+    "ENUM_NAME_OVERRIDES": {"AdvertisedEnum": [(True, True)], "RemovedEnum": [(False, False)]},
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "sorcha_site.schema.camel_case_path_parameters",
+        "sorcha_site.schema.bound_pagination_parameters",
+        "sorcha_site.schema.document_common_errors",
+    ],
+    # The docs UI is served from this node's static files (drf-spectacular-sidecar), never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
+# /api/schema/ and /api/docs/ need the API's credentials unless this is on.
+API_DOCS_PUBLIC = _read("API_DOCS_PUBLIC", bool, False)
 
 # --- metrics -----------------------------------------------------------------------------------------
 # /metrics needs the API's credentials unless this is on (a scraper on a trusted network).

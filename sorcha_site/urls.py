@@ -6,9 +6,10 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from sorcha_site import health, metrics, schema  # noqa: F401 - schema registers the bearer scheme with the docs
+from sorcha_site import docs, health, metrics, schema  # noqa: F401 - schema registers the bearer scheme with the docs
+
+handler404 = "sorcha_site.api.page_not_found"
 
 urlpatterns: list[URLPattern | URLResolver] = [
     # The operator's start page: the admin's Peer Network page (the admin asks for a login first).
@@ -18,8 +19,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     re_path(r"^readyz/?$", health.readyz, name="readyz"),
     re_path(r"^metrics/?$", metrics.MetricsView.as_view(), name="metrics"),
     path("admin/", admin.site.urls),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/schema/", docs.SchemaView.as_view(), name="schema"),
+    path("api/docs/", docs.SwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
 
 # The Peer API comes first: its fixed paths (available, bulk-advertise) must win over register ids.

@@ -30,7 +30,8 @@ os.environ.update(
         "ALLOWED_HOSTS": "*",
         "SORCHA_SERVICE": "all",
         "SORCHA_SERVICE_TOKEN": SERVICE_TOKEN,
-        # SORCHA_TEST_DATABASE_URL=postgres://… runs the session on PostgreSQL (tests/databases.py).
+        # SORCHA_TEST_DATABASE_URL=postgres://… runs the session on PostgreSQL (tests/databases.py); the
+        # developer's own DATABASE_URL is never used, so tests cannot touch a real database by accident.
         "DATABASE_URL": session_database_url(_tmp),
         "REDIS_URL": SESSION_REDIS.url,
         "CELERY_BROKER_URL": SESSION_REDIS.broker_url(),

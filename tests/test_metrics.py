@@ -40,6 +40,16 @@ def test_metrics_count_advertisements_by_kind_and_verification(peer_store: Adver
     assert samples[("sorcha_advertisements", (("kind", "remote"), ("verified", "true")))] == 1
     assert samples[("sorcha_store_degraded", ())] == 0
     assert samples[("sorcha_store_journal_length", ())] == 0
+    assert samples[("sorcha_store_journal_dropped_total", ())] == 0
+    assert samples[("sorcha_full_sync_snapshots_voided_total", ())] == 0
+
+
+def test_a_voided_snapshot_is_counted(peer_store: AdvertisementStore, api: APIClient) -> None:
+    item = AdvertisementInput(register_id(), True, name="ledger", source_updated_at=now_micros())
+    peer_store.apply_bulk([item], full_sync=True, snapshot_at=now_micros() + 86_400 * 1_000_000)
+    peer_store.apply_bulk([item], full_sync=True, snapshot_at=now_micros())
+
+    assert scrape(api)[("sorcha_full_sync_snapshots_voided_total", ())] == 1
 
 
 def test_events_recorded_in_any_process_are_exposed(peer_store: AdvertisementStore, api: APIClient) -> None:

@@ -64,7 +64,8 @@ def test_a_format_it_cannot_serve_gets_406_saying_what_it_serves(accept: str, ap
     response = api.get("/metrics", headers={"Accept": accept})
 
     assert response.status_code == 406
-    assert "application/openmetrics-text" in response.content.decode()
+    assert response["Content-Type"] == "application/json"
+    assert "application/openmetrics-text" in response.json()["detail"]
 
 
 def test_credentials_are_still_checked_whatever_the_accept_header() -> None:

@@ -7,20 +7,58 @@ validation are one source.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from django.conf import settings
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+from drf_spectacular.utils import OpenApiParameter
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 
-from peers.store import AdvertisementInput, to_micros
+from peers.store import AdvertisementInput
+from sorcha_site import bounds
 
-REGISTER_ID_PATTERN = r"^[0-9a-f]{32}$"
-MAX_VERSION = 2**63 - 1
+# pydantic patterns are Rust regexes, where `$` is the end of the text only: "<32 hex>\n" fails.
+REGISTER_ID_PATTERN = rf"^{bounds.REGISTER_ID_CHARS}$"
+MAX_VERSION = bounds.MAX_VERSION
 
 RegisterId = Annotated[StrictStr, Field(pattern=REGISTER_ID_PATTERN, description="32 lowercase hex characters")]
 Version = Annotated[StrictInt, Field(ge=0, le=MAX_VERSION)]
 # Strict: an ISO-8601 string with a timezone, never a bare number read as a Unix time.
 Moment = Annotated[AwareDatetime, Field(strict=True)]
+
+
+class TimeWindow:
+    """The bounds of a client's timestamps, read once per request: [2000-01-01, now + CLOCK_SKEW_MAX]."""
+
+    __slots__ = ("earliest", "latest", "now", "skew")
+
+    def __init__(self, now: int | None = None, skew: float | None = None) -> None:
+        self.now = bounds.now_micros() if now is None else now
+        self.skew = bounds.clock_skew_max() if skew is None else skew
+        self.earliest = bounds.MIN_MOMENT_MICROS
+        self.latest = self.now + int(self.skew * 1_000_000)
+
+    def micros(self, moment: datetime) -> int:
+        """Exact microseconds since the epoch (never via a float, never converted to UTC first);
+        ValueError saying why when out of bounds (the caller names the field)."""
+        micros = bounds.moment_micros(moment)
+        if self.earliest <= micros <= self.latest:
+            return micros
+        raise ValueError(bounds.moment_problem(micros, now=self.now, skew=self.skew))
+
+
+def field_path(index: int | None, field: str) -> str:
+    """`advertisements[3].name` for an item of a bulk, `name` for a single advertisement."""
+    return field if index is None else f"advertisements[{index}].{field}"
 
 
 class AdvertisementFields(BaseModel):
@@ -38,16 +76,31 @@ class AdvertisementFields(BaseModel):
         default=None, description="the register's updated_at on the Register Service; orders changes"
     )
 
-    def to_input(self, register_id: str) -> AdvertisementInput:
+    def to_input(self, register_id: str, window: TimeWindow, index: int | None = None) -> AdvertisementInput:
+        """The store's input, after the bounds pydantic cannot state; ValueError `field: why`.
+
+        The tests are inline and paths are built only on error: this runs 10,000 times a full sync.
+        """
+        name, description = self.name, self.description
+        if name is not None and ("\x00" in name or not name.strip()):
+            raise ValueError(f"{field_path(index, 'name')}: {bounds.text_problem(name, blank_allowed=False)}")
+        if description is not None and "\x00" in description:
+            raise ValueError(f"{field_path(index, 'description')}: {bounds.text_problem(description)}")
+        source_updated_at = None
+        if self.sourceUpdatedAt is not None:
+            try:
+                source_updated_at = window.micros(self.sourceUpdatedAt)
+            except ValueError as exc:
+                raise ValueError(f"{field_path(index, 'sourceUpdatedAt')}: {exc}") from None
         return AdvertisementInput(
             register_id=register_id,
             is_public=self.isPublic,
-            name=self.name,
-            description=self.description,
+            name=name,
+            description=description,
             latest_version=self.latestVersion,
             latest_docket_version=self.latestDocketVersion,
             is_full_replica=self.isFullReplica,
-            source_updated_at=to_micros(self.sourceUpdatedAt) if self.sourceUpdatedAt is not None else None,
+            source_updated_at=source_updated_at,
         )
 
 
@@ -67,8 +120,25 @@ class BulkAdvertiseRequest(BaseModel):
         description="Register Service clock taken before it read its database; marks items of a chunked full sync",
     )
 
-    def snapshot_micros(self) -> int | None:
-        return to_micros(self.snapshotAt) if self.snapshotAt is not None else None
+    def snapshot_micros(self, window: TimeWindow) -> int | None:
+        if self.snapshotAt is None:
+            return None
+        try:
+            return window.micros(self.snapshotAt)
+        except ValueError as exc:
+            raise ValueError(f"snapshotAt: {exc}") from None
+
+    def to_inputs(self, window: TimeWindow) -> list[AdvertisementInput]:
+        """One cheap pass after pydantic: bounds, and each register listed once (ValueError naming the index)."""
+        inputs = []
+        first_index: dict[str, int] = {}
+        for index, advertisement in enumerate(self.advertisements):
+            register_id = advertisement.registerId
+            seen_at = first_index.setdefault(register_id, index)
+            if seen_at != index:
+                raise ValueError(f"advertisements[{index}].registerId: duplicate of advertisements[{seen_at}]")
+            inputs.append(advertisement.to_input(register_id, window, index))
+        return inputs
 
 
 class BulkAdvertiseResult(BaseModel):
@@ -81,34 +151,120 @@ class BulkAdvertiseResult(BaseModel):
     stale: int = Field(description="items refused because the store holds a newer state of that register")
 
 
+# ---------------------------------------------------------------- documentation only
+# The URLconf's kwarg is register_id; the schema names it registerId (sorcha_site.schema).
+REGISTER_ID_PARAMETER = OpenApiParameter(
+    "register_id", str, OpenApiParameter.PATH, pattern=REGISTER_ID_PATTERN, description="32 lowercase hex characters"
+)
+
+
 class AvailableRegister(BaseModel):
-    registerId: str
+    registerId: str = Field(pattern=REGISTER_ID_PATTERN)
     name: str
     description: str
-    isPublic: bool
-    isLocal: bool
-    peerCount: int
-    fullReplicaPeerCount: int
-    latestVersion: int
-    latestDocketVersion: int
+    isPublic: Literal[True]
+    isLocal: bool = Field(description="this node advertises it itself")
+    peerCount: int = Field(ge=0, description="peers advertising it")
+    fullReplicaPeerCount: int = Field(ge=0)
+    latestVersion: int = Field(ge=0)
+    latestDocketVersion: int = Field(ge=0)
     verified: bool
     lastSeen: datetime | None
 
 
+class AvailableRegisterList(RootModel[list[AvailableRegister]]):
+    """Every register advertised here or by a peer, sorted by name."""
+
+
 class StoredAdvertisement(BaseModel):
-    registerId: str
+    """The advertisement as stored after the call (a stale or refused removal leaves it in place)."""
+
+    registerId: str = Field(pattern=REGISTER_ID_PATTERN)
     peerId: str | None
-    isPublic: bool
+    isPublic: Literal[True]
     name: str
     description: str
-    latestVersion: int
-    latestDocketVersion: int
+    latestVersion: int = Field(ge=0)
+    latestDocketVersion: int = Field(ge=0)
     isFullReplica: bool
     sourceUpdatedAt: datetime | None
     refreshedAt: datetime | None
     expiresAt: datetime | None
     verified: bool
-    outcome: str = Field(description="added, updated, unchanged, removed or stale")
+    outcome: str = Field(description="added, updated, unchanged or stale")
+
+
+class AdvertisementRemoved(BaseModel):
+    """No advertisement of that register is held any more (`isPublic: false` removed it, or there was none)."""
+
+    registerId: str = Field(pattern=REGISTER_ID_PATTERN)
+    isPublic: Literal[False]
+    outcome: str = Field(description="removed, unchanged or stale")
+
+
+def _exactly_one(schema: dict[str, Any]) -> None:
+    schema["oneOf"] = schema.pop("anyOf")
+
+
+class AdvertiseAnswer(RootModel[StoredAdvertisement | AdvertisementRemoved]):
+    """The stored advertisement, or the removal's answer (`isPublic` tells which)."""
+
+    # `isPublic` is true in one and false in the other: exactly one matches.
+    model_config = ConfigDict(json_schema_extra=_exactly_one)
+
+
+class LastFullSync(BaseModel):
+    snapshotAt: datetime | None
+    appliedAt: datetime | None
+    result: dict[str, int] = Field(description="counts of the last applied full sync, as bulk-advertise answers")
+
+
+class StoreStatus(BaseModel):
+    store: Literal["ok", "degraded"] = Field(
+        description="degraded: Redis is unreachable and the pool is served from memory"
+    )
+    degradedSince: datetime | None
+    lastError: str | None
+    journalLength: int = Field(ge=0, description="writes made while degraded, replayed when Redis is back")
+    journalDropped: int = Field(
+        ge=0, description="journaled writes this process dropped at STORE_JOURNAL_MAX_OPS / STORE_JOURNAL_MAX_AGE"
+    )
+    localAdvertisements: int = Field(ge=0)
+    remoteAdvertisements: int = Field(ge=0)
+    lastFullSync: LastFullSync | None
+    heldRemovals: list[str] = Field(description="register ids the mass-removal guard holds back")
+    voidedSnapshots: int = Field(
+        ge=0, description="stored full-sync snapshots voided (ahead of the clock, or blocking over one interval)"
+    )
+
+
+class PeerDescription(BaseModel):
+    id: int
+    peerId: str | None = Field(description="null until the peer's first signed message")
+    name: str
+    url: str
+    status: Literal["healthy", "backing_off", "banned", "never"]
+    isSeed: bool
+    banned: bool
+    firstSeen: datetime | None
+    lastSeen: datetime | None
+    lastExchangeAt: datetime | None
+    lastExchangeResult: Literal["never", "ok", "unreachable", "rejected", "error"]
+    lastError: str
+    consecutiveFailures: int = Field(ge=0)
+    nextAttemptAt: datetime | None = Field(description="backed off until then")
+    advertisementsReceived: int = Field(ge=0)
+    advertisementsHeld: int = Field(ge=0)
+
+
+class PeerDescriptionList(RootModel[list[PeerDescription]]):
+    """Every peer this node knows, banned ones included."""
+
+
+class GossipRoundOutcome(BaseModel):
+    peers: int = Field(ge=0, description="peers contacted")
+    ok: int = Field(ge=0)
+    failed: int = Field(ge=0)
 
 
 def describe_validation_error(error: ValidationError, limit: int = 5) -> str:

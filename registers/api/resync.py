@@ -7,38 +7,30 @@ import logging
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from registers import enqueue
+from registers.api.serializers import ResyncQueuedSerializer
+from sorcha_site import schema
 from sorcha_site.api import error_response, json_response
-from sorcha_site.auth import ServiceUser
+from sorcha_site.auth import IsServiceOrStaff
 
 logger = logging.getLogger(__name__)
 
 MANUAL_REASON = "manual"
 
 
-class IsStaffOrService(BasePermission):
-    """The service token's holder, or a staff user (the admin page, with its session and CSRF token)."""
-
-    message = "Resync needs the service token or a staff user."
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        user = request.user
-        return isinstance(user, ServiceUser) or bool(user and user.is_authenticated and user.is_staff)
-
-
 class ResyncView(APIView):
-    permission_classes = [IsStaffOrService]
+    # The service token's holder, or a staff user (the admin page, with its session and CSRF token).
+    permission_classes = [IsServiceOrStaff]
 
     @extend_schema(
         request=None,
         responses={
-            202: OpenApiResponse(description="full sync queued: `{taskId, queuedAt}`"),
-            403: OpenApiResponse(description="neither the service token nor a staff user"),
-            503: OpenApiResponse(description="the Celery broker is unreachable; nothing was queued"),
+            202: OpenApiResponse(ResyncQueuedSerializer, description="full sync queued"),
+            403: schema.error(403, "Neither the service token nor a staff user."),
+            503: schema.error(503, "The Celery broker is unreachable; nothing was queued."),
         },
         summary="Queue a full sync of the advertised registers to the Peer Service now",
     )

@@ -15,12 +15,13 @@ class SyncStateSerializer(serializers.ModelSerializer[AdvertisementSyncState]):
     # null until the first full sync is attempted
     status = serializers.SerializerMethodField()
     reason = serializers.SerializerMethodField()
-    lastAttemptAt = serializers.DateTimeField(source="last_attempt_at")
-    lastSuccessAt = serializers.DateTimeField(source="last_success_at")
+    # The times are null until the first attempt, success or scheduled retry.
+    lastAttemptAt = serializers.DateTimeField(source="last_attempt_at", allow_null=True)
+    lastSuccessAt = serializers.DateTimeField(source="last_success_at", allow_null=True)
     registersPushed = serializers.IntegerField(source="registers_pushed")
     consecutiveFailures = serializers.IntegerField(source="consecutive_failures")
     lastError = serializers.CharField(source="last_error")
-    nextRetryAt = serializers.DateTimeField(source="next_retry_at")
+    nextRetryAt = serializers.DateTimeField(source="next_retry_at", allow_null=True)
 
     class Meta:
         model = AdvertisementSyncState

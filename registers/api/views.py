@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
 
 from registers.api.serializers import RegisterSerializer
-from registers.models import REGISTER_ID_PATTERN, Register
+from registers.models import Register
+from sorcha_site.api import require_json_body
+from sorcha_site.bounds import REGISTER_ID_CHARS
 
 TRUE_WORDS = frozenset({"true", "1"})
 FALSE_WORDS = frozenset({"false", "0"})
@@ -43,7 +48,13 @@ class RegisterViewSet(viewsets.ModelViewSet[Register]):
     serializer_class = RegisterSerializer
     queryset = Register.objects.all()
     # Only register ids: the Peer Service's fixed paths (available, bulk-advertise, ...) share /api/registers/.
-    lookup_value_regex = REGISTER_ID_PATTERN
+    # The router anchors it with `/?$`, which Django matches with fullmatch: no final newline slips through.
+    lookup_value_regex = REGISTER_ID_CHARS
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        # After authentication: an anonymous caller learns 401, not which body types are accepted.
+        require_json_body(request)
 
     def get_queryset(self) -> QuerySet[Register]:
         registers = super().get_queryset()

@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from peers.store import AdvertisementInput, AdvertisementStore
+from peers.store import AdvertisementInput, AdvertisementStore, now_micros
 from registers.advertising import PlannedAdvertisement, chunked, full_sync
 from registers.models import AdvertisementSyncState
 from registers.peer_client import PeerServiceClient, PeerServiceRejected, PeerServiceUnavailable
@@ -65,18 +65,25 @@ def test_a_chunk_closes_before_its_items_outgrow_the_body_limit() -> None:
     assert [len(chunk) for chunk in chunks] == [2, 2, 1]
 
 
-def test_a_full_sync_of_zero_public_registers_removes_the_local_advertisements(
+def test_a_full_sync_of_zero_public_registers_removes_the_local_advertisements_once_confirmed(
     peer_service: AdvertisementStore,
 ) -> None:
     # given
     make_register(advertise=False)
     stale_id = stale_local_advertisement(peer_service)
 
-    # when
-    result = full_sync("manual")
+    # when: an empty full sync that would remove anything is held (ARCHITECTURE §4, the guard)
+    first = full_sync("manual")
 
     # then
-    assert (result.registers_pushed, result.requests, result.counts["removed"]) == (0, 1, 1)
+    assert (first.registers_pushed, first.requests, first.counts["removed"], first.counts["held"]) == (0, 1, 0, 1)
+    assert stale_id in local_ids(peer_service)
+
+    # when: the next full sync confirms it
+    second = full_sync("manual")
+
+    # then
+    assert (second.registers_pushed, second.counts["removed"], second.counts["held"]) == (0, 1, 0)
     assert stale_id not in local_ids(peer_service)
 
 
@@ -246,3 +253,23 @@ def test_the_sync_state_admin_page_is_read_only(peer_service: AdvertisementStore
     assert page.status_code == 200
     assert "Save" not in page.content.decode()
     assert add.status_code == 403
+
+
+# ------------------------------------------------------------------- a clock step (issue 10, case 1)
+def test_a_full_sync_refused_as_stale_is_retried_and_goes_through_within_one_reconcile_interval(
+    peer_service: AdvertisementStore,
+) -> None:
+    # given: the Peer Service applied a snapshot from a Register Service clock that ran ahead, then stepped back
+    register = make_register(advertise=True)
+    peer_service.reconcile_interval = 1.0
+    ahead = AdvertisementInput(register.id, True, name=register.name, source_updated_at=1_000_000)
+    peer_service.apply_bulk([ahead], full_sync=True, snapshot_at=now_micros() + 200 * 1_000_000)
+
+    # when / then: the refusal is one to retry, not a permanent rejection
+    with pytest.raises(PeerServiceUnavailable, match="stale"):
+        full_sync("manual", will_retry=True)
+    assert AdvertisementSyncState.load().status == "retrying"
+
+    # and a retry goes through once the stored snapshot is voided (one reconcile interval at most)
+    wait_until(lambda: full_sync("manual").requests == 1, timeout=15, message="full sync accepted again")
+    assert peer_service.status()["voidedSnapshots"] == 1

@@ -122,3 +122,56 @@ def test_the_advertise_action_reports_how_many_registers_changed(admin_client: C
 
     # then
     assert "1 register(s) now advertised." in response.content.decode()
+
+
+def staff_with(*codenames: str) -> User:
+    from django.contrib.auth.models import Permission
+
+    user = User.objects.create_user(f"staff-{'-'.join(codenames)}", password="a-long-password-1", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="registers", codename__in=codenames))
+    return user
+
+
+@pytest.mark.parametrize(("action", "advertised"), [("advertise_selected", False), ("stop_advertising_selected", True)])
+def test_staff_with_only_the_view_permission_cannot_run_an_advertise_action(
+    client: Client, action: str, advertised: bool
+) -> None:
+    # given
+    register = make_register(advertise=advertised)
+    before = register.updated_at
+    client.force_login(staff_with("view_register"))
+    assert client.get(CHANGELIST).status_code == 200
+
+    # when
+    response = client.post(CHANGELIST, {"action": action, "_selected_action": [register.id]}, follow=True)
+
+    # then
+    assert "register(s)" not in response.content.decode()
+    register.refresh_from_db()
+    assert (register.advertise, register.updated_at) == (advertised, before)
+
+
+def test_staff_with_only_the_view_permission_are_not_offered_the_advertise_actions(client: Client) -> None:
+    # given
+    make_register()
+    client.force_login(staff_with("view_register"))
+
+    # when
+    page = client.get(CHANGELIST).content.decode()
+
+    # then
+    assert "advertise_selected" not in page
+    assert "stop_advertising_selected" not in page
+
+
+def test_staff_with_the_change_permission_can_run_the_advertise_action(client: Client) -> None:
+    # given
+    register = make_register(advertise=False)
+    client.force_login(staff_with("view_register", "change_register"))
+
+    # when
+    client.post(CHANGELIST, {"action": "advertise_selected", "_selected_action": [register.id]})
+
+    # then
+    register.refresh_from_db()
+    assert register.advertise is True

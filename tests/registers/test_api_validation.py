@@ -8,6 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from registers.models import Register
+from sorcha_site.bounds import MAX_VERSION
 from tests.registers.factories import make_register, register_body
 
 pytestmark = pytest.mark.django_db
@@ -19,16 +20,28 @@ INVALID_FIELDS = [
     pytest.param("name", "   ", id="blank-name"),
     pytest.param("name", "n" * 39, id="39-char-name"),
     pytest.param("name", None, id="null-name"),
+    pytest.param("name", "led\x00ger", id="nul-in-name"),
+    pytest.param("name", 12, id="name-not-a-string"),
     pytest.param("description", "d" * 2049, id="2049-char-description"),
     pytest.param("description", None, id="null-description"),
+    pytest.param("description", "a\x00b", id="nul-in-description"),
     pytest.param("latestVersion", -1, id="negative-version"),
     pytest.param("latestVersion", TOO_BIG, id="version-over-2^63-1"),
+    pytest.param("latestVersion", MAX_VERSION + 1, id="version-over-2^53"),
     pytest.param("latestVersion", "seven", id="version-not-a-number"),
+    pytest.param("latestVersion", "7", id="version-a-string"),
+    pytest.param("latestVersion", 7.0, id="version-a-float"),
+    pytest.param("latestVersion", True, id="version-a-boolean"),
     pytest.param("latestVersion", 1.5, id="version-not-whole"),
     pytest.param("latestDocketVersion", -1, id="negative-docket-version"),
     pytest.param("latestDocketVersion", TOO_BIG, id="docket-version-over-2^63-1"),
+    pytest.param("latestDocketVersion", MAX_VERSION + 1, id="docket-version-over-2^53"),
     pytest.param("advertise", "maybe", id="advertise-not-a-boolean"),
+    pytest.param("advertise", "true", id="advertise-a-string"),
     pytest.param("isFullReplica", "maybe", id="full-replica-not-a-boolean"),
+    pytest.param("isFullReplica", "yes", id="full-replica-yes"),
+    pytest.param("isFullReplica", 1, id="full-replica-one"),
+    pytest.param("isFullReplica", 0, id="full-replica-zero"),
 ]
 
 
@@ -91,7 +104,7 @@ def test_a_body_that_is_not_json_is_400_and_creates_nothing(api_client: APIClien
 def test_the_largest_allowed_values_are_accepted(api_client: APIClient) -> None:
     # given
     body = register_body(
-        name="n" * 38, description="d" * 2048, latestVersion=TOO_BIG - 1, latestDocketVersion=TOO_BIG - 1
+        name="n" * 38, description="d" * 2048, latestVersion=MAX_VERSION, latestDocketVersion=MAX_VERSION
     )
 
     # when
@@ -100,6 +113,6 @@ def test_the_largest_allowed_values_are_accepted(api_client: APIClient) -> None:
     # then
     assert response.status_code == 201
     register = Register.objects.get(id=response.json()["id"])
-    assert register.latest_version == TOO_BIG - 1
+    assert register.latest_version == MAX_VERSION
     assert len(register.name) == 38
     assert len(register.description) == 2048

@@ -11,9 +11,12 @@
 -- ARGV[3] the operations as one JSON array (one argument: packing thousands of arguments
 --         costs the client more than the whole script costs Redis); numbers travel as strings.
 --         Each operation is an array: an opcode followed by its arguments:
---   S key sua value ttl_ms tombkey log  -> 0 refused (older or tombstoned), 1 written, 2 equal (TTL refreshed)
---   D key sua tombkey tomb_ttl_ms       -> 0 nothing removed, 1 removed   (sua -1: unconditional, no tombstone)
---   M key snapshot value ttl_ms         -> 0 refused (a newer snapshot is stored), 1 written
+--   S key sua value ttl_ms tombkey log floor
+--                                       -> 0 refused (older or tombstoned), 1 written, 2 equal (TTL refreshed);
+--                                          a tombstone left by a sweep ("<stamp>|s") older than floor is ignored
+--   D key sua tombkey tomb_ttl_ms kind  -> 0 nothing removed, 1 removed   (sua -1: unconditional, no tombstone)
+--                                          (key "" only sets the tombstone; kind "r" removal, "s" sweep)
+--   M key snapshot value ttl_ms force   -> 0 refused (a newer snapshot is stored), 1 written (force: always)
 --   G key snapshot                      -> aborts the whole batch with "stale" if a newer snapshot is stored
 --   A key ttl_ms member...              -> adds members to a set (full-sync marks)
 --   X key                               -> deletes a bookkeeping key
@@ -26,7 +29,12 @@ end
 local function stamp(value)
   if not value then return nil end
   local bar = string.find(value, "|", 1, true)
+  if not bar then return tonumber(value) end
   return tonumber(string.sub(value, 1, bar - 1))
+end
+
+local function swept(value)
+  return value ~= nil and string.sub(value, -2) == "|s"
 end
 
 local ops = cjson.decode(ARGV[3])
@@ -47,9 +55,18 @@ for _, op in ipairs(ops) do
   local code = op[1]
   if code == "S" then
     local key, sua, value, ttl, tombkey, log = op[2], tonumber(op[3]), op[4], op[5], op[6], op[7]
+    local floor = tonumber(op[8] or "-1")
     local result = "1"
     local tomb = nil
-    if tombkey ~= "" then tomb = tonumber(redis.call("GET", tombkey)) end
+    if tombkey ~= "" then
+      local raw = redis.call("GET", tombkey)
+      tomb = stamp(raw)
+      if tomb and swept(raw) and floor > tomb then
+        tomb = nil
+        redis.call("DEL", tombkey)
+        changed[#changed + 1] = tombkey
+      end
+    end
     if tomb and tomb >= sua then
       result = "0"
     else
@@ -62,32 +79,38 @@ for _, op in ipairs(ops) do
         if log == "1" then changed[#changed + 1] = key end
       else
         redis.call("SET", key, value, "PX", ttl)
-        if tomb then redis.call("DEL", tombkey) end
+        -- A register's newer entry outranks its tombstone from now on; a peer's tombstone stays,
+        -- since it guards every other advertisement of that peer too.
+        if tomb and not string.find(tombkey, ":ptomb:", 1, true) then
+          redis.call("DEL", tombkey)
+          changed[#changed + 1] = tombkey
+        end
         changed[#changed + 1] = key
       end
     end
     results[#results + 1] = result
   elseif code == "D" then
-    local key, sua, tombkey, tombttl = op[2], tonumber(op[3]), op[4], op[5]
+    local key, sua, tombkey, tombttl, kind = op[2], tonumber(op[3]), op[4], op[5], op[6] or "r"
     local result = "0"
-    local current = redis.call("GET", key)
+    local current = nil
+    if key ~= "" then current = redis.call("GET", key) end
     if current and (sua < 0 or stamp(current) <= sua) then
       redis.call("DEL", key)
       changed[#changed + 1] = key
       result = "1"
     end
     if tombkey ~= "" and sua >= 0 and not (current and stamp(current) > sua) then
-      local tomb = tonumber(redis.call("GET", tombkey))
+      local tomb = stamp(redis.call("GET", tombkey))
       if not tomb or tomb < sua then
-        redis.call("SET", tombkey, op[3], "PX", tombttl)
+        redis.call("SET", tombkey, op[3] .. "|" .. kind, "PX", tombttl)
         changed[#changed + 1] = tombkey
       end
     end
     results[#results + 1] = result
   elseif code == "M" then
-    local key, snapshot, value, ttl = op[2], tonumber(op[3]), op[4], op[5]
+    local key, snapshot, value, ttl, force = op[2], tonumber(op[3]), op[4], op[5], op[6]
     local stored = stamp(redis.call("GET", key))
-    if stored and stored > snapshot then
+    if force ~= "1" and stored and stored > snapshot then
       results[#results + 1] = "0"
     else
       redis.call("SET", key, value, "PX", ttl)

@@ -1,0 +1,797 @@
+"""The Peer Service's pool of register advertisements: Redis with a TTL, mirrored in memory.
+
+The façade holds the mirror and the lock and wires the parts together: it asks `decide` what
+an input means against the mirror, carries the resulting writes to Redis through `redis_io`
+(one conditional script call per batch, so processes that share Redis converge whatever the
+order of their writes), falls back on `recovery` when Redis fails, and renders the available
+list through `view`. Other processes learn about changes from a change stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import orjson
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from peers.store import decide
+from peers.store.model import (
+    REMOVED,
+    SWEPT,
+    AdvertisementInput,
+    BulkResult,
+    Entry,
+    FullSyncState,
+    MarksUnavailable,
+    StaleFullSync,
+    Tombstone,
+    decode_value,
+    encode_value,
+    format_micros,
+    format_seconds,
+    merged_fields,
+    now_micros,
+)
+from peers.store.recovery import Breaker, Journal, aged, set_args, write_back_ops
+from peers.store.redis_io import Keys, Ops, RedisIO
+from peers.store.view import Rendering, aggregate
+from sorcha_site.memory import gc_paused
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Bookkeeping keys (generation, change stream, epoch, full-sync state) outlive advertisements.
+_BOOKKEEPING_TTL_S = 86_400.0
+
+
+class AdvertisementStore:
+    """The unified pool of local and remote advertisements (FR-001, FR-002, FR-010)."""
+
+    def __init__(
+        self,
+        redis_url: str | None,
+        prefix: str,
+        ttl: float,
+        *,
+        client: redis.Redis | None = None,
+        breaker_cooldown: float = 1.0,
+        socket_timeout: float = 0.5,
+        commit_batch: int = 2_000,
+        start_watcher: bool = True,
+        reconcile_interval: float | None = None,
+        clock_skew: float = 300.0,
+        journal_max_ops: int = 200_000,
+        journal_max_age: float | None = None,
+    ) -> None:
+        self.prefix = prefix
+        self.keys = Keys(prefix)
+        self.ttl = float(ttl)
+        self.commit_batch = commit_batch
+        # A stored last snapshot blocks older ones for at most one reconcile interval.
+        self.reconcile_interval = float(reconcile_interval if reconcile_interval is not None else ttl / 2)
+        self.clock_skew = float(clock_skew)
+        if client is None:
+            if redis_url is None:
+                raise ValueError("AdvertisementStore needs a redis_url or a client")
+            client = redis.Redis.from_url(
+                redis_url,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_timeout,
+                retry=Retry(NoBackoff(), 0),
+                health_check_interval=0,
+            )
+        self.client = client
+        self._io = RedisIO(client, self.keys)
+        self._breaker = Breaker(breaker_cooldown)
+        self._journal = Journal(journal_max_ops, journal_max_age if journal_max_age is not None else self.ttl)
+        self._lock = threading.RLock()
+        self._local: dict[str, Entry] = {}
+        self._remote: dict[str, dict[str, Entry]] = {}
+        self._tombstones: dict[str, Tombstone] = {}
+        self._peer_tombstones: dict[str, Tombstone] = {}
+        self._full_sync = FullSyncState()
+        self._epoch = ""
+        self._generation = 0
+        self._stream_id = b"0-0"
+        self._version = 0  # bumped on every change to the mirror; keys the rendered available list
+        self._rendering = Rendering()
+        # No entry expires before this moment (only ever lowered by entries taken from Redis).
+        self._expiry_horizon = 0.0
+        self._stop = threading.Event()
+        self._load_at_start()
+        self._watcher: threading.Thread | None = None
+        if start_watcher:
+            self._watcher = threading.Thread(target=self._watch, name=f"store-watcher-{prefix}", daemon=True)
+            self._watcher.start()
+
+    # ------------------------------------------------------------------ keys (kept for callers and tests)
+    def local_key(self, register_id: str) -> str:
+        return self.keys.local(register_id)
+
+    def remote_key(self, peer_id: str, register_id: str) -> str:
+        return self.keys.remote(peer_id, register_id)
+
+    def tomb_key(self, register_id: str) -> str:
+        return self.keys.tomb(register_id)
+
+    @property
+    def _ttl_ms(self) -> int:
+        return max(1, int(self.ttl * 1000))
+
+    @property
+    def _bookkeeping_ttl_ms(self) -> int:
+        return int(max(_BOOKKEEPING_TTL_S, 10 * self.ttl) * 1000)
+
+    # ------------------------------------------------------------------ health
+    @property
+    def degraded(self) -> bool:
+        return self._breaker.open
+
+    def _redis(self, call: Callable[[], T]) -> T | None:
+        """Run one Redis interaction; on failure open the breaker and return None.
+
+        While the breaker is open nothing is tried: the watcher owns recovery, and requests
+        never wait on a broken Redis.
+        """
+        if self.degraded:
+            return None
+        try:
+            return call()
+        except redis.RedisError as exc:
+            self._trip(exc)
+            return None
+
+    def _trip(self, exc: Exception) -> None:
+        if self._breaker.trip(exc):
+            logger.warning("event=store_degraded prefix=%s error=%r", self.prefix, exc)
+
+    def _watch(self) -> None:
+        """Notice Redis coming back (or coming back empty) without waiting for a request."""
+        while not self._stop.wait(self._breaker.cooldown):
+            try:
+                with self._lock:
+                    if self.degraded:
+                        self._try_recover()
+                    else:
+                        self._redis(self._catch_up)
+                    self._prune_tombstones()
+            except Exception:
+                logger.exception("event=store_watcher_failed prefix=%s", self.prefix)
+
+    def _prune_tombstones(self) -> None:
+        now = time.time()
+        for tombs in (self._tombstones, self._peer_tombstones):
+            for key in [key for key, tomb in tombs.items() if tomb.expires_at <= now]:
+                del tombs[key]
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+        self.client.close()
+
+    # ------------------------------------------------------------------ loading and catching up
+    def _load_at_start(self) -> None:
+        with self._lock:
+            try:
+                self._establish_epoch()
+                self._reload(initial=True)
+            except redis.RedisError as exc:
+                self._trip(exc)
+                logger.warning("event=store_start_without_redis prefix=%s error=%r", self.prefix, exc)
+
+    def _establish_epoch(self) -> None:
+        self._epoch = self._io.establish_epoch(secrets.token_hex(8), self._bookkeeping_ttl_ms)
+
+    @gc_paused()
+    def _reload(self, initial: bool) -> None:
+        """Rebuild the mirror from Redis (a start-up load, or a gap in the change stream)."""
+        _, generation, last = self._io.head()
+        previous_local, previous_remote = self._local, self._remote
+        self._local, self._remote, self._tombstones, self._peer_tombstones = {}, {}, {}, {}
+        now = time.time()
+        for key, raw, pttl in self._io.scan():
+            if raw is not None and pttl > 0:
+                self._absorb(key, raw, now + pttl / 1000, verified=None)
+        if not initial:
+            # Entries equal to what this process held keep their verification; others were written since.
+            for register_id, entry in self._local.items():
+                old = previous_local.get(register_id)
+                entry.verified = old.verified if old is not None and old.value == entry.value else True
+            for peer_id, entries in self._remote.items():
+                for register_id, entry in entries.items():
+                    old = previous_remote.get(peer_id, {}).get(register_id)
+                    entry.verified = old.verified if old is not None and old.value == entry.value else True
+        self._generation = generation
+        self._stream_id = last[0][0] if last else b"0-0"
+        self._changed()
+        logger.info(
+            "event=store_loaded prefix=%s local=%d remote=%d initial=%s",
+            self.prefix,
+            len(self._local),
+            sum(len(entries) for entries in self._remote.values()),
+            initial,
+        )
+
+    def _absorb(self, key: str, stored: bytes | None, expires_at: float, verified: bool | None) -> None:
+        """Take one key's current Redis state into the mirror (None: it is gone)."""
+        try:
+            self._absorb_parsed(key, stored.decode() if stored is not None else None, expires_at, verified)
+        except (ValueError, KeyError, TypeError, IndexError, orjson.JSONDecodeError) as exc:
+            logger.error("event=store_entry_unreadable prefix=%s key=%s error=%r", self.prefix, key, exc)
+
+    def _absorb_parsed(self, key: str, raw: str | None, expires_at: float, verified: bool | None) -> None:
+        self._expiry_horizon = min(self._expiry_horizon, expires_at)
+        parsed = self.keys.parse(key)
+        if not parsed:
+            return
+        kind = parsed[0]
+        if kind == "l":
+            register_id = parsed[1]
+            if raw is None:
+                self._local.pop(register_id, None)
+                return
+            stamp, fields = decode_value(raw)
+            self._local[register_id] = Entry(
+                register_id, None, stamp, fields, raw, expires_at - self.ttl, expires_at, bool(verified)
+            )
+        elif kind == "r":
+            peer_id, register_id = parsed[1], parsed[2]
+            if raw is None:
+                self._remote.get(peer_id, {}).pop(register_id, None)
+                return
+            stamp, fields = decode_value(raw)
+            self._remote.setdefault(peer_id, {})[register_id] = Entry(
+                register_id, peer_id, stamp, fields, raw, expires_at - self.ttl, expires_at, bool(verified)
+            )
+        elif kind in ("tomb", "ptomb"):
+            tombs = self._tombstones if kind == "tomb" else self._peer_tombstones
+            if raw is None:
+                tombs.pop(parsed[1], None)
+            else:
+                tombs[parsed[1]] = Tombstone.decode(raw, expires_at)
+        elif kind == "meta" and raw is not None:
+            state = FullSyncState.decode(raw)
+            # A full sync seen while running (not at start-up load) confirmed every local ad it did not hold.
+            if verified and state.last_applied_at and state.last_applied_at != self._full_sync.last_applied_at:
+                self._refresh_local_after_full_sync(state)
+            self._full_sync = state
+
+    def _refresh_local_after_full_sync(self, state: FullSyncState) -> None:
+        """A full sync refreshed every local ad it did not hold back (the source confirmed them)."""
+        assert state.last_applied_at is not None
+        expires_at = state.last_applied_at + self.ttl
+        for register_id, entry in self._local.items():
+            if register_id not in state.held_ids:
+                entry.verified = True
+                if expires_at > entry.expires_at:
+                    entry.expires_at = expires_at
+                    entry.refreshed_at = state.last_applied_at
+
+    def _catch_up(self) -> None:
+        """Apply what other processes changed since this one last looked (one round trip when nothing did)."""
+        epoch, generation, entries = self._io.changes_since(self._stream_id)
+        if epoch is None or epoch.decode() != self._epoch:
+            logger.warning("event=store_epoch_changed prefix=%s action=write_back", self.prefix)
+            self._recover()
+            return
+        if generation == self._generation:
+            return
+        sequence = [int(fields[b"g"]) for _, fields in entries]
+        if generation < self._generation or (sequence and sequence[0] <= self._generation):
+            # Redis went back in time (an older dump, a lagging replica): this process holds newer state.
+            logger.warning(
+                "event=store_generation_rewound prefix=%s held=%d redis=%d action=write_back",
+                self.prefix,
+                self._generation,
+                generation,
+            )
+            self._recover()
+            return
+        if not entries or sequence[0] != self._generation + 1 or sequence[-1] != generation:
+            self._reload(initial=False)
+            return
+        keys = list(dict.fromkeys(key for _, fields in entries for key in fields[b"k"].split(b" ")))
+        now = time.time()
+        for key, (raw, pttl) in zip(keys, self._io.fetch(keys), strict=True):
+            self._absorb(key.decode(), raw if pttl > 0 else None, now + max(pttl, 0) / 1000, verified=True)
+        self._generation = generation
+        self._stream_id = entries[-1][0]
+        if keys == [self.keys.meta.encode()]:
+            # A full sync that only refreshed: patch the rendering instead of re-aggregating it all.
+            if not self._rendering.patch_refreshed(self._version, self._next_expiry(), self._local):
+                self._changed()
+        else:
+            self._changed()
+
+    # ------------------------------------------------------------------ committing
+    def _run(self, ops: Ops) -> None:
+        """Send a batch to Redis in short script calls, or journal it while degraded."""
+        for part in ops.chunks(self.commit_batch):
+            if not self.degraded:
+                try:
+                    reply = self._io.commit(self._epoch, self._bookkeeping_ttl_ms, part.encode())
+                except redis.RedisError as exc:
+                    self._trip(exc)
+                else:
+                    if reply.status == "epoch":  # Redis lost its data since we last looked: write back, retry
+                        try:
+                            self._recover()
+                        except redis.RedisError as exc:
+                            self._trip(exc)
+                        else:
+                            self._run(part)
+                            continue
+                    elif reply.status == "stale":
+                        raise StaleFullSync(int(part.ops[0][2]), int(reply.stored))
+                    else:
+                        part.deliver(reply.results)
+                        self._follow_own_generation(reply.generation)
+                        continue
+            self._journal.append(part.ops)
+            part.deliver(None)
+
+    def _follow_own_generation(self, generation: int) -> None:
+        # Our own changes are already in the mirror; others' (if any slipped in) arrive on the next catch-up.
+        if generation == self._generation + 1:
+            self._generation = generation
+            try:
+                last: Any = self.client.xrevrange(self.keys.changes, count=1)
+            except redis.RedisError as exc:
+                self._trip(exc)
+                return
+            if last:
+                self._stream_id = last[0][0]
+
+    def _changed(self) -> None:
+        self._version += 1
+
+    # ------------------------------------------------------------------ recovery
+    def _try_recover(self) -> None:
+        if not self._breaker.may_probe():
+            return
+        try:
+            self.client.ping()
+            self._recover()
+        except redis.RedisError as exc:
+            self._trip(exc)
+            return
+        logger.info("event=store_recovered prefix=%s degraded_seconds=%.1f", self.prefix, self._breaker.close())
+
+    def _recover(self) -> None:
+        """Replay the journal with what each write has left, write back the live mirror, reload."""
+        self._establish_epoch()
+        batches = self._journal.take()
+        try:
+            for batch in batches:
+                encoded = aged(batch)
+                if encoded is not None:
+                    self._io.commit("", self._bookkeeping_ttl_ms, encoded)
+            self._write_back()
+        except redis.RedisError:
+            self._journal.put_back(batches)
+            raise
+        self._reload(initial=False)
+
+    def _write_back(self) -> None:
+        ops = write_back_ops(
+            self.keys,
+            self._local,
+            self._remote,
+            self._tombstones,
+            self._peer_tombstones,
+            self._full_sync,
+            self._bookkeeping_ttl_ms,
+            time.time(),
+        )
+        for part in ops.chunks(self.commit_batch):
+            self._io.commit("", self._bookkeeping_ttl_ms, part.encode())
+
+    # ------------------------------------------------------------------ local advertisements
+    def _sync(self) -> None:
+        """Bring the mirror up to date before deciding anything."""
+        if not self.degraded:
+            self._redis(self._catch_up)
+
+    def _plan_upsert(
+        self, advertisement: AdvertisementInput, now: float, result: BulkResult, log: bool, floor: int | None
+    ) -> Ops:
+        ops = Ops()
+        register_id = advertisement.register_id
+        stamp = advertisement.source_updated_at if advertisement.source_updated_at is not None else now_micros()
+        current = decide.live(self._local.get(register_id), now)
+        if decide.upsert_is_stale(current, self._tombstones.get(register_id), stamp, now, floor):
+            result.stale += 1
+            return ops
+        fields = merged_fields(advertisement, current.fields if current else None)
+        value = encode_value(stamp, fields)
+        entry = Entry(register_id, None, stamp, fields, value, now, now + self.ttl, True)
+
+        def landed(outcome: int) -> None:
+            if outcome == 0:  # Redis holds something newer than this process knew: take it
+                self._refetch([self.keys.local(register_id), self.keys.tomb(register_id)])
+                result.stale += 1
+                return
+            unchanged = outcome == 2 or (outcome == -1 and current is not None and current.value == value)
+            if unchanged and current is not None:
+                current.expires_at, current.refreshed_at, current.verified = entry.expires_at, now, True
+                result.unchanged += 1
+                return
+            if current is None:
+                result.added += 1
+            else:
+                result.updated += 1
+            self._local[register_id] = entry
+            self._tombstones.pop(register_id, None)
+
+        ops.add(set_args(self.keys, entry, self.ttl, log=log, floor=-1 if floor is None else floor), landed)
+        return ops
+
+    def _plan_removal(
+        self, register_id: str, stamp: int | None, now: float, result: BulkResult, kind: str = REMOVED
+    ) -> Ops:
+        ops = Ops()
+        current = self._local.get(register_id)
+        if decide.removal_is_stale(current, stamp, now):
+            result.stale += 1
+            return ops
+
+        def landed(outcome: int) -> None:
+            existed = current is not None and current.expires_at > now
+            if outcome == 1 or (outcome == -1 and existed):
+                result.removed += 1
+            elif outcome == 0 and existed:
+                self._refetch([self.keys.local(register_id)])
+            self._local.pop(register_id, None)
+            if stamp is not None:
+                tomb = self._tombstones.get(register_id)
+                if tomb is None or tomb.source_updated_at < stamp:
+                    self._tombstones[register_id] = Tombstone(stamp, now + self.ttl, kind)
+
+        tomb_key = "" if stamp is None else self.keys.tomb(register_id)
+        ops.add(
+            ["D", self.keys.local(register_id), -1 if stamp is None else stamp, tomb_key, self._ttl_ms, kind], landed
+        )
+        return ops
+
+    def _refetch(self, keys: list[str]) -> None:
+        fetched = self._redis(lambda: self._io.fetch(keys))
+        if fetched is None:
+            return
+        now = time.time()
+        for key, (raw, pttl) in zip(keys, fetched, strict=True):
+            self._absorb(key, raw if pttl > 0 else None, now + max(pttl, 0) / 1000, verified=True)
+
+    def advertise(self, advertisement: AdvertisementInput) -> tuple[BulkResult, Entry | None]:
+        """A single push: `isPublic` true upserts, false removes (never held by the guard)."""
+        return self._single([advertisement])
+
+    def remove(self, register_id: str, source_updated_at: int | None = None) -> BulkResult:
+        result, _ = self._single([AdvertisementInput(register_id, False, source_updated_at=source_updated_at)])
+        return result
+
+    def _single(self, advertisements: list[AdvertisementInput]) -> tuple[BulkResult, Entry | None]:
+        with self._lock:
+            self._sync()
+            result = self._apply_items(advertisements, log=True, floor=None)
+            self._changed()
+            self._rerender_if_served()
+            return result, self._local.get(advertisements[-1].register_id)
+
+    def _apply_items(self, advertisements: Iterable[AdvertisementInput], log: bool, floor: int | None) -> BulkResult:
+        result = BulkResult()
+        now = time.time()
+        ops = Ops()
+        for advertisement in advertisements:
+            result.processed += 1
+            if advertisement.is_public:
+                ops.extend(self._plan_upsert(advertisement, now, result, log, floor))
+            else:
+                ops.extend(self._plan_removal(advertisement.register_id, advertisement.source_updated_at, now, result))
+        self._run(ops)
+        return result
+
+    def apply_bulk(
+        self,
+        advertisements: Sequence[AdvertisementInput],
+        full_sync: bool = False,
+        snapshot_at: int | None = None,
+    ) -> BulkResult:
+        """Bulk advertise (FR-005); with `full_sync` the list is the complete local set (FR-011).
+
+        A request carrying `snapshot_at` belongs to a full sync: its items are marked (shared
+        with every process through Redis) and, in the last one (`full_sync`), the rest swept.
+        Raises StaleFullSync (nothing changed) and MarksUnavailable (items refreshed, no sweep).
+        """
+        with self._lock, gc_paused():
+            self._sync()
+            void = False
+            if full_sync:
+                snapshot_at = snapshot_at if snapshot_at is not None else now_micros()
+                verdict = decide.judge_snapshot(
+                    snapshot_at,
+                    self._full_sync,
+                    time.time(),
+                    skew_s=self.clock_skew,
+                    void_after_s=self.reconcile_interval,
+                )
+                if verdict is decide.SnapshotVerdict.STALE:
+                    raise StaleFullSync(snapshot_at, self._full_sync.last_snapshot_at)
+                void = verdict is decide.SnapshotVerdict.VOID
+                if void:
+                    logger.warning(
+                        "event=full_sync_snapshot_voided prefix=%s stored=%s applied_at=%s incoming=%s",
+                        self.prefix,
+                        format_micros(self._full_sync.last_snapshot_at),
+                        format_seconds(self._full_sync.last_applied_at),
+                        format_micros(snapshot_at),
+                    )
+            try:
+                result = self._apply_items(advertisements, log=snapshot_at is None, floor=snapshot_at)
+                if snapshot_at is not None:
+                    listed = {advertisement.register_id for advertisement in advertisements}
+                    if full_sync:
+                        self._sweep(snapshot_at, listed, result, void)
+                    else:
+                        self._mark(snapshot_at, listed)
+            finally:
+                self._changed()
+                self._rerender_if_served()
+            return result
+
+    def _mark(self, snapshot_at: int, listed: set[str]) -> None:
+        """Chunks of a full sync larger than one request leave their marks in Redis for every process."""
+        if not self.degraded and listed:
+            ops = Ops()
+            ops.add(["A", self.keys.mark(snapshot_at), self._ttl_ms, *sorted(listed)])
+            self._run(ops)
+        if self.degraded:
+            raise MarksUnavailable(snapshot_at)
+
+    def _sweep(self, snapshot_at: int, listed: set[str], result: BulkResult, void: bool) -> None:
+        """Mark-and-sweep: remove local ads neither listed by this sync nor changed after its snapshot."""
+        marks = self._redis(lambda: self._io.marks(snapshot_at))
+        if marks is None:
+            raise MarksUnavailable(snapshot_at)
+        marked = listed | marks
+        now = time.time()
+        previous = self._full_sync
+        candidates = decide.sweep_candidates(self._local, marked, snapshot_at, now)
+        live_count = sum(1 for entry in self._local.values() if entry.expires_at > now)
+        plan = decide.guard_sweep(candidates, live_count, len(marked), previous, snapshot_at)
+        if plan.held:
+            logger.warning(
+                "event=full_sync_removal_held prefix=%s snapshot_at=%s held=%d confirmed=%d local=%d listed=%d",
+                self.prefix,
+                format_micros(snapshot_at),
+                len(plan.held),
+                len(plan.remove),
+                live_count,
+                len(marked),
+            )
+        result.held = len(plan.held)
+        state = FullSyncState(
+            last_snapshot_at=snapshot_at,
+            last_applied_at=now,
+            held_snapshot_at=snapshot_at if plan.held else None,
+            held_ids=plan.held,
+            voided=previous.voided + (1 if void else 0),
+        )
+        self._commit_sweep(plan.remove, now, result, state, void)
+
+    def _commit_sweep(
+        self, removal: frozenset[str], now: float, result: BulkResult, state: FullSyncState, void: bool
+    ) -> None:
+        snapshot_at = state.last_snapshot_at
+        sweep = Ops()
+        if not void:
+            sweep.add(["G", self.keys.meta, snapshot_at])
+        for register_id in sorted(removal):
+            sweep.extend(self._plan_removal(register_id, snapshot_at, now, result, kind=SWEPT))
+        self._run(sweep)
+        state.last_result = result.as_dict()
+        record = Ops()
+        record.add(["M", self.keys.meta, snapshot_at, state.encode(), self._bookkeeping_ttl_ms, "1" if void else "0"])
+        record.add(["X", self.keys.mark(snapshot_at)])
+        self._run(record)
+        # Everything listed was refreshed by this sync; ads it held were not confirmed.
+        self._full_sync = state
+        self._refresh_local_after_full_sync(state)
+        logger.log(
+            logging.INFO if result.changed or result.held else logging.DEBUG,
+            "event=full_sync_applied prefix=%s snapshot_at=%s %s",
+            self.prefix,
+            format_micros(snapshot_at),
+            " ".join(f"{key}={value}" for key, value in result.as_dict().items()),
+        )
+
+    # ------------------------------------------------------------------ remote advertisements
+    def replace_remote(self, peer_id: str, advertisements: Sequence[AdvertisementInput]) -> BulkResult:
+        """A peer's complete set of its own public ads replaces what it advertised before.
+
+        A remote entry is stamped with this node's clock when first received in its current
+        form, so a peer forgotten (banned) later outranks any write-back of it.
+        """
+        with self._lock:
+            self._sync()
+            now = time.time()
+            stamp = now_micros()
+            result = BulkResult(processed=len(advertisements))
+            current = self._remote.get(peer_id, {})
+            listed: dict[str, Entry] = {}
+            ops = Ops()
+            for advertisement in advertisements:
+                existing = current.get(advertisement.register_id)
+                fields = merged_fields(advertisement, None)
+                if existing is not None and existing.fields == fields:
+                    result.unchanged += 1
+                    entry_stamp, value = existing.source_updated_at, existing.value
+                else:
+                    if existing is not None:
+                        result.updated += 1
+                    else:
+                        result.added += 1
+                    entry_stamp, value = stamp, encode_value(stamp, fields)
+                entry = Entry(advertisement.register_id, peer_id, entry_stamp, fields, value, now, now + self.ttl, True)
+                listed[advertisement.register_id] = entry
+                ops.add(set_args(self.keys, entry, self.ttl))
+            for register_id in current.keys() - listed.keys():
+                result.removed += 1
+                ops.add(["D", self.keys.remote(peer_id, register_id), -1, "", 0, REMOVED])
+            self._run(ops)
+            if listed:
+                self._remote[peer_id] = listed
+            else:
+                self._remote.pop(peer_id, None)
+            self._changed()
+            self._rerender_if_served()
+            return result
+
+    def forget_peer(self, peer_id: str) -> BulkResult:
+        """Drop a peer's advertisements, and leave a tombstone no earlier write of them can pass."""
+        with self._lock:
+            self._sync()
+            now = time.time()
+            stamp = now_micros()
+            current = self._remote.pop(peer_id, {})
+            result = BulkResult(removed=len(current))
+            ops = Ops()
+            ops.add(["D", "", stamp, self.keys.peer_tomb(peer_id), self._ttl_ms, REMOVED])
+            for register_id in current:
+                ops.add(["D", self.keys.remote(peer_id, register_id), stamp, "", 0, REMOVED])
+            self._run(ops)
+            self._peer_tombstones[peer_id] = Tombstone(stamp, now + self.ttl)
+            self._changed()
+            self._rerender_if_served()
+            return result
+
+    # ------------------------------------------------------------------ reading
+    def _expire(self) -> None:
+        """Drop entries past their TTL, after asking Redis whether another process refreshed them."""
+        now = time.time()
+        if now < self._expiry_horizon:  # nothing can have expired yet: skip the scan (hot path)
+            return
+        expired_local = [rid for rid, entry in self._local.items() if entry.expires_at <= now]
+        expired_remote = [
+            (peer_id, rid)
+            for peer_id, entries in self._remote.items()
+            for rid, e in entries.items()
+            if e.expires_at <= now
+        ]
+        if not expired_local and not expired_remote:
+            self._expiry_horizon = self._expiry_bound(now)
+            return
+        keys = [self.keys.local(rid) for rid in expired_local] + [self.keys.remote(p, r) for p, r in expired_remote]
+        fetched = self._redis(lambda: self._io.fetch(keys))
+        if fetched is None:
+            for rid in expired_local:
+                del self._local[rid]
+            for peer_id, rid in expired_remote:
+                del self._remote[peer_id][rid]
+        else:
+            for key, (raw, pttl) in zip(keys, fetched, strict=True):
+                self._absorb(key, raw if pttl > 0 else None, now + max(pttl, 0) / 1000, verified=True)
+        for peer_id in [peer_id for peer_id, entries in self._remote.items() if not entries]:
+            del self._remote[peer_id]
+        self._expiry_horizon = self._expiry_bound(now)
+        self._changed()
+
+    def _expiry_bound(self, now: float) -> float:
+        # Entries written from now on live at least one TTL; entries taken from Redis lower the bound.
+        return min(self._next_expiry(), now + self.ttl)
+
+    def _next_expiry(self) -> float:
+        soonest = min((entry.expires_at for entry in self._local.values()), default=float("inf"))
+        for entries in self._remote.values():
+            soonest = min(soonest, min((entry.expires_at for entry in entries.values()), default=soonest))
+        return soonest
+
+    def _read(self) -> None:
+        self._sync()
+        self._expire()
+
+    def local_advertisement(self, register_id: str) -> Entry | None:
+        with self._lock:
+            self._read()
+            return self._local.get(register_id)
+
+    def local_advertisements(self) -> list[Entry]:
+        with self._lock:
+            self._read()
+            return list(self._local.values())
+
+    def remote_advertisements(self, peer_id: str | None = None) -> list[Entry]:
+        with self._lock:
+            self._read()
+            peers = [peer_id] if peer_id is not None else list(self._remote)
+            return [entry for pid in peers for entry in self._remote.get(pid, {}).values()]
+
+    def remote_count(self) -> int:
+        with self._lock:
+            self._read()
+            return sum(len(entries) for entries in self._remote.values())
+
+    def available(self) -> list[dict[str, Any]]:
+        """Local public ads and remote ads grouped by register (ARCHITECTURE §4)."""
+        with self._lock:
+            self._read()
+            return aggregate(self._local, self._remote)
+
+    def available_json(self) -> bytes:
+        """The rendered list, cached until the mirror changes or an entry is due to expire.
+
+        While a writer holds the store (a full sync being applied), readers get the last
+        complete rendering instead of waiting: reconciliation must not slow the list down.
+        """
+        if not self._lock.acquire(blocking=False):
+            body = self._rendering.fresh()
+            if body is not None:
+                return body
+            self._lock.acquire()
+        try:
+            self._read()
+            return self._render()
+        finally:
+            self._lock.release()
+
+    def _render(self) -> bytes:
+        body = self._rendering.fresh(self._version)
+        if body is None:
+            body = self._rendering.render(self._version, self._next_expiry(), self._local, self._remote)
+        return body
+
+    def _rerender_if_served(self) -> None:
+        """After a write, render for the readers now (under the writer's lock) rather than on their time."""
+        if self._rendering.body is not None:
+            self._render()
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            self._sync()
+            state = self._full_sync
+            return {
+                "store": "degraded" if self.degraded else "ok",
+                "degradedSince": format_seconds(self._breaker.degraded_since),
+                "lastError": self._breaker.last_error or None,
+                "journalLength": len(self._journal),
+                "journalDropped": self._journal.dropped,
+                "localAdvertisements": len(self._local),
+                "remoteAdvertisements": sum(len(entries) for entries in self._remote.values()),
+                "lastFullSync": {
+                    "snapshotAt": format_micros(state.last_snapshot_at) if state.last_snapshot_at else None,
+                    "appliedAt": format_seconds(state.last_applied_at),
+                    "result": state.last_result,
+                }
+                if state.last_applied_at
+                else None,
+                "heldRemovals": sorted(state.held_ids),
+                "voidedSnapshots": state.voided,
+            }

@@ -1,0 +1,184 @@
+"""Everything the store says to Redis: key names, the two scripts, batches of operations.
+
+`commit.lua` applies one batch of conditional writes atomically and announces what changed on
+a change stream; `fetch.lua` reads entries in bulk (by key, or by SCAN page). Nothing here
+decides anything: the façade plans, this module carries the plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+
+_COMMIT_SCRIPT = (Path(__file__).with_name("commit.lua")).read_text()
+_FETCH_SCRIPT = (Path(__file__).with_name("fetch.lua")).read_text()
+
+Arg = bytes | str | int
+_RESULT_OPS = frozenset({"S", "D", "M"})  # opcodes for which commit.lua returns a result
+# Where each opcode keeps its TTL in milliseconds (a journal replay shortens it by the time spent).
+TTL_INDEX = {"S": 4, "D": 4, "A": 2, "P": 3}
+FETCH_PAGE = 10_000
+
+
+class Keys:
+    """Key names under one prefix (`REDIS_KEY_PREFIX`)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        # What a start-up scan takes into the mirror.
+        self.pool_prefixes = tuple(f"{prefix}:{kind}:" for kind in ("ad", "tomb", "ptomb", "meta"))
+        self.generation = f"{prefix}:gen"
+        self.changes = f"{prefix}:changes"
+        self.epoch = f"{prefix}:epoch"
+        self.meta = f"{prefix}:meta:fullsync"
+
+    @property
+    def bookkeeping(self) -> list[str]:
+        return [self.generation, self.changes, self.epoch]
+
+    def local(self, register_id: str) -> str:
+        return f"{self.prefix}:ad:l:{register_id}"
+
+    def remote(self, peer_id: str, register_id: str) -> str:
+        return f"{self.prefix}:ad:r:{peer_id}:{register_id}"
+
+    def tomb(self, register_id: str) -> str:
+        return f"{self.prefix}:tomb:{register_id}"
+
+    def peer_tomb(self, peer_id: str) -> str:
+        return f"{self.prefix}:ptomb:{peer_id}"
+
+    def mark(self, snapshot_at: int) -> str:
+        return f"{self.prefix}:mark:{snapshot_at}"
+
+    def parse(self, key: str) -> tuple[str, ...]:
+        """`('l', rid)`, `('r', peer, rid)`, `('tomb', rid)`, `('ptomb', peer)`, `('meta',)` or `()`."""
+        parts = key[len(self.prefix) + 1 :].split(":")
+        kind = parts[0]
+        if kind == "ad" and len(parts) == 3 and parts[1] == "l":
+            return ("l", parts[2])
+        if kind == "ad" and len(parts) == 4 and parts[1] == "r":
+            return ("r", parts[2], parts[3])
+        if kind in ("tomb", "ptomb") and len(parts) == 2:
+            return (kind, parts[1])
+        if kind == "meta":
+            return ("meta",)
+        return ()
+
+
+class Ops:
+    """A batch of operations for `commit.lua`, with what the mirror does once each one lands."""
+
+    def __init__(self) -> None:
+        self.ops: list[list[str]] = []
+        self.callbacks: list[Callable[[int], None] | None] = []
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    def add(self, args: Sequence[Arg], on_result: Callable[[int], None] | None = None) -> None:
+        # Every argument travels as a string: Lua numbers would lose digits of microsecond stamps.
+        self.ops.append([arg if isinstance(arg, str) else str(arg) for arg in args])
+        self.callbacks.append(on_result)
+
+    def extend(self, other: Ops) -> None:
+        self.ops.extend(other.ops)
+        self.callbacks.extend(other.callbacks)
+
+    def chunks(self, size: int) -> Iterator[Ops]:
+        """Short script calls keep Redis responsive to the other processes' reads."""
+        for start in range(0, len(self.ops), size):
+            part = Ops()
+            part.ops, part.callbacks = self.ops[start : start + size], self.callbacks[start : start + size]
+            yield part
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.ops)
+
+    def deliver(self, results: bytes | None) -> None:
+        """Hand each op its result (one digit each); None means it was journaled (-1 to the callbacks)."""
+        replies = iter(results or b"")
+        for op, callback in zip(self.ops, self.callbacks, strict=True):
+            if op[0] in _RESULT_OPS:
+                result = next(replies) - 48 if results is not None else -1  # ASCII digit to int
+                if callback is not None:
+                    callback(result)
+
+
+class CommitReply:
+    __slots__ = ("generation", "results", "status", "stored")
+
+    def __init__(self, reply: list[Any]) -> None:
+        self.status = reply[0].decode()
+        self.generation = int(reply[1]) if self.status == "ok" else 0
+        self.stored = reply[1]  # the epoch (status "epoch") or the newer snapshot (status "stale")
+        self.results: bytes | None = reply[2] if self.status == "ok" else None
+
+
+class RedisIO:
+    """One client and its scripts."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+        self._commit = client.register_script(_COMMIT_SCRIPT)
+        self._fetch = client.register_script(_FETCH_SCRIPT)
+
+    def commit(self, epoch: str, bookkeeping_ttl_ms: int, batch: bytes) -> CommitReply:
+        """Apply one encoded batch; epoch "" accepts any (recovery, after it set the epoch)."""
+        return CommitReply(self._commit(keys=self.keys.bookkeeping, args=[epoch, bookkeeping_ttl_ms, batch]))
+
+    def establish_epoch(self, candidate: str, ttl_ms: int) -> str:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self.keys.epoch, candidate, nx=True, px=ttl_ms)
+        pipe.get(self.keys.epoch)
+        _, current = pipe.execute()
+        return current.decode() if current else candidate
+
+    def scan(self) -> Iterator[tuple[str, bytes | None, int]]:
+        """Every pool entry in Redis (no KEYS, no index): key, value and remaining TTL in ms."""
+        cursor = "0"
+        while True:
+            page = orjson.loads(self._fetch(args=["scan", cursor, f"{self.keys.prefix}:*", FETCH_PAGE]))
+            for key, value, ttl in zip(page["k"], page["v"], page["t"], strict=True):
+                if key.startswith(self.keys.pool_prefixes):
+                    yield key, value.encode() if value else None, int(ttl)
+            cursor = page["c"]
+            if cursor == "0":
+                return
+
+    def fetch(self, keys: Sequence[bytes | str]) -> list[tuple[bytes | None, int]]:
+        """Value and remaining TTL (ms) of each key, in one script call per 10,000 keys."""
+        names = [key.decode() if isinstance(key, bytes) else key for key in keys]
+        fetched: list[tuple[bytes | None, int]] = []
+        for start in range(0, len(names), FETCH_PAGE):
+            reply = orjson.loads(self._fetch(args=["keys", orjson.dumps(names[start : start + FETCH_PAGE])]))
+            fetched.extend(
+                (value.encode() if value else None, int(ttl)) for value, ttl in zip(reply["v"], reply["t"], strict=True)
+            )
+        return fetched
+
+    def head(self) -> tuple[bytes | None, int, list[Any]]:
+        """Epoch, generation and the last change-stream entry, in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(self.keys.epoch)
+        pipe.get(self.keys.generation)
+        pipe.xrevrange(self.keys.changes, count=1)
+        epoch, generation, last = pipe.execute()
+        return epoch, int(generation or 0), last
+
+    def changes_since(self, stream_id: bytes) -> tuple[bytes | None, int, list[Any]]:
+        """Epoch, generation and up to 500 change-stream entries after `stream_id`."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(self.keys.epoch)
+        pipe.get(self.keys.generation)
+        pipe.xrange(self.keys.changes, min=b"(" + stream_id, count=500)
+        epoch, generation, entries = pipe.execute()
+        return epoch, int(generation or 0), entries
+
+    def marks(self, snapshot_at: int) -> set[str]:
+        return {m.decode() if isinstance(m, bytes) else m for m in self.client.smembers(self.keys.mark(snapshot_at))}

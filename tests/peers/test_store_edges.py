@@ -1,0 +1,344 @@
+"""The store at the edges a real network brings (issue 10): clock steps, wrongful sweeps, chunks
+across processes and outages, recovery with what is left, Redis going back in time.
+
+Every store here runs on a real redis-server; "two processes" are two stores sharing a prefix,
+and a partition of one of them is a real TCP proxy that is cut.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from peers import store as store_module
+from peers.store import AdvertisementInput, AdvertisementStore, MarksUnavailable, StaleFullSync, now_micros
+from peers.store.model import format_micros, format_seconds
+from tests.conftest import register_id
+from tests.helpers import wait_until
+from tests.peers.test_store import local_ids, public, redis_local_ids
+from tests.redis_server import RedisServer
+from tests.tcp_proxy import TcpProxy
+
+MakeStore = Callable[..., AdvertisementStore]
+DAY_US = 86_400 * 1_000_000
+
+
+def ids_listed(store: AdvertisementStore, ids: list[str], stamp: int) -> list[AdvertisementInput]:
+    return [public(rid, stamp) for rid in ids]
+
+
+# ---------------------------------------------------------------- case 1: a future last snapshot
+def test_a_stored_snapshot_far_in_the_future_is_voided_at_once_and_counted(make_store: MakeStore) -> None:
+    store = make_store()
+    rid = register_id()
+    stamp = now_micros()
+    store.apply_bulk([public(rid, stamp)], full_sync=True, snapshot_at=now_micros() + DAY_US)
+
+    result = store.apply_bulk([public(rid, stamp)], full_sync=True, snapshot_at=now_micros())
+
+    assert result.unchanged == 1
+    assert store.status()["voidedSnapshots"] == 1
+    # The voided state is replaced in Redis too: a new process is not blocked either.
+    fresh = make_store()
+    fresh.apply_bulk([public(rid, stamp)], full_sync=True, snapshot_at=now_micros())
+    assert fresh.status()["voidedSnapshots"] == 1
+
+
+def test_a_snapshot_ahead_within_the_skew_blocks_older_syncs_for_one_reconcile_interval_only(
+    make_store: MakeStore,
+) -> None:
+    store = make_store(reconcile_interval=1.0)
+    rid = register_id()
+    stamp = now_micros()
+    store.apply_bulk([public(rid, stamp)], full_sync=True, snapshot_at=now_micros() + 200 * 1_000_000)
+    applied = time.monotonic()
+
+    with pytest.raises(StaleFullSync):
+        store.apply_bulk([public(rid, stamp)], full_sync=True, snapshot_at=now_micros())
+
+    wait_until(
+        lambda: store.apply_bulk([public(rid, stamp)], full_sync=True, snapshot_at=now_micros()).unchanged == 1,
+        timeout=10,
+        message="a full sync accepted again",
+    )
+    assert time.monotonic() - applied >= 1.0
+    assert store.status()["voidedSnapshots"] == 1
+
+
+# ---------------------------------------------------------------- case 2: no datetime can raise
+@pytest.mark.parametrize("micros", [2**63 - 1, -(2**62), 253_402_300_799_999_999 + 86_400_000_000])
+def test_formatting_a_timestamp_no_datetime_can_hold_gives_none(micros: int) -> None:
+    assert format_micros(micros) is None
+    assert format_seconds(micros / 1_000_000) is None
+    assert format_seconds(float("inf")) is None
+
+
+def test_a_corrupt_full_sync_state_in_redis_leaves_the_store_serving(make_store: MakeStore) -> None:
+    store = make_store()
+    rid = register_id()
+    store.apply_bulk([public(rid, now_micros())], full_sync=True, snapshot_at=now_micros())
+    store.client.set(f"{store.prefix}:meta:fullsync", b"99999999999999999999|{not json")
+
+    fresh = make_store()
+
+    assert local_ids(fresh) == {rid}
+    assert fresh.status()["store"] == "ok"
+
+
+# ---------------------------------------------------------------- case 5: the guard and wrongful sweeps
+def test_an_empty_full_sync_is_held_whatever_the_count_and_the_next_one_confirms_it(make_store: MakeStore) -> None:
+    store = make_store()
+    ids = [register_id() for _ in range(3)]
+    store.apply_bulk(ids_listed(store, ids, now_micros()), full_sync=True, snapshot_at=now_micros())
+
+    held = store.apply_bulk([], full_sync=True, snapshot_at=now_micros())
+
+    assert (held.removed, held.held) == (0, 3)
+    assert local_ids(store) == set(ids)
+    confirmed = store.apply_bulk([], full_sync=True, snapshot_at=now_micros())
+    assert (confirmed.removed, confirmed.held) == (3, 0)
+    assert local_ids(store) == set()
+
+
+def test_a_register_wrongly_swept_comes_back_with_the_next_full_sync_that_lists_it(make_store: MakeStore) -> None:
+    store = make_store()
+    stamp = now_micros() - 60 * 1_000_000  # the registers' updated_at, well before every snapshot
+    ids = [register_id() for _ in range(10)]
+    store.apply_bulk(ids_listed(store, ids, stamp), full_sync=True, snapshot_at=now_micros())
+
+    wrong = store.apply_bulk(ids_listed(store, ids[:8], stamp), full_sync=True, snapshot_at=now_micros())
+    assert wrong.removed == 2
+    assert store.client.get(store.tomb_key(ids[9])) is not None
+
+    result = store.apply_bulk(ids_listed(store, ids, stamp), full_sync=True, snapshot_at=now_micros())
+
+    assert (result.added, result.stale) == (2, 0)
+    assert local_ids(store) == set(ids) == redis_local_ids(store)
+    # Another process, learning it from Redis, agrees.
+    assert local_ids(make_store()) == set(ids)
+
+
+def test_a_sweep_tombstone_still_refuses_an_older_snapshot_and_single_pushes(make_store: MakeStore) -> None:
+    store = make_store(reconcile_interval=300.0)
+    stamp = now_micros() - 60 * 1_000_000
+    ids = [register_id() for _ in range(10)]
+    first_snapshot = now_micros()
+    store.apply_bulk(ids_listed(store, ids, stamp), full_sync=True, snapshot_at=first_snapshot)
+    sweep_snapshot = now_micros()
+    store.apply_bulk(ids_listed(store, ids[:9], stamp), full_sync=True, snapshot_at=sweep_snapshot)
+
+    # A chunk of a sync whose snapshot predates the sweep cannot bring it back,
+    older = store.apply_bulk([public(ids[9], stamp)], snapshot_at=sweep_snapshot - 1)
+    # nor can a single push of the register's older state.
+    single, _ = store.advertise(public(ids[9], stamp))
+
+    assert older.stale == 1 and single.stale == 1
+    assert ids[9] not in local_ids(store)
+
+
+# ---------------------------------------------------------------- case 6: chunks across processes and outages
+def test_a_final_chunk_at_another_process_sweeps_nothing_the_earlier_chunks_listed(make_store: MakeStore) -> None:
+    first, second = make_store(), make_store()
+    stamp = now_micros() - 60 * 1_000_000
+    ids = [register_id() for _ in range(10)]
+    second.apply_bulk(ids_listed(second, ids, stamp), full_sync=True, snapshot_at=now_micros())
+
+    snapshot = now_micros()
+    first.apply_bulk(ids_listed(first, ids[:5], stamp), snapshot_at=snapshot)
+    result = second.apply_bulk(ids_listed(second, ids[5:], stamp), full_sync=True, snapshot_at=snapshot)
+
+    assert (result.removed, result.held) == (0, 0)
+    assert local_ids(second) == set(ids) == redis_local_ids(second)
+
+
+def test_a_final_chunk_whose_marks_cannot_be_read_refreshes_and_sweeps_nothing(
+    make_store: MakeStore, private_redis: RedisServer
+) -> None:
+    other = make_store(redis=private_redis)
+    proxy = TcpProxy(private_redis.port)
+    proxy.start()
+    store = AdvertisementStore(proxy.url, other.prefix, 300.0, breaker_cooldown=60.0, socket_timeout=0.5)
+    try:
+        stamp = now_micros() - 60 * 1_000_000
+        ids = [register_id() for _ in range(10)]
+        store.apply_bulk(ids_listed(store, ids, stamp), full_sync=True, snapshot_at=now_micros())
+        snapshot = now_micros()
+        other.apply_bulk(ids_listed(other, ids[:5], stamp), snapshot_at=snapshot)
+
+        proxy.cut()
+        with pytest.raises(MarksUnavailable):
+            store.apply_bulk(ids_listed(store, ids[5:], stamp), full_sync=True, snapshot_at=snapshot)
+        assert store.degraded
+        assert local_ids(store) == set(ids)
+        with pytest.raises(MarksUnavailable):
+            store.apply_bulk(ids_listed(store, ids[:5], stamp), snapshot_at=now_micros())
+    finally:
+        store.close()
+        proxy.cut()
+    assert local_ids(other) == set(ids)
+
+
+# ---------------------------------------------------------------- case 7: recovery
+def test_a_journaled_write_is_replayed_with_the_ttl_it_has_left(
+    make_store: MakeStore, private_redis: RedisServer
+) -> None:
+    store = make_store(ttl=4.0, redis=private_redis, breaker_cooldown=0.2)
+    kept, lapsed = register_id(), register_id()
+    private_redis.stop()
+    store.advertise(public(lapsed, now_micros()))  # journaled, and lapses during the outage
+    wait_until(lambda: store.degraded, message="store degraded")
+    # Only once `lapsed` has expired does Redis come back; `kept` is written just before.
+    wait_until(lambda: lapsed not in local_ids(store), timeout=10, message="lapsed expired in memory")
+    store.advertise(public(kept, now_micros()))
+    written = time.monotonic()
+    private_redis.start()
+
+    wait_until(lambda: not store.degraded, timeout=10, message="store recovered")
+    client = private_redis.client()
+    assert client.exists(store.local_key(lapsed)) == 0
+    remaining_ms = client.pttl(store.local_key(kept))
+    assert 0 < remaining_ms <= 4000 - int((time.monotonic() - written) * 1000) + 50
+
+
+def test_a_peer_forgotten_by_another_process_during_an_outage_stays_forgotten(
+    make_store: MakeStore, private_redis: RedisServer
+) -> None:
+    healthy = make_store(redis=private_redis)
+    proxy = TcpProxy(private_redis.port)
+    proxy.start()
+    partitioned = AdvertisementStore(proxy.url, healthy.prefix, 300.0, breaker_cooldown=0.3, socket_timeout=0.5)
+    try:
+        rid = register_id()
+        partitioned.replace_remote("peer-x", [public(rid, 0)])
+        assert [e.register_id for e in healthy.remote_advertisements("peer-x")] == [rid]
+
+        proxy.cut()
+        partitioned.replace_remote("peer-x", [public(rid, 0, name="renamed")])  # trips the breaker, journaled
+        assert partitioned.degraded
+        healthy.forget_peer("peer-x")  # a ban handled by the other process meanwhile
+        proxy.start()
+
+        wait_until(lambda: not partitioned.degraded, timeout=10, message="partitioned store recovered")
+        assert healthy.remote_advertisements("peer-x") == []
+        assert partitioned.remote_advertisements("peer-x") == []
+        assert list(private_redis.client().scan_iter(match=f"{healthy.prefix}:ad:r:*")) == []
+    finally:
+        partitioned.close()
+        proxy.cut()
+
+
+def test_the_journal_is_bounded_by_count_and_age_and_counts_what_it_dropped(
+    make_store: MakeStore, private_redis: RedisServer
+) -> None:
+    store = make_store(redis=private_redis, journal_max_ops=10, journal_max_age=300.0)
+    private_redis.stop()
+    for _ in range(25):
+        store.advertise(public(register_id(), now_micros()))
+
+    status = store.status()
+    assert status["journalLength"] <= 10
+    assert status["journalDropped"] >= 15
+
+    aged = make_store(redis=private_redis, journal_max_ops=1000, journal_max_age=0.3)
+    aged.advertise(public(register_id(), now_micros()))
+    wait_until(
+        lambda: (aged.advertise(public(register_id(), now_micros())), aged.status()["journalDropped"] >= 1)[1],
+        timeout=5,
+        message="an old journal entry dropped",
+    )
+
+
+# ---------------------------------------------------------------- case 8: Redis back in time
+def test_redis_restored_from_an_older_dump_gets_the_newer_state_written_back(
+    make_store: MakeStore, private_redis: RedisServer
+) -> None:
+    store = make_store(redis=private_redis, breaker_cooldown=0.2)
+    removed, kept, added = register_id(), register_id(), register_id()
+    stamp = now_micros()
+    store.advertise(public(removed, stamp))
+    store.advertise(public(kept, stamp))
+    old_dump = private_redis.dump()
+    store.advertise(AdvertisementInput(removed, False, source_updated_at=now_micros()))
+    store.advertise(public(added, now_micros()))
+    for _ in range(3):  # the generation moves on well past the dump's
+        store.advertise(public(added, now_micros()))
+
+    private_redis.restore(old_dump)
+
+    def converged() -> bool:
+        return redis_local_ids(store) == {kept, added}
+
+    wait_until(converged, timeout=10, message="newer state written back over the older dump")
+    assert local_ids(store) == {kept, added}
+    assert local_ids(make_store(redis=private_redis)) == {kept, added}
+    # And the removal's tombstone came back with it: the older state cannot be pushed again.
+    result, _ = make_store(redis=private_redis).advertise(public(removed, stamp))
+    assert result.stale == 1
+
+
+def test_the_api_answers_503_with_retry_after_when_a_final_chunk_cannot_read_its_marks(
+    api: Any, settings: Any, private_redis: RedisServer, prefix: str
+) -> None:
+    proxy = TcpProxy(private_redis.port)
+    proxy.start()
+    store_module.reset_store()
+    store_module._store = AdvertisementStore(proxy.url, prefix, 300.0, breaker_cooldown=60.0)
+    try:
+        rid = register_id()
+        stamp = "2020-01-01T00:00:00Z"
+        snapshot = format_micros(now_micros())
+        item = {"registerId": rid, "isPublic": True, "name": "ledger", "sourceUpdatedAt": stamp}
+        proxy.cut()
+
+        response = api.post(
+            "/api/registers/bulk-advertise",
+            {"advertisements": [item], "fullSync": True, "snapshotAt": snapshot},
+            format="json",
+        )
+
+        assert response.status_code == 503
+        assert int(response["Retry-After"]) > 0
+        assert response.json()["detail"].startswith("snapshotAt:")
+    finally:
+        store_module.reset_store()
+        proxy.cut()
+
+
+# ---------------------------------------------------------------- issue 11: lies do not win
+def test_a_liar_cannot_change_how_this_node_shows_its_own_register(make_store: MakeStore) -> None:
+    store = make_store()
+    rid = register_id()
+    store.advertise(public(rid, now_micros(), name="mine", version=3))
+    store.replace_remote("liar", [AdvertisementInput(rid, True, name="pay-here", latest_version=2**53)])
+
+    (row,) = store.available()
+
+    assert (row["name"], row["latestVersion"], row["peerCount"]) == ("mine", 3, 1)
+
+
+def test_one_liar_cannot_override_three_honest_peers_and_ties_go_to_the_most_recently_seen(
+    make_store: MakeStore,
+) -> None:
+    store = make_store()
+    rid = register_id()
+    honest = AdvertisementInput(rid, True, name="ledger", description="the ledger", latest_version=7)
+    for peer in ("honest-a", "honest-b", "honest-c"):
+        store.replace_remote(peer, [honest])
+    store.replace_remote("liar", [AdvertisementInput(rid, True, name="pay-here", latest_version=2**53)])
+
+    (row,) = store.available()
+    assert (row["name"], row["description"], row["latestVersion"], row["peerCount"]) == (
+        "ledger",
+        "the ledger",
+        7,
+        4,
+    )
+
+    other = register_id()
+    store.replace_remote("first", [AdvertisementInput(other, True, name="older")])
+    store.replace_remote("second", [AdvertisementInput(other, True, name="newer")])
+    (tied,) = [row for row in store.available() if row["registerId"] == other]
+    assert tied["name"] == "newer"

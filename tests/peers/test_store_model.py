@@ -1,0 +1,213 @@
+"""The store, model-checked: a Hypothesis state machine drives real stores on a real Redis
+against a small reference model of ARCHITECTURE §4 (issue 10).
+
+The model is the Register Service's ground truth (which registers are public, and when each
+last changed) plus what each "process" (a store instance) has witnessed. The machine pushes
+current and stale states through either process, runs chunked and empty full syncs split
+across both processes, stops, flushes and restarts Redis, restores it from an older dump,
+and restarts processes. After every step: no unexpected exception, and no removal that a
+living process witnessed is undone without a newer write. When asked to converge (Redis up,
+two full syncs so a held removal is confirmed), every process's local pool must equal the
+ground truth exactly.
+
+CI runs a bounded number of examples; a long run:
+    SORCHA_MODEL_EXAMPLES=500 SORCHA_MODEL_STEPS=60 .venv/bin/pytest tests/peers/test_store_model.py
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from peers.store import AdvertisementInput, AdvertisementStore, MarksUnavailable, StaleFullSync, now_micros
+from tests.helpers import wait_until
+from tests.redis_server import RedisServer
+
+REGISTERS = [f"{index:032x}" for index in range(1, 7)]
+PROCESSES = 2
+TTL = 300.0
+
+_redis: RedisServer | None = None
+
+
+def advertisement(register_id: str, public: bool, stamp: int) -> AdvertisementInput:
+    if not public:
+        return AdvertisementInput(register_id, False, source_updated_at=stamp)
+    return AdvertisementInput(register_id, True, name=f"r{register_id[-2:]}", latest_version=1, source_updated_at=stamp)
+
+
+class StoreMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        assert _redis is not None
+        self.redis = _redis
+        if not self.redis.running:
+            self.redis.start()
+        self.prefix = f"m{uuid.uuid4().hex[:10]}"
+        self.stores: list[AdvertisementStore] = [self._start_process() for _ in range(PROCESSES)]
+        # Ground truth: register -> (public, updated_at); and every state it ever had, for stale pushes.
+        self.truth: dict[str, tuple[bool, int]] = {}
+        self.history: dict[str, list[tuple[bool, int]]] = {}
+        # register -> processes that hold its (latest) removal in memory since they acknowledged it.
+        self.witnesses: dict[str, set[int]] = {}
+        self.dumps: list[dict[bytes, Any]] = []
+
+    def _start_process(self) -> AdvertisementStore:
+        return AdvertisementStore(
+            self.redis.url,
+            self.prefix,
+            TTL,
+            breaker_cooldown=0.05,
+            socket_timeout=0.3,
+            reconcile_interval=TTL / 2,
+        )
+
+    def teardown(self) -> None:
+        for store in self.stores:
+            store.close()
+
+    # ------------------------------------------------------------ the Register Service's changes
+    def _change(self, register_id: str, public: bool) -> int:
+        stamp = now_micros()
+        self.truth[register_id] = (public, stamp)
+        self.history.setdefault(register_id, []).append((public, stamp))
+        self.witnesses.pop(register_id, None)  # a newer write: earlier witnesses no longer bind
+        return stamp
+
+    @rule(register_id=st.sampled_from(REGISTERS), public=st.booleans(), process=st.integers(0, PROCESSES - 1))
+    def change_and_push(self, register_id: str, public: bool, process: int) -> None:
+        stamp = self._change(register_id, public)
+        self.stores[process].advertise(advertisement(register_id, public, stamp))
+        if not public:
+            self.witnesses[register_id] = {process}
+
+    @rule(register_id=st.sampled_from(REGISTERS), public=st.booleans())
+    def change_and_lose_the_push(self, register_id: str, public: bool) -> None:
+        """The broker lost the push: only a full sync will tell the Peer Service."""
+        self._change(register_id, public)
+
+    @precondition(lambda self: bool(self.history))
+    @rule(data=st.data(), process=st.integers(0, PROCESSES - 1))
+    def push_a_stale_state(self, data: st.DataObject, process: int) -> None:
+        """A delayed retry of an older state arrives: it must change nothing."""
+        register_id = data.draw(st.sampled_from(sorted(self.history)))
+        public, stamp = data.draw(st.sampled_from(self.history[register_id]))
+        if (public, stamp) == self.truth[register_id]:
+            return
+        self.stores[process].advertise(advertisement(register_id, public, stamp))
+
+    # ------------------------------------------------------------ full syncs
+    def _full_sync(self, processes: list[int]) -> bool:
+        """One full sync split into len(processes) requests; True when it was applied."""
+        snapshot = now_micros()
+        listed = [
+            advertisement(register_id, True, stamp)
+            for register_id, (public, stamp) in sorted(self.truth.items())
+            if public
+        ]
+        size = max(1, -(-len(listed) // len(processes)))
+        chunks = [listed[i * size : (i + 1) * size] for i in range(len(processes))]
+        try:
+            for index, (process, chunk) in enumerate(zip(processes, chunks, strict=True)):
+                last = index == len(processes) - 1
+                self.stores[process].apply_bulk(chunk, full_sync=last, snapshot_at=snapshot)
+        except (MarksUnavailable, StaleFullSync):
+            return False
+        return True
+
+    @rule(processes=st.lists(st.integers(0, PROCESSES - 1), min_size=1, max_size=3))
+    def full_sync(self, processes: list[int]) -> None:
+        self._full_sync(processes)
+
+    # ------------------------------------------------------------ faults
+    @precondition(lambda self: self.redis.running)
+    @rule()
+    def stop_redis(self) -> None:
+        self.redis.stop()
+
+    @precondition(lambda self: not self.redis.running)
+    @rule()
+    def start_redis(self) -> None:
+        self.redis.start()  # with no persistence: it comes back empty
+
+    @precondition(lambda self: self.redis.running)
+    @rule()
+    def flush_redis(self) -> None:
+        self.redis.client().flushall()
+
+    @precondition(lambda self: self.redis.running and len(self.dumps) < 3)
+    @rule()
+    def take_dump(self) -> None:
+        self.dumps.append(self.redis.dump())
+
+    @precondition(lambda self: self.redis.running and bool(self.dumps))
+    @rule(data=st.data())
+    def restore_an_older_dump(self, data: st.DataObject) -> None:
+        self.redis.restore(data.draw(st.sampled_from(self.dumps)))
+
+    @rule(process=st.integers(0, PROCESSES - 1))
+    def restart_process(self, process: int) -> None:
+        self.stores[process].close()
+        self.stores[process] = self._start_process()
+        for witnesses in self.witnesses.values():
+            witnesses.discard(process)
+
+    # ------------------------------------------------------------ properties
+    @invariant()
+    def no_witnessed_removal_is_undone(self) -> None:
+        for register_id, processes in self.witnesses.items():
+            public, _ = self.truth[register_id]
+            assert not public
+            for process in processes:
+                held = {entry.register_id for entry in self.stores[process].local_advertisements()}
+                assert register_id not in held, f"process {process} shows {register_id} again after its removal"
+
+    @rule()
+    def converge(self) -> None:
+        if not self.redis.running:
+            self.redis.start()
+        wait_until(lambda: not any(store.degraded for store in self.stores), timeout=15, message="stores healthy")
+        for _ in range(2):  # the second confirms what the guard held
+            wait_until(lambda: self._full_sync([0]), timeout=15, message="a full sync applied")
+        expected = {register_id for register_id, (public, _) in self.truth.items() if public}
+        for process, store in enumerate(self.stores):
+            held = {entry.register_id for entry in store.local_advertisements()}
+            assert held == expected, f"process {process}: {sorted(held)} != {sorted(expected)}"
+        client = self.redis.client()
+        in_redis = {key.decode().rsplit(":", 1)[1] for key in client.scan_iter(match=f"{self.prefix}:ad:l:*")}
+        assert in_redis == expected
+
+
+@pytest.fixture(scope="module", autouse=True)
+def model_redis() -> Iterator[RedisServer]:
+    global _redis
+    _redis = RedisServer()
+    _redis.start()
+    yield _redis
+    _redis.stop()
+    _redis = None
+
+
+def test_the_store_follows_its_reference_model() -> None:
+    run = settings(
+        max_examples=int(os.environ.get("SORCHA_MODEL_EXAMPLES", "15")),
+        stateful_step_count=int(os.environ.get("SORCHA_MODEL_STEPS", "20")),
+        deadline=None,
+        derandomize=os.environ.get("CI") == "true",
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+    run_state_machine_as_test(StoreMachine, settings=run)
