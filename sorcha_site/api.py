@@ -49,9 +49,12 @@ def error_response(detail: str, status: int = 400, **extra: Any) -> HttpResponse
 
 
 def json_body_problem(content_type: str, content_length: int) -> str | None:
-    """Why a request body is not JSON by its Content-Type, or None. No body is fine, whatever its type
-    (a client or server may name a type, text/plain say, for an empty body)."""
-    if content_length == 0:
+    """Why a request body is not JSON by its Content-Type, or None.
+
+    No body with no type is fine, and so is no body as text/plain (what a WSGI server reports
+    when the client sent no Content-Type); an empty form still declares a form: 415.
+    """
+    if content_length == 0 and (not content_type or content_type.split(";")[0].strip().lower() == "text/plain"):
         return None
     media_type, params = parse_header_parameters(content_type)
     charset = params.get("charset", "utf-8").lower()

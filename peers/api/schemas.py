@@ -56,6 +56,10 @@ class TimeWindow:
         raise ValueError(bounds.moment_problem(micros, now=self.now, skew=self.skew))
 
 
+NAME_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
+TEXT_PATTERN = r"^[^\x00]*$"
+
+
 def field_path(index: int | None, field: str) -> str:
     """`advertisements[3].name` for an item of a bulk, `name` for a single advertisement."""
     return field if index is None else f"advertisements[{index}].{field}"
@@ -67,8 +71,10 @@ class AdvertisementFields(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     isPublic: StrictBool = Field(description="false removes the advertisement")
-    name: Annotated[StrictStr, Field(max_length=38)] | None = None
-    description: Annotated[StrictStr, Field(max_length=2048)] | None = None
+    # The patterns document the rules checked in `to_input` (with messages that name them): a name
+    # has a visible character, neither text has a NUL.
+    name: Annotated[StrictStr, Field(max_length=38, json_schema_extra={"pattern": NAME_PATTERN})] | None = None
+    description: Annotated[StrictStr, Field(max_length=2048, json_schema_extra={"pattern": TEXT_PATTERN})] | None = None
     latestVersion: Version | None = None
     latestDocketVersion: Version | None = None
     isFullReplica: StrictBool | None = None
