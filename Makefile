@@ -8,7 +8,7 @@ PORT ?= 8000
 # Tools that import the settings run without a developer's .env, with development values.
 TOOL_ENV := SORCHA_ENV_FILE=/dev/null DEBUG=true
 
-.PHONY: run test lint install install-dev env migrate clean demo bench
+.PHONY: run test lint install install-dev env migrate redis stop-redis clean demo bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,16 @@ env: .env
 migrate: install .env
 	$(BIN)/python manage.py migrate --noinput
 
-run: install .env migrate
+# The node's Redis answers, or a private redis-server is started for it (data under var/); a configured
+# remote Redis that does not answer stops here with one line (scripts/ensure_redis.py).
+redis: install .env
+	$(BIN)/python scripts/ensure_redis.py
+
+# Stop the private redis-server `make run` started (the one whose data is under var/redis-PORT/).
+stop-redis:
+	@for pidfile in var/redis-*/redis.pid; do [ -f "$$pidfile" ] && kill "$$(cat "$$pidfile")" && echo "stopped $$pidfile"; done; true
+
+run: install .env redis migrate
 	@echo ""
 	@echo "Sorcha node on http://$(HOST):$(PORT)/"
 	@echo "  admin      http://$(HOST):$(PORT)/admin/   (create a user: $(BIN)/python manage.py createsuperuser)"

@@ -1,4 +1,8 @@
-"""Liveness and readiness, open to load balancers (they reveal status only)."""
+"""Liveness and readiness, open to load balancers (they reveal status only).
+
+Both answer GET and HEAD, with or without a trailing slash, over plain HTTP even when
+SECURE_SSL_REDIRECT is on (SECURE_REDIRECT_EXEMPT): health checks rarely speak TLS to a node.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,20 @@ from django.conf import settings
 from django.db import connection
 from django.db.utils import Error as DatabaseError
 from django.http import HttpRequest, HttpResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from sorcha_site.api import json_response
 
 logger = logging.getLogger(__name__)
 
 
-@require_GET
+# GET and HEAD: load balancers probe with either.
+@require_safe
 def healthz(request: HttpRequest) -> HttpResponse:
     return json_response({"status": "ok", "service": settings.SORCHA_SERVICE})
 
 
-@require_GET
+@require_safe
 def readyz(request: HttpRequest) -> HttpResponse:
     checks: dict[str, str] = {}
     ready = True

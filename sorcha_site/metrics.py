@@ -17,11 +17,14 @@ from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from rest_framework.request import Request
 from rest_framework.views import APIView
+
+from sorcha_site.api import error_response
+from sorcha_site.schema import error
 
 logger = logging.getLogger(__name__)
 
@@ -200,10 +203,48 @@ class MetricsView(APIView):
             return []
         return list(super().get_permissions())
 
+    # What a scraper may ask for: the Prometheus text format, OpenMetrics, or anything.
+    served_media_ranges = frozenset({"text/plain", "application/openmetrics-text", "text/*", "*/*"})
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[Any, str]:
+        # The exposition format is negotiated in `get` (prometheus_client's choose_encoder), not by DRF's
+        # renderers, which know only JSON and would answer 406 to a scraper's `Accept: text/plain`.
+        renderer = self.get_renderers()[0]
+        return renderer, str(renderer.media_type)
+
     @extend_schema(
-        responses={(200, "text/plain"): OpenApiTypes.STR},
+        responses={
+            (200, "text/plain"): OpenApiTypes.STR,
+            (200, "application/openmetrics-text"): OpenApiTypes.STR,
+            406: error(406, "An Accept header that asks for neither format (nor `text/*` or `*/*`)."),
+        },
         summary="Prometheus metrics of this node",
-        description="The Prometheus text exposition format. Needs the API's credentials unless METRICS_PUBLIC is on.",
+        description=(
+            "The Prometheus text exposition format, or OpenMetrics when the Accept header asks for "
+            "application/openmetrics-text. Needs the API's credentials unless METRICS_PUBLIC is on."
+        ),
     )
     def get(self, request: Request) -> HttpResponse:
-        return HttpResponse(generate_latest(_registry), content_type=CONTENT_TYPE_LATEST)
+        accept = request.META.get("HTTP_ACCEPT", "")
+        if not self.serves(accept):
+            return error_response(
+                f"Accept: {accept!r} asks for none of {', '.join(sorted(self.served_media_ranges))}.", status=406
+            )
+        encoder, content_type = choose_encoder(accept)
+        return HttpResponse(encoder(_registry), content_type=content_type)
+
+    @classmethod
+    def serves(cls, accept: str) -> bool:
+        """Whether one of the Accept header's media ranges (q > 0) is one we serve; no header accepts anything."""
+        if not accept.strip():
+            return True
+        for media_range in accept.split(","):
+            media_type, *parameters = (part.strip() for part in media_range.split(";"))
+            quality = next((value for key, _, value in (p.partition("=") for p in parameters) if key == "q"), "1")
+            try:
+                wanted = float(quality) > 0
+            except ValueError:
+                wanted = True
+            if wanted and media_type.lower() in cls.served_media_ranges:
+                return True
+        return False

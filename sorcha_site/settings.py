@@ -55,6 +55,24 @@ def _url(name: str, default: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
+def _non_negative_int(name: str, default: int) -> int:
+    value = _read(name, int, default)
+    if value < 0:
+        raise ImproperlyConfigured(f"{name} must be a whole number, 0 or more, got {value!r}")
+    return int(value)
+
+
+def _host_ports(name: str) -> list[tuple[str, int]]:
+    """`host:port,host:port` as a list of pairs."""
+    pairs = []
+    for item in _read(name, list, []):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ImproperlyConfigured(f"{name} must be comma-separated host:port pairs, got {item.strip()!r}")
+        pairs.append((host.strip("[]"), int(port)))
+    return pairs
+
+
 # --- which service this process is -------------------------------------------------------------
 SORCHA_SERVICE = str(_read("SORCHA_SERVICE", str, "all")).strip().lower()
 if SORCHA_SERVICE not in {"all", "register", "peer"}:
@@ -70,6 +88,31 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off (make run writes one into .env)")
     SECRET_KEY = "development-only-secret-key-not-for-production"  # noqa: S105
 ALLOWED_HOSTS = _read("ALLOWED_HOSTS", list, ["127.0.0.1", "localhost", "[::1]"] if not DEBUG else ["*"])
+
+# --- deployment behind HTTPS (all off by default: `make run` serves plain HTTP on 127.0.0.1) ----------
+# Redirect plain HTTP to HTTPS...
+SECURE_SSL_REDIRECT = _read("SECURE_SSL_REDIRECT", bool, False)
+# ...except the health endpoints, which load balancers and compose healthchecks call over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^readyz/?$"]
+# Strict-Transport-Security max-age (0: no header); with it, optionally subdomains and preload.
+SECURE_HSTS_SECONDS = _non_negative_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _read("SECURE_HSTS_INCLUDE_SUBDOMAINS", bool, False)
+SECURE_HSTS_PRELOAD = _read("SECURE_HSTS_PRELOAD", bool, False)
+# Session and CSRF cookies only over HTTPS.
+SESSION_COOKIE_SECURE = _read("SESSION_COOKIE_SECURE", bool, False)
+CSRF_COOKIE_SECURE = _read("CSRF_COOKIE_SECURE", bool, False)
+# Behind a TLS-terminating proxy: `HTTP_X_FORWARDED_PROTO,https` trusts that header to mean HTTPS.
+_proxy_ssl_header = [part.strip() for part in _read("SECURE_PROXY_SSL_HEADER", list, [])]
+if _proxy_ssl_header and (len(_proxy_ssl_header) != 2 or not _proxy_ssl_header[0].startswith("HTTP_")):
+    raise ImproperlyConfigured(
+        f"SECURE_PROXY_SSL_HEADER must be HEADER,value such as HTTP_X_FORWARDED_PROTO,https; got {_proxy_ssl_header!r}"
+    )
+SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header[0], _proxy_ssl_header[1]) if _proxy_ssl_header else None
+# Origins (scheme://host[:port]) whose unsafe requests the admin accepts, e.g. https://node.example.org.
+CSRF_TRUSTED_ORIGINS = [origin.strip() for origin in _read("CSRF_TRUSTED_ORIGINS", list, []) if origin.strip()]
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if urlparse(_origin).scheme not in ("http", "https") or not urlparse(_origin).netloc:
+        raise ImproperlyConfigured(f"CSRF_TRUSTED_ORIGINS must be comma-separated http(s) origins, got {_origin!r}")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -122,6 +165,11 @@ try:
     DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{_var_dir / 'sorcha.sqlite3'}")}
 except (ValueError, ImproperlyConfigured) as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is malformed: {exc}") from exc
+# The two databases this node is tested on (SQLite embedded, PostgreSQL in production and CI).
+if DATABASES["default"]["ENGINE"] not in ("django.db.backends.sqlite3", "django.db.backends.postgresql"):
+    raise ImproperlyConfigured(
+        f"DATABASE_URL must be a sqlite:/// or postgres:// URL, got scheme {urlparse(env.str('DATABASE_URL')).scheme!r}"
+    )
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Several processes (web, worker, beat) share the file: wait for locks instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -177,19 +225,53 @@ STORE_SOCKET_TIMEOUT = _seconds("STORE_SOCKET_TIMEOUT", 0.5)
 # operations, none older than this (default: one ADVERTISEMENT_TTL, when every write has lapsed).
 STORE_JOURNAL_MAX_OPS = _positive_int("STORE_JOURNAL_MAX_OPS", 200_000)
 
+# Redis Sentinel (high availability): the sentinels to ask, and the name of the service they watch.
+# REDIS_URL then gives only the database number (and password), its host is replaced by the service.
+REDIS_SENTINELS = _host_ports("REDIS_SENTINELS")
+REDIS_SENTINEL_SERVICE = str(_read("REDIS_SENTINEL_SERVICE", str, "")).strip()
+if bool(REDIS_SENTINELS) != bool(REDIS_SENTINEL_SERVICE):
+    raise ImproperlyConfigured("REDIS_SENTINELS and REDIS_SENTINEL_SERVICE must be set together (or neither)")
+
+
+def _redis_cache(key_prefix: str | None, **options: Any) -> dict[str, Any]:
+    """A django-redis cache on REDIS_URL, or on the Sentinel service when REDIS_SENTINELS is set."""
+    location = REDIS_URL
+    options = {"SOCKET_CONNECT_TIMEOUT": STORE_SOCKET_TIMEOUT, "SOCKET_TIMEOUT": STORE_SOCKET_TIMEOUT, **options}
+    if REDIS_SENTINELS:
+        parsed = urlparse(REDIS_URL)
+        credentials = parsed.netloc.rpartition("@")[0]
+        location = parsed._replace(
+            scheme="redis", netloc=f"{credentials}@{REDIS_SENTINEL_SERVICE}" if credentials else REDIS_SENTINEL_SERVICE
+        ).geturl()
+        options.update(
+            {
+                # django-redis's Sentinel client asks the sentinels for the current primary on connect.
+                "CLIENT_CLASS": "django_redis.client.SentinelClient",
+                "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+                "CONNECTION_POOL_CLASS": "redis.sentinel.SentinelConnectionPool",
+                "SENTINELS": REDIS_SENTINELS,
+                "SENTINEL_KWARGS": {
+                    "socket_timeout": STORE_SOCKET_TIMEOUT,
+                    "socket_connect_timeout": STORE_SOCKET_TIMEOUT,
+                },
+            }
+        )
+    cache: dict[str, Any] = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": location, "OPTIONS": options}
+    if key_prefix is not None:
+        cache["KEY_PREFIX"] = key_prefix
+    return cache
+
+
 CACHES = {
-    "default": {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": f"{REDIS_KEY_PREFIX}:cache",
-        "OPTIONS": {
-            "SOCKET_CONNECT_TIMEOUT": STORE_SOCKET_TIMEOUT,
-            "SOCKET_TIMEOUT": STORE_SOCKET_TIMEOUT,
-            # The cache is an optimisation only: Redis being down must never fail a request.
-            "IGNORE_EXCEPTIONS": True,
-        },
-    }
+    # The cache is an optimisation only: Redis being down must never fail a request.
+    "default": _redis_cache(f"{REDIS_KEY_PREFIX}:cache", IGNORE_EXCEPTIONS=True),
+    # The advertisement store's connection (django_redis.get_redis_connection("advertisements")): its keys
+    # carry REDIS_KEY_PREFIX themselves, and its errors must reach the store's circuit breaker.
+    "advertisements": _redis_cache(None),
 }
+if REDIS_SENTINELS:
+    # As django-redis documents it; each alias also names the factory in its OPTIONS.
+    DJANGO_REDIS_CONNECTION_FACTORY = "django_redis.pool.SentinelConnectionFactory"
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 
 # --- advertisement timing -------------------------------------------------------------------------

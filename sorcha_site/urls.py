@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import admin
-from django.urls import URLPattern, URLResolver, include, path
+from django.urls import URLPattern, URLResolver, include, path, re_path
+from django.views.generic import RedirectView
 
 from sorcha_site import docs, health, metrics, schema  # noqa: F401 - schema registers the bearer scheme with the docs
 
 handler404 = "sorcha_site.api.page_not_found"
 
 urlpatterns: list[URLPattern | URLResolver] = [
-    path("healthz", health.healthz, name="healthz"),
-    path("readyz", health.readyz, name="readyz"),
-    path("metrics", metrics.MetricsView.as_view(), name="metrics"),
+    # The operator's start page: the admin's Peer Network page (the admin asks for a login first).
+    path("", RedirectView.as_view(pattern_name="admin:peers_peernetwork_changelist"), name="home"),
+    # The slash rule (README "API"): machine endpoints answer with and without a trailing slash.
+    re_path(r"^healthz/?$", health.healthz, name="healthz"),
+    re_path(r"^readyz/?$", health.readyz, name="readyz"),
+    re_path(r"^metrics/?$", metrics.MetricsView.as_view(), name="metrics"),
     path("admin/", admin.site.urls),
     path("api/schema/", docs.SchemaView.as_view(), name="schema"),
     path("api/docs/", docs.SwaggerView.as_view(url_name="schema"), name="api-docs"),

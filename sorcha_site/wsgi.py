@@ -10,7 +10,12 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sorcha_site.settings")
 
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+from sorcha_site.middleware import ChunkedBodies  # noqa: E402 - after Django is set up
+
+# Chunked request bodies are read (bounded) and given a Content-Length before Django sees them.
+application = ChunkedBodies(django_application)
 
 if settings.SERVES_PEERS:
     # Load the persisted pool now, so the first request is already served from it (FR-002, SC-002).

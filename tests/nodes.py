@@ -1,6 +1,7 @@
 """Real node processes for tests: gunicorn web processes (and optionally Celery) with their own database.
 
-Each node has its own SQLite file (copied from a database migrated once per session), its
+Each node has its own database (a SQLite file, or a PostgreSQL database when the session runs on
+PostgreSQL: see tests/databases.py, both cloned from one migrated once per session), its
 own Redis key prefix and its own identity, so several nodes run side by side on one Redis.
 """
 
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,18 +21,18 @@ from typing import Any
 import requests
 
 from tests.constants import SERVICE_TOKEN
+from tests.databases import NodeDatabase, migrated_sqlite_file
 from tests.helpers import wait_until
 from tests.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
-_template_lock = threading.Lock()
-_template: Path | None = None
 _broker_databases = itertools.cycle(range(2, 16))  # each node's Celery gets its own broker database
 
 
-def base_environment(database: Path, redis: RedisServer, prefix: str) -> dict[str, str]:
+def base_environment(database: Path | str, redis: RedisServer, prefix: str) -> dict[str, str]:
+    """A node process's environment; `database` is a SQLite file or a DATABASE_URL."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_SETTINGS"))}
     env.update(
         {
@@ -42,7 +42,7 @@ def base_environment(database: Path, redis: RedisServer, prefix: str) -> dict[st
             "SECRET_KEY": "test-node-secret-key",
             "ALLOWED_HOSTS": "*",
             "SORCHA_SERVICE_TOKEN": SERVICE_TOKEN,
-            "DATABASE_URL": f"sqlite:///{database}",
+            "DATABASE_URL": database if isinstance(database, str) else f"sqlite:///{database}",
             "REDIS_URL": redis.url,
             "CELERY_BROKER_URL": redis.broker_url(),
             "REDIS_KEY_PREFIX": prefix,
@@ -56,24 +56,8 @@ def base_environment(database: Path, redis: RedisServer, prefix: str) -> dict[st
 
 
 def migrated_database(directory: Path) -> Path:
-    """A fresh database file for one node, copied from one migrated once per test session."""
-    global _template
-    with _template_lock:
-        if _template is None:
-            folder = Path(tempfile.mkdtemp(prefix="sorcha-template-db-"))
-            template = folder / "template.sqlite3"
-            env = base_environment(template, RedisServer(port=1), "template")
-            subprocess.run(
-                [str(BIN / "python"), "manage.py", "migrate", "--noinput"],
-                cwd=ROOT,
-                env=env,
-                check=True,
-                capture_output=True,
-            )
-            _template = template
-    target = directory / "node.sqlite3"
-    shutil.copyfile(_template, target)
-    return target
+    """A fresh SQLite database file for one node, copied from one migrated once per test session."""
+    return migrated_sqlite_file(directory / "node.sqlite3")
 
 
 def beat_command(schedule_file: Path) -> list[str]:
@@ -155,11 +139,11 @@ class Node:
     def __init__(self, name: str, redis: RedisServer, **settings: Any) -> None:
         self.name = name
         self.directory = Path(tempfile.mkdtemp(prefix=f"sorcha-node-{name}-"))
-        self.database = migrated_database(self.directory)
+        self.database = NodeDatabase(self.directory)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.prefix = f"node-{name}-{os.urandom(4).hex()}"
-        self.env = base_environment(self.database, redis, self.prefix)
+        self.env = base_environment(self.database.url, redis, self.prefix)
         self.env.update(
             {
                 "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis.port}/{next(_broker_databases)}",
@@ -227,6 +211,10 @@ class Node:
     def stop_all(self) -> None:
         for process in self.processes.values():
             process.stop()
+
+    def drop_database(self) -> None:
+        """Drop the node's PostgreSQL database (a SQLite file goes with the node's directory)."""
+        self.database.drop()
 
     def logs(self) -> str:
         return "\n".join(f"--- {process.name}\n{process.tail()}" for process in self.processes.values())

@@ -11,6 +11,7 @@ import os
 import tempfile
 
 from tests.constants import SERVICE_TOKEN
+from tests.databases import session_database_url
 from tests.redis_server import RedisServer
 
 __all__ = ["SERVICE_TOKEN", "SESSION_REDIS"]
@@ -20,9 +21,6 @@ SESSION_REDIS.start()
 atexit.register(SESSION_REDIS.stop)
 
 _tmp = tempfile.mkdtemp(prefix="sorcha-test-")
-# CI (and anyone) may run the suite on another database, e.g. PostgreSQL; the developer's own
-# DATABASE_URL is never used, so tests cannot touch a real database by accident.
-_database_url = os.environ.get("SORCHA_TEST_DATABASE_URL") or f"sqlite:///{_tmp}/test.sqlite3"
 os.environ.update(
     {
         "SORCHA_ENV_FILE": os.devnull,
@@ -32,7 +30,9 @@ os.environ.update(
         "ALLOWED_HOSTS": "*",
         "SORCHA_SERVICE": "all",
         "SORCHA_SERVICE_TOKEN": SERVICE_TOKEN,
-        "DATABASE_URL": _database_url,
+        # SORCHA_TEST_DATABASE_URL=postgres://… runs the session on PostgreSQL (tests/databases.py); the
+        # developer's own DATABASE_URL is never used, so tests cannot touch a real database by accident.
+        "DATABASE_URL": session_database_url(_tmp),
         "REDIS_URL": SESSION_REDIS.url,
         "CELERY_BROKER_URL": SESSION_REDIS.broker_url(),
         "REDIS_KEY_PREFIX": f"sorcha-test-{os.getpid()}",

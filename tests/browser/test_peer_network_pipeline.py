@@ -22,6 +22,7 @@ from peers.store import AdvertisementInput, AdvertisementStore
 from registers.models import Register
 from tests.browser.conftest import PAGE_PATH, log_in, screenshot
 from tests.conftest import register_id
+from tests.databases import url_of
 from tests.helpers import wait_until
 from tests.nodes import Process, worker_command
 
@@ -44,7 +45,7 @@ def register_worker(live_server: Any, django_db_setup: None) -> Iterator[Process
     env.update(
         {
             "SORCHA_SERVICE": "register",
-            "DATABASE_URL": f"sqlite:///{django_settings.DATABASES['default']['NAME']}",
+            "DATABASE_URL": url_of(django_settings.DATABASES["default"]),
             "PEER_SERVICE_URL": live_server.url,
             "RESYNC_BACKOFF_MAX": "1",
             "LOG_LEVEL": "INFO",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +46,10 @@ def merged_services() -> dict[str, dict[str, Any]]:
 def settings_variables() -> set[str]:
     """Every environment variable the node's settings read."""
     source = "\n".join(path.read_text() for path in (ROOT / "sorcha_site").glob("*.py"))
-    pattern = r"""(?:_read|_seconds|_positive_int|_url|db_url|environ\.get|env)\(\s*["']([A-Z][A-Z0-9_]+)["']"""
+    pattern = (
+        r"""(?:_read|_seconds|_positive_int|_non_negative_int|_host_ports|_url|db_url|environ\.get|env)"""
+        r"""\(\s*["']([A-Z][A-Z0-9_]+)["']"""
+    )
     return set(re.findall(pattern, source))
 
 
@@ -129,3 +135,82 @@ def test_the_web_workers_and_beat_reuse_one_image() -> None:
 
     assert images == {"sorcha-node:latest"}
     assert (ROOT / "Dockerfile").is_file()
+
+
+# What an operator behind a TLS-terminating proxy puts in .env (README "Deployment behind HTTPS").
+HTTPS_DEPLOYMENT = {
+    "SECRET_KEY": "compose-test-secret-key-3c9e1f7a5b2d8e4c6a0f1b3d5e7a9c2e4f6a8b0d",
+    "SORCHA_SERVICE_TOKEN": "compose-test-service-token-0123456789",
+    "SECURE_SSL_REDIRECT": "true",
+    "SECURE_HSTS_SECONDS": "31536000",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": "true",
+    "SECURE_HSTS_PRELOAD": "true",
+    "SESSION_COOKIE_SECURE": "true",
+    "CSRF_COOKIE_SECURE": "true",
+    "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
+    "CSRF_TRUSTED_ORIGINS": "https://node.example.org",
+}
+DEPLOYMENT_VARIABLES = sorted(set(HTTPS_DEPLOYMENT) - {"SECRET_KEY", "SORCHA_SERVICE_TOKEN"})
+
+
+def interpolate(value: object, shell: dict[str, str]) -> str:
+    """Compose's ${VAR}, ${VAR:-default} and ${VAR:?message} against the operator's variables."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name, operator, word = match.group(1), match.group(2) or "", match.group(3) or ""
+        if shell.get(name):
+            return shell[name]
+        assert operator != ":?", f"compose would stop: {word}"
+        return word
+
+    return re.sub(r"\$\{([A-Z_][A-Z0-9_]*)(?:(:-|:\?)([^}]*))?\}", substitute, str(value))
+
+
+def service_environment(service: str, shell: dict[str, str]) -> dict[str, str]:
+    return {name: interpolate(value, shell) for name, value in SERVICES[service].get("environment", {}).items()}
+
+
+@pytest.mark.parametrize("service", sorted(name for name, d in SERVICES.items() if is_node_service(d)))
+def test_every_node_service_takes_the_https_deployment_variables(service: str) -> None:
+    environment = service_environment(service, HTTPS_DEPLOYMENT)
+
+    for name in DEPLOYMENT_VARIABLES:
+        expected = (
+            "false" if name == "SECURE_SSL_REDIRECT" and service.endswith("peer-service") else HTTPS_DEPLOYMENT[name]
+        )
+        assert environment.get(name) == expected, (service, name)
+
+
+def test_without_them_compose_serves_plain_http() -> None:
+    environment = service_environment("register-service", {"SECRET_KEY": "x", "SORCHA_SERVICE_TOKEN": "y"})
+
+    assert environment["SECURE_SSL_REDIRECT"] == environment["SESSION_COOKIE_SECURE"] == "false"
+    assert environment["SECURE_HSTS_SECONDS"] == "0"
+
+
+def check_deploy(service: str) -> subprocess.CompletedProcess[str]:
+    """`manage.py check --deploy --fail-level WARNING` in the environment compose gives the service."""
+    env = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG")}
+    env.update(service_environment(service, HTTPS_DEPLOYMENT))
+    env.update({"SORCHA_ENV_FILE": os.devnull, "DJANGO_SETTINGS_MODULE": "sorcha_site.settings"})
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_register_service_passes_check_deploy_as_compose_configures_it_behind_https() -> None:
+    result = check_deploy("register-service")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_peer_service_warns_only_that_it_does_not_redirect_its_internal_callers() -> None:
+    result = check_deploy("peer-service")
+
+    assert result.returncode != 0
+    assert re.findall(r"\(security\.W\d+\)", result.stderr) == ["(security.W008)"], result.stderr

@@ -1,6 +1,6 @@
 """Real node processes for orchestration tests: Celery workers, beat, `manage.py` commands.
 
-Each process reads the test database file and pushes to the test's Peer Service over HTTP.
+Each process reads the test database (SQLite file or PostgreSQL) and pushes to the test's Peer Service over HTTP.
 Its output goes to a log file the test reads: the structured `event=` lines are what it asserts on.
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from tests.databases import url_of
 from tests.nodes import beat_command, worker_command
 
 __all__ = ["beat_command", "worker_command"]
@@ -30,7 +31,7 @@ def node_env(peer_service_url: str, prefix: str | None = None, **overrides: str)
         {
             "SORCHA_ENV_FILE": os.devnull,
             "SORCHA_SERVICE": "register",
-            "DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
+            "DATABASE_URL": url_of(settings.DATABASES["default"]),
             "PEER_SERVICE_URL": peer_service_url,
             # Its own prefix: its own Celery queues and leases, shared only by this test's processes.
             "REDIS_KEY_PREFIX": prefix or f"orch-{uuid.uuid4().hex[:10]}",

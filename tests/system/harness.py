@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import threading
 from collections import deque
@@ -226,6 +225,7 @@ class SystemNode(Node):
     def cleanup(self) -> None:
         self.kill_all()
         self.session.close()
+        self.drop_database()
         shutil.rmtree(self.directory, ignore_errors=True)
 
     # ------------------------------------------------------------ the Register Service's ground truth
@@ -251,14 +251,10 @@ class SystemNode(Node):
         return dict(response.json())
 
     def _query(self, sql: str) -> set[str]:
-        connection = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=20)
-        try:
-            return {row[0] for row in connection.execute(sql)}
-        finally:
-            connection.close()
+        return {str(value) for value in self.database.query(sql)}
 
     def db_ids(self) -> set[str]:
-        """Every register in the node's database, read from the file itself."""
+        """Every register in the node's database, read by a connection of the test's own."""
         return self._query("SELECT id FROM registers_register")
 
     def db_public_ids(self) -> set[str]:

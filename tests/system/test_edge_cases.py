@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.databases import database_errors
 from tests.system.conftest import MakeNode
 from tests.system.harness import SystemNode, wait_for
 
@@ -179,7 +179,7 @@ class Changes(threading.Thread):
             step += 1
             try:
                 self.change(step)
-            except (requests.RequestException, AssertionError, sqlite3.Error):
+            except (requests.RequestException, AssertionError, *database_errors()):
                 time.sleep(0.05)  # the Register web is restarting: try the next change
                 continue
             with self._progress:
