@@ -14,6 +14,8 @@ from urllib.parse import urlparse
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tasks.schedule import beat_schedule
 
@@ -267,7 +269,8 @@ CACHES = {
     "default": _redis_cache(f"{REDIS_KEY_PREFIX}:cache", IGNORE_EXCEPTIONS=True),
     # The advertisement store's connection (django_redis.get_redis_connection("advertisements")): its keys
     # carry REDIS_KEY_PREFIX themselves, and its errors must reach the store's circuit breaker.
-    "advertisements": _redis_cache(None),
+    # No retries inside redis-py: one failure opens the store's breaker at once.
+    "advertisements": _redis_cache(None, CONNECTION_POOL_KWARGS={"retry": Retry(NoBackoff(), 0)}),
 }
 if REDIS_SENTINELS:
     # As django-redis documents it; each alias also names the factory in its OPTIONS.

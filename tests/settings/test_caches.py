@@ -19,7 +19,7 @@ def caches(**changes: str) -> dict[str, Any]:
     code = (
         "import json; from django.conf import settings; "
         "print(json.dumps({'CACHES': settings.CACHES, "
-        "'FACTORY': getattr(settings, 'DJANGO_REDIS_CONNECTION_FACTORY', None)}))"
+        "'FACTORY': getattr(settings, 'DJANGO_REDIS_CONNECTION_FACTORY', None)}, default=repr))"
     )
     result = manage("shell", "--verbosity", "0", "-c", code, **changes)
     assert result.returncode == 0, result.stderr
@@ -46,6 +46,8 @@ def test_the_advertisements_alias_has_the_store_timeouts_and_lets_errors_through
     assert "IGNORE_EXCEPTIONS" not in advertisements["OPTIONS"]
     # The store prefixes its keys itself (REDIS_KEY_PREFIX).
     assert "KEY_PREFIX" not in advertisements
+    # And redis-py does not retry behind the breaker's back: one failure opens it.
+    assert "Retry" in advertisements["OPTIONS"]["CONNECTION_POOL_KWARGS"]["retry"]
 
 
 def test_with_sentinels_both_aliases_ask_the_sentinels_for_the_service() -> None:

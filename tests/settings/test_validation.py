@@ -25,8 +25,9 @@ SECONDS = [
     "GOSSIP_BACKOFF_BASE",
     "GOSSIP_BACKOFF_MAX",
     "GOSSIP_CONNECT_TIMEOUT",
-    "GOSSIP_READ_TIMEOUT",
     "GOSSIP_TRIGGER_DELAY",
+    "GOSSIP_RATE_WINDOW",
+    "GOSSIP_EXCHANGE_DEADLINE",
     "FULL_SYNC_SNAPSHOT_MARGIN",
     "STORE_JOURNAL_MAX_AGE",
 ]
@@ -36,6 +37,11 @@ POSITIVE_INTS = [
     "SORCHA_LIST_LIMIT_MAX",
     "STORE_JOURNAL_MAX_OPS",
     "GOSSIP_MAX_BODY_BYTES",
+    "GOSSIP_MAX_PEERS",
+    "GOSSIP_MAX_REMOTE_ADS",
+    "GOSSIP_RATE_PER_ADDRESS",
+    "GOSSIP_RATE_PER_PEER",
+    "GOSSIP_ROUND_WORKERS",
 ]
 URLS = ["REDIS_URL", "PEER_SERVICE_URL", "CELERY_BROKER_URL"]
 
@@ -48,6 +54,9 @@ CASES: list[tuple[str, dict[str, str | None]]] = [
     *[(name, {name: "ftp://example.org/"}) for name in URLS],
     *[(name, {name: "127.0.0.1:6379"}) for name in URLS],
     ("SORCHA_SERVICE", {"SORCHA_SERVICE": "both"}),
+    ("PEER_ADMISSION", {"PEER_ADMISSION": "closed"}),
+    ("PEER_ALLOWLIST", {"PEER_ALLOWLIST": "0123456789abcdef0123456789abcdeg"}),
+    ("PEER_ALLOWLIST", {"PEER_ALLOWLIST": "0123456789abcdef"}),
     ("REDIS_KEY_PREFIX", {"REDIS_KEY_PREFIX": "two words"}),
     ("REDIS_KEY_PREFIX", {"REDIS_KEY_PREFIX": "   "}),
     ("SORCHA_SERVICE_TOKEN", {"SORCHA_SERVICE_TOKEN": "fifteen-chars.."}),
