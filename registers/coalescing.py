@@ -12,7 +12,7 @@ from datetime import datetime
 
 import redis
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import OperationalError
 
 from registers import advertising, enqueue
 from registers.peer_client import PeerServiceClient, PeerServiceUnavailable
@@ -40,7 +40,7 @@ def flush(
 ) -> advertising.PushResult:
     """Push every pending change; re-arm the chain if more arrived meanwhile.
 
-    Raises PeerServiceUnavailable or DatabaseError after putting the changes back (the task retries
+    Raises PeerServiceUnavailable or OperationalError after putting the changes back (the task retries
     with backoff, carrying whatever was added meanwhile too), and the first PeerServiceRejected after
     the others were delivered (a 4xx is permanent: not retried).
     """
@@ -52,10 +52,10 @@ def flush(
             result = advertising.push_changes(
                 taken.all_ids(),
                 deletion_times(taken),
-                heartbeat=lambda: pending.hold(chain, running_hold_seconds()),
+                heartbeat=lambda: _renew_hold(pending, chain),
                 client=client,
             )
-    except (PeerServiceUnavailable, DatabaseError) as exc:
+    except (PeerServiceUnavailable, OperationalError) as exc:
         _put_back(pending, taken, chain)
         logger.warning("event=push_flush_failed registers=%d will_retry=true error=%r", len(taken), str(exc))
         raise
@@ -93,6 +93,14 @@ def release(chain: str, pending: PendingPushes | None = None) -> None:
         (pending or PendingPushes()).release(chain)
     except redis.RedisError as exc:
         logger.warning("event=push_flush_release_failed chain=%s error=%r (the key expires by itself)", chain, exc)
+
+
+def _renew_hold(pending: PendingPushes, chain: str) -> None:
+    try:
+        pending.hold(chain, running_hold_seconds())
+    except redis.RedisError as exc:
+        # Not worth failing a flush over: at worst another chain starts and both send the current state.
+        logger.warning("event=push_flush_hold_failed chain=%s error=%r", chain, exc)
 
 
 def _put_back(pending: PendingPushes, taken: TakenChanges, chain: str) -> None:

@@ -23,6 +23,7 @@ from tests.helpers import wait_until
 from tests.orchestration.conftest import PendingChanges
 from tests.orchestration.peer_server import LatePeerService
 from tests.registers.factories import make_register, register_body
+from tests.test_metrics import scrape
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -135,7 +136,11 @@ def test_turning_advertise_off_through_the_api_removes_the_advertisement(
 
 
 def test_a_push_made_while_the_peer_service_was_down_lands_after_it_comes_back_without_a_full_sync(
-    late_peer_service: LatePeerService, peer_store: AdvertisementStore, worker: object, task_events: TaskEvents
+    late_peer_service: LatePeerService,
+    peer_store: AdvertisementStore,
+    worker: object,
+    task_events: TaskEvents,
+    api: APIClient,
 ) -> None:
     # given: the Peer Service is down when the register is created, and its flush has failed once
     register = make_register(advertise=True)
@@ -154,6 +159,7 @@ def test_a_push_made_while_the_peer_service_was_down_lands_after_it_comes_back_w
     )
     assert peer_store.status()["lastFullSync"] is None
     assert set(task_events.retries) == {task_names.FLUSH_PUSHES}
+    assert scrape(api)[("sorcha_push_retries_total", ())] >= 1
 
 
 def test_a_push_refused_with_a_4xx_is_not_retried_and_the_answer_is_logged(
