@@ -68,6 +68,7 @@ bench: install-dev
 	$(BIN)/python -m bench.bench_restart
 	$(BIN)/python -m bench.bench_latency
 	$(BIN)/python -m bench.bench_propagation
+	$(BIN)/python -m bench.bench_burst
 
 test: install-dev
 	$(BIN)/pytest

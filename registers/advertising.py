@@ -1,6 +1,7 @@
-"""Telling the Peer Service which registers are public: one register (a push) or all of them (a full sync).
+"""Telling the Peer Service which registers are public: the registers changed lately (a push, coalesced
+into bulk requests), one register (the single push of older versions) or all of them (a full sync).
 
-Both read the database at the moment they run, so a delayed or repeated call sends the
+All read the database at the moment they run, so a delayed or repeated call sends the
 current truth, never an old one; `sourceUpdatedAt` (the register's `updated_at`) lets the
 Peer Service order whatever arrives (ARCHITECTURE §4).
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
@@ -20,7 +21,7 @@ from django.utils import timezone
 
 from registers import sync_state
 from registers.models import Register
-from registers.peer_client import PeerServiceClient, PeerServiceError, PeerServiceUnavailable
+from registers.peer_client import PeerServiceClient, PeerServiceError, PeerServiceRejected, PeerServiceUnavailable
 from registers.sync_lock import exclusive_full_sync
 from sorcha_site import metrics
 from sorcha_site.memory import gc_paused
@@ -253,3 +254,107 @@ def _send_full_set(client: PeerServiceClient, snapshot_at: datetime, beat: Calla
         for name in PEER_COUNTS:
             result.counts[name] += int(answer.get(name, 0))
     return result
+
+
+# ------------------------------------------------------------------------------ coalesced pushes
+# Ids per database query of a flush: under SQLite's oldest limit on bound parameters (999).
+_IDS_PER_QUERY = 900
+
+
+@dataclass
+class PushResult:
+    """What one flush of coalesced changes did; `rejected` holds the Peer Service's 4xx answers."""
+
+    registers_pushed: int = 0
+    requests: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PEER_COUNTS, 0))
+    rejected: list[PeerServiceRejected] = field(default_factory=list)
+
+    def summary(self) -> str:
+        counts = " ".join(f"{name}={self.counts[name]}" for name in PEER_COUNTS if name not in ("processed", "held"))
+        return f"registers={self.registers_pushed} requests={self.requests} {counts} rejected={len(self.rejected)}"
+
+
+def changed_advertisements(
+    register_ids: Iterable[str], deleted_at: Mapping[str, datetime]
+) -> list[PlannedAdvertisement]:
+    """The current state of each register, read now, encoded as bulk items.
+
+    Public → its advertisement; private → a removal stamped with its `updated_at`; gone → a
+    removal stamped with its deletion time (or now, if that was not recorded), which leaves a
+    tombstone so no older push brings it back.
+    """
+    ids = sorted(register_ids)
+    rows: dict[str, tuple[Any, ...]] = {}
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        page = Register.objects.filter(pk__in=ids[start : start + _IDS_PER_QUERY])
+        rows.update((row[0], row[1:]) for row in page.values_list("id", "advertise", *ADVERTISED_FIELDS, "updated_at"))
+    now = timezone.now()
+    planned = []
+    for register_id in ids:
+        row = rows.get(register_id)
+        if row is None:
+            state: dict[str, Any] = {"isPublic": False, "sourceUpdatedAt": moment(deleted_at.get(register_id, now))}
+        elif not row[0]:
+            state = {"isPublic": False, "sourceUpdatedAt": moment(row[-1])}
+        else:
+            state = advertisement(*row[1:])
+        name = str(state.get("name", ""))
+        planned.append(PlannedAdvertisement(register_id, name, orjson.dumps({"registerId": register_id, **state})))
+    return planned
+
+
+def change_body(chunk: list[PlannedAdvertisement]) -> bytes:
+    """A bulk-advertise body of changes: not a full sync, so no `snapshotAt` and nothing swept."""
+    return b'{"advertisements":[' + b",".join(planned.encoded for planned in chunk) + b'],"fullSync":false}'
+
+
+def push_changes(
+    register_ids: Iterable[str],
+    deleted_at: Mapping[str, datetime],
+    *,
+    heartbeat: Callable[[], None] | None = None,
+    client: PeerServiceClient | None = None,
+) -> PushResult:
+    """Send the current state of the given registers in as few bulk requests as the Peer Service's bounds allow.
+
+    Raises PeerServiceUnavailable when a request could not be delivered (the caller retries all of
+    them: a repeated item is `unchanged`). A 4xx is not retried: the request is split in halves until
+    the refused registers are alone, so one bad register does not hold the others back.
+    `heartbeat`: called before each request (the caller's hold on its flush).
+    """
+    client = client or PeerServiceClient.from_settings()
+    result = PushResult()
+    plan = chunked(
+        changed_advertisements(register_ids, deleted_at),
+        max_items=settings.SORCHA_BULK_MAX_ITEMS,
+        max_bytes=settings.SORCHA_MAX_BODY_BYTES - _ENVELOPE_BYTES,
+    )
+    for chunk in plan:
+        if chunk:
+            _deliver(client, chunk, result, heartbeat)
+    return result
+
+
+def _deliver(
+    client: PeerServiceClient,
+    chunk: list[PlannedAdvertisement],
+    result: PushResult,
+    heartbeat: Callable[[], None] | None,
+) -> None:
+    if heartbeat is not None:
+        heartbeat()
+    result.requests += 1
+    try:
+        answer = client.bulk_advertise(change_body(chunk))
+    except PeerServiceRejected as exc:
+        if len(chunk) == 1:
+            result.rejected.append(exc)  # the client logged the Peer Service's answer
+            return
+        half = len(chunk) // 2
+        _deliver(client, chunk[:half], result, heartbeat)
+        _deliver(client, chunk[half:], result, heartbeat)
+        return
+    result.registers_pushed += len(chunk)
+    for name in PEER_COUNTS:
+        result.counts[name] += int(answer.get(name, 0))

@@ -1,4 +1,7 @@
-"""Push on change: every change that concerns a register's advertisement queues a push after commit.
+"""Push on change: every change that concerns a register's advertisement is marked for a push after commit.
+
+`enqueue_push` records it as pending; the changes of one `PUSH_COALESCE_WINDOW` travel together
+in one flush (`registers.coalescing`).
 
 Whatever path changes a register — API, admin form, admin actions, delete selected — goes
 through `save()` or `delete()`, so these receivers see it. `QuerySet.update()` bypasses them;

@@ -311,6 +311,8 @@ if SORCHA_SERVICE_TOKEN and len(SORCHA_SERVICE_TOKEN) < 16:
     raise ImproperlyConfigured("SORCHA_SERVICE_TOKEN must be at least 16 characters long")
 PEER_SERVICE_CONNECT_TIMEOUT = _seconds("PEER_SERVICE_CONNECT_TIMEOUT", 3.0)
 PEER_SERVICE_READ_TIMEOUT = _seconds("PEER_SERVICE_READ_TIMEOUT", 60.0)
+# Register changes made within this window travel to the Peer Service together, in one bulk request.
+PUSH_COALESCE_WINDOW = _seconds("PUSH_COALESCE_WINDOW", 0.2)
 
 NODE_NAME = str(_read("NODE_NAME", str, "sorcha-node"))
 PEER_PUBLIC_URL = str(_read("PEER_PUBLIC_URL", str, PEER_SERVICE_URL)).rstrip("/")

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+import redis
 from billiard.einfo import ExceptionInfo
 from celery import Task, shared_task
 from celery.signals import task_retry
@@ -21,7 +22,7 @@ from django.conf import settings
 from django.db import OperationalError
 from django.utils import timezone
 
-from registers import advertising, sync_state, task_names
+from registers import advertising, coalescing, sync_state, task_names
 from registers.peer_client import PeerServiceRejected, PeerServiceUnavailable
 from registers.sync_lock import FullSyncBusy, backoff_cap_seconds
 from sorcha_site import metrics
@@ -45,6 +46,7 @@ BACKOFF_CAP = backoff_cap_seconds()
     throws=(PeerServiceRejected,),
 )
 def push_register(register_id: str, requested_at: float, deleted_at: str | None = None) -> str | None:
+    """One register's push, as versions before coalescing queued it: served for messages still queued."""
     waited = time.time() - requested_at
     if waited > settings.ADVERTISEMENT_TTL:
         logger.warning(
@@ -56,6 +58,32 @@ def push_register(register_id: str, requested_at: float, deleted_at: str | None 
     return advertising.push_register(
         register_id, deleted_at=datetime.fromisoformat(deleted_at) if deleted_at is not None else None
     )
+
+
+@shared_task(
+    name=task_names.FLUSH_PUSHES,
+    # Redis (where the pending changes wait) briefly unreachable is as transient as the Peer Service.
+    autoretry_for=(PeerServiceUnavailable, OperationalError, redis.RedisError),
+    retry_backoff=True,
+    retry_backoff_max=BACKOFF_CAP,
+    retry_jitter=True,
+    # Bounded by time, not by count: after one ADVERTISEMENT_TTL the periodic full sync owns the changes.
+    max_retries=None,
+    throws=(PeerServiceRejected,),
+)
+def flush_pushes(chain: str, requested_at: float) -> dict[str, int] | None:
+    """The push of every register changed within a coalescing window (scheduled by the first change)."""
+    waited = time.time() - requested_at
+    if waited > settings.ADVERTISEMENT_TTL:
+        logger.warning(
+            "event=push_abandoned chain=%s waited_s=%.1f (the changes stay pending for the next change's flush; "
+            "the periodic full sync carries them)",
+            chain,
+            waited,
+        )
+        coalescing.release(chain)
+        return None
+    return coalescing.flush(chain).counts
 
 
 class FullSyncTask(Task):
@@ -96,7 +124,7 @@ def full_sync(reason: str = "periodic", startup_claim: str | None = None) -> dic
 @task_retry.connect
 def note_full_sync_retry(sender: Task | None = None, request: Any = None, reason: Any = None, **_: Any) -> None:
     """Record when a failed full sync tries again, and keep its startup claim for that long."""
-    if sender is not None and sender.name == task_names.PUSH_REGISTER:
+    if sender is not None and sender.name in (task_names.FLUSH_PUSHES, task_names.PUSH_REGISTER):
         metrics.record_push_retry()
     if sender is None or sender.name != task_names.FULL_SYNC:
         return

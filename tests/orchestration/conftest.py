@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from celery.contrib.testing.worker import start_worker
 from celery.signals import after_task_publish
+from django.core.signals import request_started
 
 from peers.store import AdvertisementStore
 from registers import enqueue, task_names
+from registers.pending_pushes import PendingPushes
 from sorcha_site.celery import app as celery_app
 from tests.orchestration.peer_server import LatePeerService
 from tests.orchestration.processes import NodeProcess
@@ -21,6 +24,12 @@ from tests.orchestration.processes import NodeProcess
 def broker_breaker_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts with the broker considered reachable (the breaker is per process)."""
     monkeypatch.setattr(enqueue, "_broker_down_until", 0.0)
+
+
+@pytest.fixture(autouse=True)
+def no_pending_pushes() -> None:
+    """Each test starts with no change pending and no flush holding the key (its task may have been purged)."""
+    PendingPushes().clear()
 
 
 @pytest.fixture
@@ -65,9 +74,58 @@ def published_tasks() -> Iterator[list[tuple[str, dict[str, Any]]]]:
 
 
 @pytest.fixture
-def published_pushes(published_tasks: list[tuple[str, dict[str, Any]]]) -> Callable[[], list[dict[str, Any]]]:
-    """The kwargs of the push tasks published so far."""
-    return lambda: [kwargs for name, kwargs in published_tasks if name == task_names.PUSH_REGISTER]
+def published_task_headers() -> Iterator[list[dict[str, Any]]]:
+    """The message headers (eta, retries, ...) of every task this process hands to the broker."""
+    published: list[dict[str, Any]] = []
+
+    def record(sender: str | None = None, headers: dict[str, Any] | None = None, **_: Any) -> None:
+        published.append(dict(headers or {}))
+
+    after_task_publish.connect(record, weak=False)
+    yield published
+    after_task_publish.disconnect(record)
+
+
+class PendingChanges:
+    """What the push path recorded: the changes waiting in Redis, and the flushes published to the broker."""
+
+    def __init__(self, published_tasks: list[tuple[str, dict[str, Any]]]) -> None:
+        self.published_tasks = published_tasks
+
+    def ids(self) -> set[str]:
+        return PendingPushes().waiting().all_ids()
+
+    def deleted_at(self) -> dict[str, datetime]:
+        return {key: datetime.fromisoformat(stamp) for key, stamp in PendingPushes().waiting().deleted_at.items()}
+
+    def flushes(self) -> list[dict[str, Any]]:
+        """The kwargs of the flush tasks published so far."""
+        return [kwargs for name, kwargs in self.published_tasks if name == task_names.FLUSH_PUSHES]
+
+    def reset(self) -> None:
+        """Forget what the test's `given` recorded (and free the key, as its flush would)."""
+        PendingPushes().clear()
+        self.published_tasks.clear()
+
+
+@pytest.fixture
+def pending_changes(published_tasks: list[tuple[str, dict[str, Any]]]) -> PendingChanges:
+    return PendingChanges(published_tasks)
+
+
+@pytest.fixture
+def peer_requests() -> Iterator[list[str]]:
+    """The paths of the push requests (`.../advertise`, `.../bulk-advertise`) the Peer Service received in-process."""
+    paths: list[str] = []
+
+    def record(sender: Any = None, environ: dict[str, Any] | None = None, **_: Any) -> None:
+        path = str((environ or {}).get("PATH_INFO", ""))
+        if path.endswith("advertise") and (environ or {}).get("REQUEST_METHOD") == "POST":
+            paths.append(path)
+
+    request_started.connect(record, weak=False)
+    yield paths
+    request_started.disconnect(record)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
-"""Broker down: changing a register still succeeds; the push is logged as deferred for the full sync.
+"""Broker (or Redis) down: changing a register still succeeds; the push is logged as deferred for the full sync.
 
-The Register Service here is a real web process whose broker URL points where nothing listens.
+The Register Service here is a real web process whose broker URL points where nothing listens
+(Redis down: this process, with its Redis URL pointed where nothing listens).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 import requests
+from rest_framework.test import APIClient
 
 from registers.models import Register
 from tests.helpers import wait_until
@@ -109,3 +111,19 @@ def test_pushes_right_after_a_failed_publish_are_deferred_without_trying_the_bro
     wait_until(lambda: web_without_broker.deferred(register_id), timeout=5, message="the deferred push logged")
     [line] = [line for line in web_without_broker.process.log().splitlines() if register_id in line]
     assert "cooling down" in line
+
+
+def test_creating_a_public_register_succeeds_while_redis_is_down_and_the_push_is_deferred(
+    api: APIClient, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given: the Redis where changes wait for their flush does not answer
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+
+    # when
+    response = api.post("/api/registers/", register_body(advertise=True), format="json")
+
+    # then
+    assert response.status_code == 201
+    register_id = response.json()["id"]
+    assert Register.objects.filter(pk=register_id, advertise=True).exists()
+    assert any(f"event=push_deferred register_id={register_id}" in r.getMessage() for r in caplog.records)

@@ -1,4 +1,4 @@
-"""Pushes reach the Peer Service over real HTTP: what they carry, retries, give-up, refusals."""
+"""Pushes reach the Peer Service over real HTTP: what they carry, coalescing, retries, give-up, refusals."""
 
 from __future__ import annotations
 
@@ -13,12 +13,17 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from peers.store import AdvertisementInput, AdvertisementStore, to_micros
-from registers.advertising import push_register
+from registers import coalescing, task_names
+from registers.advertising import push_changes, push_register
 from registers.models import Register
+from registers.peer_client import PeerServiceUnavailable
+from registers.pending_pushes import PendingPushes
 from tasks import tasks
 from tests.helpers import wait_until
+from tests.orchestration.conftest import PendingChanges
 from tests.orchestration.peer_server import LatePeerService
 from tests.registers.factories import make_register, register_body
+from tests.test_metrics import scrape
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -131,18 +136,30 @@ def test_turning_advertise_off_through_the_api_removes_the_advertisement(
 
 
 def test_a_push_made_while_the_peer_service_was_down_lands_after_it_comes_back_without_a_full_sync(
-    late_peer_service: LatePeerService, peer_store: AdvertisementStore, worker: object, task_events: TaskEvents
+    late_peer_service: LatePeerService,
+    peer_store: AdvertisementStore,
+    worker: object,
+    task_events: TaskEvents,
+    api: APIClient,
 ) -> None:
-    # given: the Peer Service is down when the register is created, and the push has failed once
+    # given: the Peer Service is down when the register is created, and its flush has failed once
     register = make_register(advertise=True)
     wait_until(lambda: task_events.retries, timeout=10, message="a failed push attempt")
+    # ...and another change arrives while the flush waits to retry
+    later = make_register(advertise=True)
 
     # when
     late_peer_service.start()
 
-    # then
-    wait_until(lambda: peer_store.local_advertisement(register.id), timeout=10, message="the retried push")
+    # then: the retried flush carries both
+    wait_until(
+        lambda: peer_store.local_advertisement(register.id) and peer_store.local_advertisement(later.id),
+        timeout=15,
+        message="the retried flush",
+    )
     assert peer_store.status()["lastFullSync"] is None
+    assert set(task_events.retries) == {task_names.FLUSH_PUSHES}
+    assert scrape(api)[("sorcha_push_retries_total", ())] >= 1
 
 
 def test_a_push_refused_with_a_4xx_is_not_retried_and_the_answer_is_logged(
@@ -191,3 +208,177 @@ def test_a_push_within_one_advertisement_ttl_is_still_delivered(
 
     # then
     assert outcome == "added"
+
+
+def test_a_flush_older_than_one_advertisement_ttl_is_abandoned_and_leaves_the_changes_pending(
+    peer_service: AdvertisementStore, settings: Any, pending_changes: PendingChanges, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given
+    register = make_register(advertise=True)
+    [flush] = pending_changes.flushes()
+    requested_at = time.time() - settings.ADVERTISEMENT_TTL - 1
+
+    # when
+    outcome = tasks.flush_pushes(flush["chain"], requested_at)
+
+    # then: nothing sent; the next change's flush (or the full sync) carries it
+    assert outcome is None
+    assert peer_service.local_advertisement(register.id) is None
+    assert pending_changes.ids() == {register.id}
+    assert any("event=push_abandoned" in r.getMessage() for r in caplog.records)
+
+
+# ------------------------------------------------------------------------------------ coalescing
+def public_ids() -> set[str]:
+    return set(Register.objects.filter(advertise=True).values_list("id", flat=True))
+
+
+def local_ids(store: AdvertisementStore) -> set[str]:
+    return {entry.register_id for entry in store.local_advertisements()}
+
+
+def test_a_burst_of_changes_reaches_the_peer_service_in_far_fewer_requests_than_changes(
+    peer_service: AdvertisementStore, worker: object, api: APIClient, peer_requests: list[str], settings: Any
+) -> None:
+    # given: a window long enough for a slow test machine to make its changes in a few of them
+    settings.PUSH_COALESCE_WINDOW = 1.0
+    changes = 0
+
+    # when: creates (public and private), flips both ways and deletes, as fast as the API answers
+    created = []
+    for n in range(24):
+        response = api.post("/api/registers/", register_body(name=f"burst-{n}", advertise=n % 4 != 3), format="json")
+        created.append(response.json()["id"])
+        changes += 1
+    for register_id in created[:12]:
+        api.patch(f"/api/registers/{register_id}/", {"advertise": False}, format="json")
+        changes += 1
+    for register_id in created[3:12:4]:  # private ones made public again
+        api.patch(f"/api/registers/{register_id}/", {"advertise": True}, format="json")
+        changes += 1
+    for register_id in created[12:20]:
+        api.delete(f"/api/registers/{register_id}/")
+        changes += 1
+
+    # then
+    wait_until(lambda: local_ids(peer_service) == public_ids(), timeout=20, message="the pool equal to the public set")
+    assert all(path.endswith("/bulk-advertise") for path in peer_requests)
+    assert len(peer_requests) <= changes // 4, f"{len(peer_requests)} requests for {changes} changes"
+
+
+def test_a_register_flipped_private_and_back_within_one_window_ends_public(
+    peer_service: AdvertisementStore, worker: object, api: APIClient, peer_requests: list[str], settings: Any
+) -> None:
+    # given: a public register, pushed
+    settings.PUSH_COALESCE_WINDOW = 2.0
+    register_id = api.post("/api/registers/", register_body(advertise=True), format="json").json()["id"]
+    wait_until(lambda: peer_service.local_advertisement(register_id), timeout=10, message="the first push")
+    peer_requests.clear()
+
+    # when: private, then public again, within one window
+    api.patch(f"/api/registers/{register_id}/", {"advertise": False}, format="json")
+    api.patch(f"/api/registers/{register_id}/", {"description": "back", "advertise": True}, format="json")
+
+    # then: the one flush sent the final state
+    final = Register.objects.get(pk=register_id)
+    wait_until(
+        lambda: (entry := peer_service.local_advertisement(register_id)) and entry.fields["description"] == "back",
+        timeout=10,
+        message="the final state pushed",
+    )
+    entry = peer_service.local_advertisement(register_id)
+    assert entry is not None and entry.source_updated_at == to_micros(final.updated_at)
+    assert peer_requests == ["/api/registers/bulk-advertise"]
+
+
+def test_a_deletion_is_pushed_with_its_deletion_time_and_a_later_stale_re_add_is_refused(
+    peer_service: AdvertisementStore, worker: object, api: APIClient
+) -> None:
+    # given: a public register, pushed
+    register_id = api.post("/api/registers/", register_body(advertise=True), format="json").json()["id"]
+    wait_until(lambda: peer_service.local_advertisement(register_id), timeout=10, message="the first push")
+    register = Register.objects.get(pk=register_id)
+
+    # when
+    api.delete(f"/api/registers/{register_id}/")
+    wait_until(lambda: peer_service.local_advertisement(register_id) is None, timeout=10, message="the removal")
+
+    # then: a push stamped after the register's last update, but before its deletion, is refused
+    result, _ = peer_service.advertise(
+        AdvertisementInput(register_id, True, name=register.name, source_updated_at=to_micros(register.updated_at) + 1)
+    )
+    assert result.stale == 1
+    assert peer_service.local_advertisement(register_id) is None
+
+
+def test_a_register_the_peer_service_refuses_does_not_hold_back_the_others_of_its_flush(
+    peer_service: AdvertisementStore,
+    worker: object,
+    task_events: TaskEvents,
+    pending_changes: PendingChanges,
+    peer_requests: list[str],
+    settings: Any,
+) -> None:
+    # given: changes pending together (one window), one of them with a name the Peer Service refuses
+    settings.PUSH_COALESCE_WINDOW = 2.0
+    good = [make_register(advertise=True) for _ in range(16)]
+    bad = make_register(advertise=True, name="n" * 60)
+
+    # then: the others land, the refused one is not retried, and the flush is recorded as failed
+    wait_until(lambda: local_ids(peer_service) == {r.id for r in good}, timeout=10, message="the others delivered")
+    wait_until(lambda: task_events.failures, timeout=10, message="the flush to fail for the refused register")
+    assert task_events.retries == []
+    assert peer_service.local_advertisement(bad.id) is None
+    assert pending_changes.ids() == set()
+    # one request, then halves down to the refused register: at most 1 + 2 * ceil(log2(17)), not one per register
+    assert len(peer_requests) <= 11
+
+
+def test_a_flush_that_cannot_reach_the_peer_service_puts_its_changes_back(
+    late_peer_service: LatePeerService, pending_changes: PendingChanges
+) -> None:
+    # given
+    ids = [make_register(advertise=True).id for _ in range(3)]
+    Register.objects.get(pk=ids[2]).delete()
+    [flush] = pending_changes.flushes()
+
+    # when
+    with pytest.raises(PeerServiceUnavailable):
+        coalescing.flush(flush["chain"])
+
+    # then: all of them wait for the retry, the deletion with its time
+    assert pending_changes.ids() == set(ids)
+    assert set(pending_changes.deleted_at()) == {ids[2]}
+
+
+def test_a_flush_is_chunked_to_the_peer_service_bound_on_items(peer_service: AdvertisementStore, settings: Any) -> None:
+    # given
+    settings.SORCHA_BULK_MAX_ITEMS = 2
+    registers = [make_register(advertise=True) for _ in range(5)]
+
+    # when
+    result = push_changes([r.id for r in registers], {})
+
+    # then
+    assert result.requests == 3
+    assert local_ids(peer_service) == {r.id for r in registers}
+
+
+def test_changes_made_while_a_flush_runs_are_carried_by_the_next_one_of_its_chain(
+    peer_service: AdvertisementStore, pending_changes: PendingChanges
+) -> None:
+    # given: a flush scheduled by the first change
+    first = make_register(advertise=True)
+    [flush] = pending_changes.flushes()
+    pending = PendingPushes()
+    taken = pending.take(flush["chain"], 60)
+
+    # when: another change arrives while that flush is sending
+    second = make_register(advertise=True)
+    push_changes(taken.all_ids(), {})
+    coalescing.rearm(flush["chain"], pending)
+
+    # then: the change did not start a chain of its own; the running one re-armed for it
+    assert taken.all_ids() == {first.id}
+    assert [f["chain"] for f in pending_changes.flushes()] == [flush["chain"], flush["chain"]]
+    assert pending_changes.ids() == {second.id}
