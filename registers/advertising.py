@@ -159,12 +159,15 @@ def full_sync_plan() -> Iterator[list[PlannedAdvertisement]]:
     )
 
 
-def bulk_body(chunk: list[PlannedAdvertisement], full_sync: bool, snapshot_at: str) -> bytes:
-    """The bulk-advertise body, assembled from items encoded once."""
+def bulk_body(chunk: list[PlannedAdvertisement], full_sync: bool, snapshot_at: str, total: int | None = None) -> bytes:
+    """The bulk-advertise body, assembled from items encoded once; the final one of a full sync says
+    how many registers the whole sync listed (`total`), so a Peer Service that lost the earlier
+    requests' marks refuses to sweep."""
     items = b",".join(planned.encoded for planned in chunk)
     flag = b"true" if full_sync else b"false"
     stamp = orjson.dumps(snapshot_at)
-    return b'{"advertisements":[' + items + b'],"fullSync":' + flag + b',"snapshotAt":' + stamp + b"}"
+    tail = b"" if total is None else b',"total":' + str(total).encode()
+    return b'{"advertisements":[' + items + b'],"fullSync":' + flag + b',"snapshotAt":' + stamp + tail + b"}"
 
 
 def with_last(items: Iterable[T]) -> Iterator[tuple[T, bool]]:
@@ -248,7 +251,8 @@ def _send_full_set(client: PeerServiceClient, snapshot_at: datetime, beat: Calla
     stamp = moment(snapshot_at)
     for chunk, last in with_last(full_sync_plan()):
         beat()
-        answer = client.bulk_advertise(bulk_body(chunk, full_sync=last, snapshot_at=stamp))
+        total = result.registers_pushed + len(chunk) if last else None
+        answer = client.bulk_advertise(bulk_body(chunk, full_sync=last, snapshot_at=stamp, total=total))
         result.requests += 1
         result.registers_pushed += len(chunk)
         for name in PEER_COUNTS:

@@ -72,7 +72,9 @@ class TakenChanges:
 class PendingPushes:
     def __init__(self, client: redis.Redis | None = None, prefix: str | None = None) -> None:
         self.client = client or lease_client()
-        base = f"{prefix or settings.REDIS_KEY_PREFIX}:registers:push"
+        # Named like the node's queues (fixed when the settings load): the flush task that reads these
+        # keys is consumed from those queues, by workers that share the node's REDIS_KEY_PREFIX.
+        base = f"{prefix or settings.CELERY_TASK_DEFAULT_QUEUE.removesuffix('.default')}:registers:push"
         self.keys = (f"{base}:pending", f"{base}:deleted", f"{base}:flush")
 
     def note(self, register_id: str, deleted_at: datetime | None, chain: str, hold_seconds: float) -> bool:

@@ -50,6 +50,13 @@ def make_store(prefix: str) -> Iterator[object]:
         store.close()
 
 
+def point_store_at(settings: object, url: str) -> None:
+    """Point the process's store at another Redis: REDIS_URL and the django-redis alias it connects through."""
+    settings.REDIS_URL = url  # type: ignore[attr-defined]
+    caches = settings.CACHES  # type: ignore[attr-defined]
+    settings.CACHES = {**caches, "advertisements": {**caches["advertisements"], "LOCATION": url}}  # type: ignore[attr-defined]
+
+
 @pytest.fixture
 def peer_store(settings: object, prefix: str) -> Iterator[AdvertisementStore]:
     """The process-wide store the Peer API uses, on a fresh prefix for this test."""

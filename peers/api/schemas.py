@@ -125,6 +125,11 @@ class BulkAdvertiseRequest(BaseModel):
         default=None,
         description="Register Service clock taken before it read its database; marks items of a chunked full sync",
     )
+    total: Annotated[StrictInt, Field(ge=0, le=2**31)] | None = Field(
+        default=None,
+        description="with fullSync: how many registers the whole full sync listed, over all its requests; a final "
+        "request whose marks (the earlier requests' lists) fall short of it gets 503, never a sweep",
+    )
 
     def snapshot_micros(self, window: TimeWindow) -> int | None:
         if self.snapshotAt is None:

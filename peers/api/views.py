@@ -23,7 +23,7 @@ from peers.api.schemas import (
     describe_validation_error,
 )
 from peers.gossip import trigger_round
-from peers.store import BulkResult, MarksUnavailable, StaleFullSync, get_store
+from peers.store import BulkResult, MarksLost, MarksUnavailable, StaleFullSync, get_store
 from sorcha_site import bounds
 from sorcha_site.api import error_response, json_response, require_json_body
 from sorcha_site.auth import IsServiceOrStaff
@@ -79,7 +79,11 @@ class BulkAdvertiseView(PeerAPIView):
         responses={
             200: BulkAdvertiseResult,
             400: error(400, "Malformed body, or an item out of bounds; `detail` names the field. Nothing applied."),
-            409: error(409, "`snapshotAt`: a full sync built from a snapshot older than the last one applied."),
+            409: error(
+                409,
+                "`snapshotAt`: a full sync built from a snapshot older than the last one applied; or `total`: the "
+                "marks of the sync's earlier requests fall short of it (lost). Nothing swept; send the sync again.",
+            ),
             503: error(
                 503,
                 "`snapshotAt`: the store cannot reach Redis, where a full sync's marks are shared; listed items "
@@ -107,10 +111,15 @@ class BulkAdvertiseView(PeerAPIView):
             except ValueError as exc:
                 raise BadRequest(str(exc)) from exc
         try:
-            result = get_store().apply_bulk(advertisements, full_sync=body.fullSync, snapshot_at=snapshot_at)
+            result = get_store().apply_bulk(
+                advertisements, full_sync=body.fullSync, snapshot_at=snapshot_at, total=body.total
+            )
         except StaleFullSync as exc:
             logger.warning("event=full_sync_refused reason=stale detail=%r", str(exc))
             return error_response(f"snapshotAt: {exc}", status=409)
+        except MarksLost as exc:
+            logger.warning("event=full_sync_refused reason=marks_lost detail=%r", str(exc))
+            return error_response(f"total: {exc}", status=409)
         except MarksUnavailable as exc:
             logger.warning("event=full_sync_deferred reason=marks_unavailable snapshot_at=%s", body.snapshotAt)
             response = error_response(f"snapshotAt: {exc}", status=503)

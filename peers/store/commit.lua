@@ -14,8 +14,10 @@
 --   S key sua value ttl_ms tombkey log floor
 --                                       -> 0 refused (older or tombstoned), 1 written, 2 equal (TTL refreshed);
 --                                          a tombstone left by a sweep ("<stamp>|s") older than floor is ignored
---   D key sua tombkey tomb_ttl_ms kind  -> 0 nothing removed, 1 removed   (sua -1: unconditional, no tombstone)
---                                          (key "" only sets the tombstone; kind "r" removal, "s" sweep)
+--   D key sua tombkey tomb_ttl_ms kind [metakey]
+--                                       -> 0 nothing removed, 1 removed   (sua -1: unconditional, no tombstone)
+--                                          (key "" only sets the tombstone; kind "r" removal, "s" sweep:
+--                                          a sweep does nothing once metakey records a newer snapshot)
 --   M key snapshot value ttl_ms force   -> 0 refused (a newer snapshot is stored), 1 written (force: always)
 --   G key snapshot                      -> aborts the whole batch with "stale" if a newer snapshot is stored
 --   A key ttl_ms member...              -> adds members to a set (full-sync marks)
@@ -41,7 +43,8 @@ local ops = cjson.decode(ARGV[3])
 local results = {}
 local changed = {}
 
--- A stale full sync must change nothing, so the guard runs before any write.
+-- A stale sweep must remove nothing, so the guard runs before any write of its batch (the items of
+-- a stale final chunk may have been upserted already: each of those writes is conditional anyway).
 for _, op in ipairs(ops) do
   if op[1] == "G" then
     local stored = stamp(redis.call("GET", op[2]))
@@ -93,13 +96,20 @@ for _, op in ipairs(ops) do
     local key, sua, tombkey, tombttl, kind = op[2], tonumber(op[3]), op[4], op[5], op[6] or "r"
     local result = "0"
     local current = nil
-    if key ~= "" then current = redis.call("GET", key) end
+    -- A sweep's removal is only as true as its snapshot: once a newer full sync is recorded
+    -- (op[7], the full-sync state), it neither removes nor leaves a tombstone.
+    local outranked = false
+    if kind == "s" and op[7] and op[7] ~= "" then
+      local recorded = stamp(redis.call("GET", op[7]))
+      outranked = recorded ~= nil and recorded > sua
+    end
+    if key ~= "" and not outranked then current = redis.call("GET", key) end
     if current and (sua < 0 or stamp(current) <= sua) then
       redis.call("DEL", key)
       changed[#changed + 1] = key
       result = "1"
     end
-    if tombkey ~= "" and sua >= 0 and not (current and stamp(current) > sua) then
+    if tombkey ~= "" and sua >= 0 and not outranked and not (current and stamp(current) > sua) then
       local tomb = stamp(redis.call("GET", tombkey))
       if not tomb or tomb < sua then
         redis.call("SET", tombkey, op[3] .. "|" .. kind, "PX", tombttl)
@@ -130,12 +140,14 @@ for _, op in ipairs(ops) do
 end
 
 local generation = tonumber(redis.call("GET", KEYS[1]) or "0")
+local entry = ""
 if #changed > 0 then
   generation = redis.call("INCR", KEYS[1])
-  redis.call("XADD", KEYS[2], "MAXLEN", "~", "2000", "*", "g", generation, "k", table.concat(changed, " "))
+  entry = redis.call("XADD", KEYS[2], "MAXLEN", "~", "2000", "*", "g", generation, "k", table.concat(changed, " "))
 end
 if epoch then
   for k = 1, 3 do redis.call("PEXPIRE", KEYS[k], ARGV[2]) end
 end
--- One character per result: cheaper to send and parse than thousands of integers.
-return {"ok", generation, table.concat(results)}
+-- One character per result: cheaper to send and parse than thousands of integers. The stream entry
+-- is "" when this batch changed nothing: the caller must not take the generation as its own then.
+return {"ok", generation, table.concat(results), entry}

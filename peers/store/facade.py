@@ -29,6 +29,7 @@ from peers.store.model import (
     BulkResult,
     Entry,
     FullSyncState,
+    MarksLost,
     MarksUnavailable,
     StaleFullSync,
     Tombstone,
@@ -313,9 +314,9 @@ class AdvertisementStore:
             self._changed()
 
     # ------------------------------------------------------------------ committing
-    def _run(self, ops: Ops) -> None:
+    def _run(self, ops: Ops, header: list[str] | None = None) -> None:
         """Send a batch to Redis in short script calls, or journal it while degraded."""
-        for part in ops.chunks(self.commit_batch):
+        for part in ops.chunks(self.commit_batch, header):
             if not self.degraded:
                 try:
                     reply = self._io.commit(self._epoch, self._bookkeeping_ttl_ms, part.encode())
@@ -328,28 +329,24 @@ class AdvertisementStore:
                         except redis.RedisError as exc:
                             self._trip(exc)
                         else:
-                            self._run(part)
+                            self._run(part)  # (its header, if any, is already in it)
                             continue
                     elif reply.status == "stale":
                         raise StaleFullSync(int(part.ops[0][2]), int(reply.stored))
                     else:
                         part.deliver(reply.results)
-                        self._follow_own_generation(reply.generation)
+                        self._follow_own_generation(reply.generation, reply.entry)
                         continue
             self._journal.append(part.ops)
             part.deliver(None)
 
-    def _follow_own_generation(self, generation: int) -> None:
-        # Our own changes are already in the mirror; others' (if any slipped in) arrive on the next catch-up.
-        if generation == self._generation + 1:
+    def _follow_own_generation(self, generation: int, entry: bytes) -> None:
+        """Our own change is already in the mirror: take its generation as seen, but only when this
+        batch made exactly the next one. Otherwise (it changed nothing, or another process's change
+        came in between) the next catch-up reads the stream from where this process left it."""
+        if entry and generation == self._generation + 1:
             self._generation = generation
-            try:
-                last: Any = self.client.xrevrange(self.keys.changes, count=1)
-            except redis.RedisError as exc:
-                self._trip(exc)
-                return
-            if last:
-                self._stream_id = last[0][0]
+            self._stream_id = entry
 
     def _changed(self) -> None:
         self._version += 1
@@ -436,8 +433,15 @@ class AdvertisementStore:
         return ops
 
     def _plan_removal(
-        self, register_id: str, stamp: int | None, now: float, result: BulkResult, kind: str = REMOVED
+        self,
+        register_id: str,
+        stamp: int | None,
+        now: float,
+        result: BulkResult,
+        kind: str = REMOVED,
+        outranked_by: str = "",
     ) -> Ops:
+        """A removal; a sweep's (`kind` SWEPT) names the full-sync state that a newer sync outranks it by."""
         ops = Ops()
         current = self._local.get(register_id)
         if decide.removal_is_stale(current, stamp, now):
@@ -446,21 +450,36 @@ class AdvertisementStore:
 
         def landed(outcome: int) -> None:
             existed = current is not None and current.expires_at > now
-            if outcome == 1 or (outcome == -1 and existed):
+            if outcome == 0:
+                # Nothing removed in Redis: what it holds (a newer entry, the tombstone it kept or
+                # not, or nothing) is the truth, for the mirror too.
+                self._refetch([self.keys.local(register_id), self.keys.tomb(register_id)])
+                return
+            if outcome == 1 or existed:
                 result.removed += 1
-            elif outcome == 0 and existed:
-                self._refetch([self.keys.local(register_id)])
             self._local.pop(register_id, None)
-            if stamp is not None:
-                tomb = self._tombstones.get(register_id)
-                if tomb is None or tomb.source_updated_at < stamp:
-                    self._tombstones[register_id] = Tombstone(stamp, now + self.ttl, kind)
+            self._remember_removal(register_id, stamp, now, kind)
 
         tomb_key = "" if stamp is None else self.keys.tomb(register_id)
         ops.add(
-            ["D", self.keys.local(register_id), -1 if stamp is None else stamp, tomb_key, self._ttl_ms, kind], landed
+            [
+                "D",
+                self.keys.local(register_id),
+                -1 if stamp is None else stamp,
+                tomb_key,
+                self._ttl_ms,
+                kind,
+                outranked_by,
+            ],
+            landed,
         )
         return ops
+
+    def _remember_removal(self, register_id: str, stamp: int | None, now: float, kind: str) -> None:
+        if stamp is not None:
+            tomb = self._tombstones.get(register_id)
+            if tomb is None or tomb.source_updated_at < stamp:
+                self._tombstones[register_id] = Tombstone(stamp, now + self.ttl, kind)
 
     def _refetch(self, keys: list[str]) -> None:
         fetched = self._redis(lambda: self._io.fetch(keys))
@@ -504,12 +523,13 @@ class AdvertisementStore:
         advertisements: Sequence[AdvertisementInput],
         full_sync: bool = False,
         snapshot_at: int | None = None,
+        total: int | None = None,
     ) -> BulkResult:
         """Bulk advertise (FR-005); with `full_sync` the list is the complete local set (FR-011).
 
         A request carrying `snapshot_at` belongs to a full sync: its items are marked (shared
         with every process through Redis) and, in the last one (`full_sync`), the rest swept.
-        Raises StaleFullSync (nothing changed) and MarksUnavailable (items refreshed, no sweep).
+        Raises StaleFullSync (no sweep), MarksUnavailable and MarksLost (items refreshed, no sweep).
         """
         with self._lock, gc_paused():
             self._sync()
@@ -539,7 +559,7 @@ class AdvertisementStore:
                 if snapshot_at is not None:
                     listed = {advertisement.register_id for advertisement in advertisements}
                     if full_sync:
-                        self._sweep(snapshot_at, listed, result, void)
+                        self._sweep(snapshot_at, listed, result, void, total)
                     else:
                         self._mark(snapshot_at, listed)
             finally:
@@ -556,12 +576,27 @@ class AdvertisementStore:
         if self.degraded:
             raise MarksUnavailable(snapshot_at)
 
-    def _sweep(self, snapshot_at: int, listed: set[str], result: BulkResult, void: bool) -> None:
-        """Mark-and-sweep: remove local ads neither listed by this sync nor changed after its snapshot."""
+    def _sweep(
+        self, snapshot_at: int, listed: set[str], result: BulkResult, void: bool, total: int | None = None
+    ) -> None:
+        """Mark-and-sweep: remove local ads neither listed by this sync nor changed after its snapshot.
+
+        `total`, when the source says it, is how many registers the whole sync listed: marks that
+        fall short of it were lost (Redis restarted or failed over between the requests).
+        """
         marks = self._redis(lambda: self._io.marks(snapshot_at))
         if marks is None:
             raise MarksUnavailable(snapshot_at)
         marked = listed | marks
+        if total is not None and len(marked) < total:
+            logger.warning(
+                "event=full_sync_marks_missing prefix=%s snapshot_at=%s marked=%d total=%d",
+                self.prefix,
+                format_micros(snapshot_at),
+                len(marked),
+                total,
+            )
+            raise MarksLost(snapshot_at, len(marked), total)
         now = time.time()
         previous = self._full_sync
         candidates = decide.sweep_candidates(self._local, marked, snapshot_at, now)
@@ -591,17 +626,32 @@ class AdvertisementStore:
         self, removal: frozenset[str], now: float, result: BulkResult, state: FullSyncState, void: bool
     ) -> None:
         snapshot_at = state.last_snapshot_at
+        # Each script call of the sweep is guarded on its own (a newer full sync may land between two),
+        # and each removal yields to a newer full sync recorded meanwhile. A voided sync has no guard.
+        guard = None if void else ["G", self.keys.meta, str(snapshot_at)]
+        outranked_by = "" if void else self.keys.meta
         sweep = Ops()
-        if not void:
-            sweep.add(["G", self.keys.meta, snapshot_at])
         for register_id in sorted(removal):
-            sweep.extend(self._plan_removal(register_id, snapshot_at, now, result, kind=SWEPT))
-        self._run(sweep)
+            sweep.extend(self._plan_removal(register_id, snapshot_at, now, result, SWEPT, outranked_by))
+        if guard is not None and not len(sweep):
+            sweep.add(guard)
+            guard = None
+        self._run(sweep, header=guard)
         state.last_result = result.as_dict()
+        recorded: list[int] = []
         record = Ops()
-        record.add(["M", self.keys.meta, snapshot_at, state.encode(), self._bookkeeping_ttl_ms, "1" if void else "0"])
+        record.add(
+            ["M", self.keys.meta, snapshot_at, state.encode(), self._bookkeeping_ttl_ms, "1" if void else "0"],
+            recorded.append,
+        )
         record.add(["X", self.keys.mark(snapshot_at)])
         self._run(record)
+        if recorded == [0]:  # a newer full sync was recorded meanwhile: it is the state, not this one
+            logger.warning(
+                "event=full_sync_superseded prefix=%s snapshot_at=%s", self.prefix, format_micros(snapshot_at)
+            )
+            self._refetch([self.keys.meta])
+            return
         # Everything listed was refreshed by this sync; ads it held were not confirmed.
         self._full_sync = state
         self._refresh_local_after_full_sync(state)

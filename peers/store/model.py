@@ -46,6 +46,18 @@ class MarksUnavailable(Exception):
         )
 
 
+class MarksLost(Exception):
+    """A final chunk whose marks fall short of the sync's total: they were lost, no sweep now."""
+
+    def __init__(self, snapshot_at: int, marked: int, total: int) -> None:
+        self.snapshot_at = snapshot_at
+        super().__init__(
+            f"this full sync listed {total} registers in all, but only {marked} are marked here (the earlier "
+            "requests' marks were lost: Redis restarted or failed over meanwhile); listed items were refreshed, "
+            "nothing was swept: send the full sync again"
+        )
+
+
 def now_micros() -> int:
     return time.time_ns() // 1000
 

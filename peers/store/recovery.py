@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import orjson
 
-from peers.store.model import Entry, FullSyncState, Tombstone
+from peers.store.model import SWEPT, Entry, FullSyncState, Tombstone
 from peers.store.redis_io import TTL_INDEX, Keys, Ops
 
 logger = logging.getLogger(__name__)
@@ -131,23 +131,39 @@ def write_back_ops(
     bookkeeping_ttl_ms: int,
     now: float,
 ) -> Ops:
-    """Every live thing this process holds, each with its remaining TTL, each write conditional."""
+    """Every live thing this process holds, each with its remaining TTL, each write conditional.
+
+    The full-sync state goes first: a sweep's tombstone written back after it yields to any newer
+    full sync recorded (this process's or another's), and the local entries this process holds
+    survived its last full sync, so sweeps older than that one do not refuse them.
+    """
     ops = Ops()
+    if full_sync.last_applied_at is not None:
+        ops.add(["M", keys.meta, full_sync.last_snapshot_at, full_sync.encode(), bookkeeping_ttl_ms, "0"])
     for register_id, tomb in tombstones.items():
         if tomb.expires_at > now:
             ttl_ms = max(1, int((tomb.expires_at - now) * 1000))
-            ops.add(["D", keys.local(register_id), tomb.source_updated_at, keys.tomb(register_id), ttl_ms, tomb.kind])
+            ops.add(
+                [
+                    "D",
+                    keys.local(register_id),
+                    tomb.source_updated_at,
+                    keys.tomb(register_id),
+                    ttl_ms,
+                    tomb.kind,
+                    keys.meta if tomb.kind == SWEPT else "",
+                ]
+            )
     for peer_id, tomb in peer_tombstones.items():
         if tomb.expires_at > now:
             ttl_ms = max(1, int((tomb.expires_at - now) * 1000))
             ops.add(["D", "", tomb.source_updated_at, keys.peer_tomb(peer_id), ttl_ms, tomb.kind])
+    floor = full_sync.last_snapshot_at if full_sync.last_applied_at is not None else -1
     for entry in local.values():
         if entry.expires_at > now:
-            ops.add(set_args(keys, entry, entry.expires_at - now))
+            ops.add(set_args(keys, entry, entry.expires_at - now, floor=floor))
     for entries in remote.values():
         for entry in entries.values():
             if entry.expires_at > now:
                 ops.add(set_args(keys, entry, entry.expires_at - now))
-    if full_sync.last_applied_at is not None:
-        ops.add(["M", keys.meta, full_sync.last_snapshot_at, full_sync.encode(), bookkeeping_ttl_ms, "0"])
     return ops

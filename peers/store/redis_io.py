@@ -20,7 +20,7 @@ _FETCH_SCRIPT = (Path(__file__).with_name("fetch.lua")).read_text()
 Arg = bytes | str | int
 _RESULT_OPS = frozenset({"S", "D", "M"})  # opcodes for which commit.lua returns a result
 # Where each opcode keeps its TTL in milliseconds (a journal replay shortens it by the time spent).
-TTL_INDEX = {"S": 4, "D": 4, "A": 2, "P": 3}
+TTL_INDEX = {"S": 4, "D": 4, "A": 2}
 FETCH_PAGE = 10_000
 
 
@@ -89,11 +89,17 @@ class Ops:
         self.ops.extend(other.ops)
         self.callbacks.extend(other.callbacks)
 
-    def chunks(self, size: int) -> Iterator[Ops]:
-        """Short script calls keep Redis responsive to the other processes' reads."""
+    def chunks(self, size: int, header: list[str] | None = None) -> Iterator[Ops]:
+        """Short script calls keep Redis responsive to the other processes' reads.
+
+        `header` (a guard, say) opens every call, so each one is checked on its own.
+        """
         for start in range(0, len(self.ops), size):
             part = Ops()
             part.ops, part.callbacks = self.ops[start : start + size], self.callbacks[start : start + size]
+            if header is not None:
+                part.ops.insert(0, header)
+                part.callbacks.insert(0, None)
             yield part
 
     def encode(self) -> bytes:
@@ -110,13 +116,16 @@ class Ops:
 
 
 class CommitReply:
-    __slots__ = ("generation", "results", "status", "stored")
+    __slots__ = ("entry", "generation", "results", "status", "stored")
 
     def __init__(self, reply: list[Any]) -> None:
         self.status = reply[0].decode()
-        self.generation = int(reply[1]) if self.status == "ok" else 0
+        ok = self.status == "ok"
+        self.generation = int(reply[1]) if ok else 0
         self.stored = reply[1]  # the epoch (status "epoch") or the newer snapshot (status "stale")
-        self.results: bytes | None = reply[2] if self.status == "ok" else None
+        self.results: bytes | None = reply[2] if ok else None
+        # The change-stream entry this batch added; empty when it changed nothing.
+        self.entry: bytes = reply[3] if ok and len(reply) > 3 else b""
 
 
 class RedisIO:

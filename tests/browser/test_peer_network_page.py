@@ -14,7 +14,7 @@ from peers import store as store_module
 from peers.models import Peer
 from peers.store import AdvertisementInput, AdvertisementStore
 from tests.browser.conftest import PAGE_PATH, PASSWORD, log_in, screenshot
-from tests.conftest import register_id
+from tests.conftest import point_store_at, register_id
 from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -300,7 +300,7 @@ def test_with_redis_stopped_sync_status_says_degraded_and_registers_still_list(
     node_api: requests.Session,
 ) -> None:
     # given a store on a Redis of this test's own
-    settings.REDIS_URL = private_redis.url
+    point_store_at(settings, private_redis.url)
     settings.REDIS_KEY_PREFIX = prefix
     store_module.reset_store()
     try:

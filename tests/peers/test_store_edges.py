@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from peers import store as store_module
-from peers.store import AdvertisementInput, AdvertisementStore, MarksUnavailable, StaleFullSync, now_micros
-from peers.store.model import format_micros, format_seconds
+from peers.store import AdvertisementInput, AdvertisementStore, MarksLost, MarksUnavailable, StaleFullSync, now_micros
+from peers.store.model import BulkResult, format_micros, format_seconds
+from peers.store.redis_io import Ops
 from tests.conftest import register_id
 from tests.helpers import wait_until
 from tests.peers.test_store import local_ids, public, redis_local_ids
@@ -342,3 +343,92 @@ def test_one_liar_cannot_override_three_honest_peers_and_ties_go_to_the_most_rec
     store.replace_remote("second", [AdvertisementInput(other, True, name="newer")])
     (tied,) = [row for row in store.available() if row["registerId"] == other]
     assert tied["name"] == "newer"
+
+
+# ---------------------------------------------------------------- review: generation, write-back, marks
+def test_a_batch_that_changed_nothing_does_not_hide_another_processs_change(make_store: MakeStore) -> None:
+    first, second = make_store(), make_store()
+    kept = register_id()
+    first.advertise(public(kept, now_micros()))
+    added_elsewhere = register_id()
+    second.advertise(public(added_elsewhere, now_micros()))
+
+    # A batch of `first`'s that changes nothing (marks of a chunk), run before it caught up.
+    marks = Ops()
+    marks.add(["A", first.keys.mark(now_micros()), 60_000, kept])
+    first._run(marks)
+
+    assert local_ids(first) == {kept, added_elsewhere}
+
+
+def test_a_refused_removal_leaves_the_newer_entry_in_the_mirror(make_store: MakeStore) -> None:
+    first, second = make_store(), make_store()
+    rid = register_id()
+    first.advertise(public(rid, 1_000_000_000_000_000))
+    second.advertise(public(rid, 3_000_000_000_000_000, name="newer"))
+
+    # `first` removes with a stamp between the two, before it caught up: Redis refuses.
+    first._run(first._plan_removal(rid, 2_000_000_000_000_000, time.time(), BulkResult()))
+
+    assert first._local[rid].fields["name"] == "newer"
+    assert rid not in first._tombstones
+
+
+def test_a_sweep_written_back_after_an_outage_yields_to_the_newer_full_sync_that_restored_the_register(
+    make_store: MakeStore, private_redis: RedisServer
+) -> None:
+    other = make_store(redis=private_redis)
+    proxy = TcpProxy(private_redis.port)
+    proxy.start()
+    store = AdvertisementStore(proxy.url, other.prefix, 300.0, breaker_cooldown=0.3, socket_timeout=0.5)
+    try:
+        stamp = now_micros() - 60 * 1_000_000
+        ids = [register_id() for _ in range(10)]
+        store.apply_bulk(ids_listed(store, ids, stamp), full_sync=True, snapshot_at=now_micros())
+        store.apply_bulk(ids_listed(store, ids[:9], stamp), full_sync=True, snapshot_at=now_micros())  # sweeps one
+        assert ids[9] not in local_ids(store)
+
+        proxy.cut()
+        store.advertise(public(register_id(), now_micros()))  # trips the breaker: this process is degraded
+        assert store.degraded
+        restored = other.apply_bulk(ids_listed(other, ids, stamp), full_sync=True, snapshot_at=now_micros())
+        assert restored.added == 1
+        proxy.start()
+
+        wait_until(lambda: not store.degraded, timeout=10, message="store recovered")
+        assert ids[9] in redis_local_ids(other)
+        assert ids[9] in local_ids(store) and ids[9] in local_ids(other)
+        single, _ = other.advertise(public(ids[9], stamp))
+        assert single.stale == 0
+    finally:
+        store.close()
+        proxy.cut()
+
+
+def test_a_final_chunk_whose_marks_fall_short_of_its_total_sweeps_nothing(
+    make_store: MakeStore, private_redis: RedisServer
+) -> None:
+    store = make_store(redis=private_redis)
+    stamp = now_micros() - 60 * 1_000_000
+    ids = [register_id() for _ in range(10)]
+    store.apply_bulk(ids_listed(store, ids, stamp), full_sync=True, snapshot_at=now_micros())
+    snapshot = now_micros()
+    store.apply_bulk(ids_listed(store, ids[:5], stamp), snapshot_at=snapshot)
+
+    private_redis.client().delete(store.keys.mark(snapshot))  # lost, as in a failover to a lagging replica
+
+    with pytest.raises(MarksLost, match="only 5 are marked"):
+        store.apply_bulk(ids_listed(store, ids[5:], stamp), full_sync=True, snapshot_at=snapshot, total=10)
+    assert local_ids(store) == set(ids) == redis_local_ids(store)
+
+
+def test_a_sweep_larger_than_one_script_call_is_applied_whole(make_store: MakeStore) -> None:
+    store = make_store(commit_batch=3)
+    stamp = now_micros() - 60 * 1_000_000
+    ids = [register_id() for _ in range(12)]
+    store.apply_bulk(ids_listed(store, ids, stamp), full_sync=True, snapshot_at=now_micros())
+
+    result = store.apply_bulk(ids_listed(store, ids[:6], stamp), full_sync=True, snapshot_at=now_micros())
+
+    assert result.removed == 6
+    assert local_ids(store) == set(ids[:6]) == redis_local_ids(store)
