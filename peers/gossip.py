@@ -42,7 +42,7 @@ from pydantic import (
 
 from peers import admission, outbound
 from peers.admission import GossipRejected
-from peers.api.schemas import REGISTER_ID_PATTERN, describe_validation_error
+from peers.api.schemas import NAME_PATTERN, REGISTER_ID_PATTERN, TEXT_PATTERN, describe_validation_error
 from peers.identity import get_identity, next_sequence, peer_id_for, sign, signature_valid
 from peers.models import Peer
 from peers.store import AdvertisementInput, get_store
@@ -74,8 +74,9 @@ class GossipAdvertisement(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     registerId: Annotated[StrictStr, Field(pattern=REGISTER_ID_PATTERN)]
-    name: Annotated[StrictStr, Field(max_length=38)]
-    description: Annotated[StrictStr, Field(max_length=2048)] = ""
+    # The Peer API's rules: a name has a visible character, no text has a NUL (PostgreSQL refuses it).
+    name: Annotated[StrictStr, Field(max_length=38, pattern=NAME_PATTERN)]
+    description: Annotated[StrictStr, Field(max_length=2048, pattern=TEXT_PATTERN)] = ""
     latestVersion: GossipVersion = 0
     latestDocketVersion: GossipVersion = 0
     isFullReplica: StrictBool = True
@@ -93,7 +94,7 @@ class GossipMessage(BaseModel):
     peerId: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{32}$")]
     publicKey: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")]
     url: PeerUrl
-    name: Annotated[StrictStr, Field(max_length=100)] = ""
+    name: Annotated[StrictStr, Field(max_length=100, pattern=TEXT_PATTERN)] = ""
     sequence: Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
     sentAt: Annotated[AwareDatetime, Field(strict=True)]
     advertisements: list[GossipAdvertisement] = Field(max_length=settings.SORCHA_BULK_MAX_ITEMS)
@@ -211,12 +212,18 @@ def accept_message(body: bytes, signature: str, *, source: str | None = None, co
             )
         else:
             peer = existing
-            accepted = Peer.objects.filter(pk=peer.pk, last_sequence__lt=message.sequence).update(
+            # Not banned (nor un-admitted) meanwhile: a ban between the check above and here wins.
+            accepted = Peer.objects.filter(pk=peer.pk, last_sequence__lt=message.sequence, banned=False).update(
                 last_sequence=message.sequence
             )
             if not accepted:
+                peer.refresh_from_db()
+                admission.check_existing(peer)
                 raise _replayed(message.sequence)
         result = get_store().replace_remote(message.peerId, ads)
+        if Peer.objects.filter(pk=peer.pk, banned=True).exists():  # banned while this message was applied
+            get_store().forget_peer(message.peerId)
+            raise GossipRejected(403, "peerId: this peer is banned", "banned")
         Peer.objects.filter(pk=peer.pk).update(
             last_seen=timezone.now(),
             advertisements_received=len(ads),

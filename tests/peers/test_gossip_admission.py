@@ -85,6 +85,48 @@ def test_a_version_above_2_to_the_53_is_refused_naming_the_field(peer_store: Adv
     assert not Peer.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "advertisement, overrides, field",
+    [
+        pytest.param({"name": "pay\x00here"}, {}, "advertisements[0].name", id="nul-in-an-advertised-name"),
+        pytest.param({"name": "  "}, {}, "advertisements[0].name", id="blank-advertised-name"),
+        pytest.param({"description": "a\x00"}, {}, "advertisements[0].description", id="nul-in-a-description"),
+        pytest.param({}, {"name": "node\x00"}, "name", id="nul-in-the-node-name"),
+    ],
+)
+def test_text_the_peer_api_refuses_is_refused_at_the_gossip_door_too(
+    peer_store: AdvertisementStore, advertisement: dict[str, Any], overrides: dict[str, Any], field: str
+) -> None:
+    response = send(FakeNode(), [remote_ad(**advertisement)], **overrides)
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith(field)
+    assert not Peer.objects.exists()
+    assert peer_store.available() == []
+
+
+def test_a_peer_banned_while_its_message_is_applied_keeps_nothing(
+    peer_store: AdvertisementStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = FakeNode()
+    assert send(node, [remote_ad()]).status_code == 200
+    peer = Peer.objects.get(peer_id=node.peer_id)
+    # The operator bans it at the worst moment: after the message's checks, as its set is applied.
+    apply = peer_store.replace_remote
+
+    def banned_meanwhile(peer_id: str, ads: Any) -> Any:
+        result = apply(peer_id, ads)
+        gossip.set_banned(Peer.objects.get(pk=peer.pk), True)
+        return result
+
+    monkeypatch.setattr(peer_store, "replace_remote", banned_meanwhile)
+
+    response = send(node, [remote_ad(), remote_ad()])
+
+    assert response.status_code == 403
+    assert peer_store.remote_advertisements(node.peer_id) == []
+
+
 # ---------------------------------------------------------------- case 1: flood caps
 def test_a_new_sender_over_the_peer_cap_is_refused_with_429_and_counted(
     peer_store: AdvertisementStore, settings: Any, api: APIClient
