@@ -340,6 +340,10 @@ def push_changes(
     return result
 
 
+# Refusals that can be about one item (or the size) of a request: halving the request finds it.
+_ITEM_REFUSALS = frozenset({400, 413, 422})
+
+
 def _deliver(
     client: PeerServiceClient,
     chunk: list[PlannedAdvertisement],
@@ -352,6 +356,8 @@ def _deliver(
     try:
         answer = client.bulk_advertise(change_body(chunk))
     except PeerServiceRejected as exc:
+        if exc.status not in _ITEM_REFUSALS:
+            raise  # not about an item (a token, a route): splitting would only multiply the refusals
         if len(chunk) == 1:
             result.rejected.append(exc)  # the client logged the Peer Service's answer
             return

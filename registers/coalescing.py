@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import OperationalError
 
 from registers import advertising, enqueue
-from registers.peer_client import PeerServiceClient, PeerServiceUnavailable
+from registers.peer_client import PeerServiceClient, PeerServiceRejected, PeerServiceUnavailable
 from registers.pending_pushes import PendingPushes, TakenChanges
 from registers.sync_lock import backoff_cap_seconds
 
@@ -59,8 +59,15 @@ def flush(
         _put_back(pending, taken, chain)
         logger.warning("event=push_flush_failed registers=%d will_retry=true error=%r", len(taken), str(exc))
         raise
+    except PeerServiceRejected as exc:
+        # The whole request was refused (a token, a route, a content type): nothing of it was applied.
+        # The changes wait, held like a retry's, for the next flush or the periodic full sync.
+        _put_back(pending, taken, chain)
+        logger.error("event=push_flush_refused registers=%d status=%d error=%r", len(taken), exc.status, str(exc))
+        raise
     except Exception:
-        rearm(chain, pending)  # a bug must not stop the pushes of later changes
+        # A bug or another database error: keep the changes for the next flush, then let it be seen.
+        _put_back(pending, taken, chain)
         raise
     if taken:
         logger.info("event=push_flushed %s", result.summary())

@@ -16,7 +16,7 @@ from peers.store import AdvertisementInput, AdvertisementStore, to_micros
 from registers import coalescing, task_names
 from registers.advertising import push_changes, push_register
 from registers.models import Register
-from registers.peer_client import PeerServiceUnavailable
+from registers.peer_client import PeerServiceClient, PeerServiceRejected, PeerServiceUnavailable
 from registers.pending_pushes import PendingPushes
 from tasks import tasks
 from tests.helpers import wait_until
@@ -382,3 +382,24 @@ def test_changes_made_while_a_flush_runs_are_carried_by_the_next_one_of_its_chai
     assert taken.all_ids() == {first.id}
     assert [f["chain"] for f in pending_changes.flushes()] == [flush["chain"], flush["chain"]]
     assert pending_changes.ids() == {second.id}
+
+
+def test_a_flush_refused_whole_costs_one_request_and_keeps_its_changes(
+    peer_service: AdvertisementStore,
+    pending_changes: PendingChanges,
+    peer_requests: list[str],
+    settings: Any,
+) -> None:
+    # given: 16 changes pending, and a Register Service whose token the Peer Service no longer takes
+    ids = {make_register(advertise=True).id for _ in range(16)}
+    wrong_token = PeerServiceClient(settings.PEER_SERVICE_URL, "x" * 32, 3.0, 10.0)
+
+    # when
+    with pytest.raises(PeerServiceRejected) as refused:
+        coalescing.flush("test-chain", client=wrong_token)
+
+    # then: one request, not one per halving down to each register; nothing lost from the push path
+    assert refused.value.status == 401
+    assert len(peer_requests) == 1
+    assert pending_changes.ids() == ids
+    assert local_ids(peer_service) == set()
