@@ -7,22 +7,40 @@ partition or a broken connection pool would.
 from __future__ import annotations
 
 import contextlib
+import random
 import selectors
 import socket
 import threading
 
-from tests.redis_server import free_port
+
+def _port_outside_the_ephemeral_range() -> int:
+    """A free port below Linux's ephemeral range (32768-60999).
+
+    While the proxy is cut, its clients keep trying to connect to its port; with the port in the
+    ephemeral range, one such attempt can draw that very port as its own source and connect to
+    itself (TCP simultaneous open), and the proxy could then not listen there again.
+    """
+    for _ in range(200):
+        port = random.randrange(20_000, 32_000)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 class TcpProxy:
     def __init__(self, target_port: int, host: str = "127.0.0.1") -> None:
         self.host = host
         self.target_port = target_port
-        self.port = free_port()
+        self.port = _port_outside_the_ephemeral_range()
         self._listener: socket.socket | None = None
         self._connections: list[socket.socket] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._acceptor: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -33,14 +51,22 @@ class TcpProxy:
         listener.settimeout(0.2)
         self._listener = listener
         self._stopping.clear()
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, args=(listener,), daemon=True)
+        self._acceptor.start()
 
     def cut(self) -> None:
         """Close the listener and every forwarded connection: the client sees the server gone."""
         self._stopping.set()
         if self._listener is not None:
+            # shutdown() wakes the thread blocked in accept(): until it returns, the kernel keeps
+            # the port listening even after close(), and a new listener could not bind it.
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
             self._listener = None
+        if self._acceptor is not None:
+            self._acceptor.join(timeout=2)
+            self._acceptor = None
         with self._lock:
             for conn in self._connections:
                 with contextlib.suppress(OSError):

@@ -5,7 +5,8 @@ The model is the Register Service's ground truth (which registers are public, an
 last changed) plus what each "process" (a store instance) has witnessed. The machine pushes
 current and stale states through either process, runs chunked and empty full syncs split
 across both processes, stops, flushes and restarts Redis, restores it from an older dump,
-and restarts processes. After every step: no unexpected exception, and no removal that a
+partitions one process from Redis (a real TCP proxy, cut) while the other works on, and
+restarts processes. After every step: no unexpected exception, and no removal that a
 living process witnessed is undone without a newer write. When asked to converge (Redis up,
 two full syncs so a held removal is confirmed), every process's local pool must equal the
 ground truth exactly.
@@ -35,6 +36,7 @@ from hypothesis.stateful import (
 from peers.store import AdvertisementInput, AdvertisementStore, MarksUnavailable, StaleFullSync, now_micros
 from tests.helpers import wait_until
 from tests.redis_server import RedisServer
+from tests.tcp_proxy import TcpProxy
 
 REGISTERS = [f"{index:032x}" for index in range(1, 7)]
 PROCESSES = 2
@@ -57,7 +59,11 @@ class StoreMachine(RuleBasedStateMachine):
         if not self.redis.running:
             self.redis.start()
         self.prefix = f"m{uuid.uuid4().hex[:10]}"
-        self.stores: list[AdvertisementStore] = [self._start_process() for _ in range(PROCESSES)]
+        # The last process reaches Redis through a proxy that can be cut: a partition only it sees.
+        self.proxy = TcpProxy(self.redis.port)
+        self.proxy.start()
+        self.partitioned = False
+        self.stores: list[AdvertisementStore] = [self._start_process(index) for index in range(PROCESSES)]
         # Ground truth: register -> (public, updated_at); and every state it ever had, for stale pushes.
         self.truth: dict[str, tuple[bool, int]] = {}
         self.history: dict[str, list[tuple[bool, int]]] = {}
@@ -65,9 +71,9 @@ class StoreMachine(RuleBasedStateMachine):
         self.witnesses: dict[str, set[int]] = {}
         self.dumps: list[dict[bytes, Any]] = []
 
-    def _start_process(self) -> AdvertisementStore:
+    def _start_process(self, index: int) -> AdvertisementStore:
         return AdvertisementStore(
-            self.redis.url,
+            self.proxy.url if index == PROCESSES - 1 else self.redis.url,
             self.prefix,
             TTL,
             breaker_cooldown=0.05,
@@ -78,6 +84,7 @@ class StoreMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         for store in self.stores:
             store.close()
+        self.proxy.cut()
 
     # ------------------------------------------------------------ the Register Service's changes
     def _change(self, register_id: str, public: bool) -> int:
@@ -158,10 +165,22 @@ class StoreMachine(RuleBasedStateMachine):
     def restore_an_older_dump(self, data: st.DataObject) -> None:
         self.redis.restore(data.draw(st.sampled_from(self.dumps)))
 
+    @precondition(lambda self: not self.partitioned)
+    @rule()
+    def partition_one_process(self) -> None:
+        self.proxy.cut()
+        self.partitioned = True
+
+    @precondition(lambda self: self.partitioned)
+    @rule()
+    def heal_the_partition(self) -> None:
+        self.proxy.start()
+        self.partitioned = False
+
     @rule(process=st.integers(0, PROCESSES - 1))
     def restart_process(self, process: int) -> None:
         self.stores[process].close()
-        self.stores[process] = self._start_process()
+        self.stores[process] = self._start_process(process)
         for witnesses in self.witnesses.values():
             witnesses.discard(process)
 
@@ -179,6 +198,8 @@ class StoreMachine(RuleBasedStateMachine):
     def converge(self) -> None:
         if not self.redis.running:
             self.redis.start()
+        if self.partitioned:
+            self.heal_the_partition()
         wait_until(lambda: not any(store.degraded for store in self.stores), timeout=15, message="stores healthy")
         for _ in range(2):  # the second confirms what the guard held
             wait_until(lambda: self._full_sync([0]), timeout=15, message="a full sync applied")
