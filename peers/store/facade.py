@@ -267,11 +267,12 @@ class AdvertisementStore:
             self._full_sync = state
 
     def _refresh_local_after_full_sync(self, state: FullSyncState) -> None:
-        """A full sync refreshed every local ad it did not hold back (the source confirmed them)."""
+        """A full sync refreshed every local ad it listed: those it neither held back nor found changed
+        after its snapshot (an ad pushed singly since keeps its own TTL, as Redis does)."""
         assert state.last_applied_at is not None
         expires_at = state.last_applied_at + self.ttl
         for register_id, entry in self._local.items():
-            if register_id not in state.held_ids:
+            if register_id not in state.held_ids and entry.source_updated_at <= state.last_snapshot_at:
                 entry.verified = True
                 if expires_at > entry.expires_at:
                     entry.expires_at = expires_at
@@ -367,14 +368,16 @@ class AdvertisementStore:
         """Replay the journal with what each write has left, write back the live mirror, reload."""
         self._establish_epoch()
         batches = self._journal.take()
+        replayed = 0
         try:
             for batch in batches:
                 encoded = aged(batch)
                 if encoded is not None:
                     self._io.commit("", self._bookkeeping_ttl_ms, encoded)
+                replayed += 1
             self._write_back()
         except redis.RedisError:
-            self._journal.put_back(batches)
+            self._journal.put_back(batches[replayed:])  # what Redis already took is not replayed twice
             raise
         self._reload(initial=False)
 
