@@ -12,6 +12,7 @@ from peers import store as store_module
 from peers.store import AdvertisementStore
 from tests.plugin import SERVICE_TOKEN, SESSION_REDIS
 from tests.redis_server import RedisServer
+from tests.tcp_proxy import TcpProxy
 
 
 @pytest.fixture
@@ -29,6 +30,15 @@ def private_redis() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def redis_proxy(private_redis: RedisServer) -> Iterator[TcpProxy]:
+    """A TCP proxy in front of this test's Redis: cutting it partitions only the stores built on its URL."""
+    proxy = TcpProxy(private_redis.port)
+    proxy.start()
+    yield proxy
+    proxy.cut()
+
+
+@pytest.fixture
 def prefix() -> str:
     return f"t{uuid.uuid4().hex[:12]}"
 
@@ -38,10 +48,12 @@ def make_store(prefix: str) -> Iterator[object]:
     """Build stores over the session Redis (or another) sharing one key prefix, as processes would."""
     created: list[AdvertisementStore] = []
 
-    def build(ttl: float = 300.0, redis: RedisServer = SESSION_REDIS, **options: object) -> AdvertisementStore:
+    def build(
+        ttl: float = 300.0, redis: RedisServer = SESSION_REDIS, url: str | None = None, **options: object
+    ) -> AdvertisementStore:
         options.setdefault("breaker_cooldown", 0.2)
         options.setdefault("socket_timeout", 0.5)
-        store = AdvertisementStore(redis.url, prefix, ttl, **options)  # type: ignore[arg-type]
+        store = AdvertisementStore(url or redis.url, prefix, ttl, **options)  # type: ignore[arg-type]
         created.append(store)
         return store
 

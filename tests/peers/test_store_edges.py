@@ -156,29 +156,23 @@ def test_a_final_chunk_at_another_process_sweeps_nothing_the_earlier_chunks_list
 
 
 def test_a_final_chunk_whose_marks_cannot_be_read_refreshes_and_sweeps_nothing(
-    make_store: MakeStore, private_redis: RedisServer
+    make_store: MakeStore, private_redis: RedisServer, redis_proxy: TcpProxy
 ) -> None:
     other = make_store(redis=private_redis)
-    proxy = TcpProxy(private_redis.port)
-    proxy.start()
-    store = AdvertisementStore(proxy.url, other.prefix, 300.0, breaker_cooldown=60.0, socket_timeout=0.5)
-    try:
-        stamp = now_micros() - 60 * 1_000_000
-        ids = [register_id() for _ in range(10)]
-        store.apply_bulk(ids_listed(store, ids, stamp), full_sync=True, snapshot_at=now_micros())
-        snapshot = now_micros()
-        other.apply_bulk(ids_listed(other, ids[:5], stamp), snapshot_at=snapshot)
+    store = make_store(url=redis_proxy.url, breaker_cooldown=60.0)
+    stamp = now_micros() - 60 * 1_000_000
+    ids = [register_id() for _ in range(10)]
+    store.apply_bulk(ids_listed(store, ids, stamp), full_sync=True, snapshot_at=now_micros())
+    snapshot = now_micros()
+    other.apply_bulk(ids_listed(other, ids[:5], stamp), snapshot_at=snapshot)
 
-        proxy.cut()
-        with pytest.raises(MarksUnavailable):
-            store.apply_bulk(ids_listed(store, ids[5:], stamp), full_sync=True, snapshot_at=snapshot)
-        assert store.degraded
-        assert local_ids(store) == set(ids)
-        with pytest.raises(MarksUnavailable):
-            store.apply_bulk(ids_listed(store, ids[:5], stamp), snapshot_at=now_micros())
-    finally:
-        store.close()
-        proxy.cut()
+    redis_proxy.cut()
+    with pytest.raises(MarksUnavailable):
+        store.apply_bulk(ids_listed(store, ids[5:], stamp), full_sync=True, snapshot_at=snapshot)
+    assert store.degraded
+    assert local_ids(store) == set(ids)
+    with pytest.raises(MarksUnavailable):
+        store.apply_bulk(ids_listed(store, ids[:5], stamp), snapshot_at=now_micros())
     assert local_ids(other) == set(ids)
 
 
@@ -205,30 +199,24 @@ def test_a_journaled_write_is_replayed_with_the_ttl_it_has_left(
 
 
 def test_a_peer_forgotten_by_another_process_during_an_outage_stays_forgotten(
-    make_store: MakeStore, private_redis: RedisServer
+    make_store: MakeStore, private_redis: RedisServer, redis_proxy: TcpProxy
 ) -> None:
     healthy = make_store(redis=private_redis)
-    proxy = TcpProxy(private_redis.port)
-    proxy.start()
-    partitioned = AdvertisementStore(proxy.url, healthy.prefix, 300.0, breaker_cooldown=0.3, socket_timeout=0.5)
-    try:
-        rid = register_id()
-        partitioned.replace_remote("peer-x", [public(rid, 0)])
-        assert [e.register_id for e in healthy.remote_advertisements("peer-x")] == [rid]
+    partitioned = make_store(url=redis_proxy.url, breaker_cooldown=0.3)
+    rid = register_id()
+    partitioned.replace_remote("peer-x", [public(rid, 0)])
+    assert [e.register_id for e in healthy.remote_advertisements("peer-x")] == [rid]
 
-        proxy.cut()
-        partitioned.replace_remote("peer-x", [public(rid, 0, name="renamed")])  # trips the breaker, journaled
-        assert partitioned.degraded
-        healthy.forget_peer("peer-x")  # a ban handled by the other process meanwhile
-        proxy.start()
+    redis_proxy.cut()
+    partitioned.replace_remote("peer-x", [public(rid, 0, name="renamed")])  # trips the breaker, journaled
+    assert partitioned.degraded
+    healthy.forget_peer("peer-x")  # a ban handled by the other process meanwhile
+    redis_proxy.start()
 
-        wait_until(lambda: not partitioned.degraded, timeout=10, message="partitioned store recovered")
-        assert healthy.remote_advertisements("peer-x") == []
-        assert partitioned.remote_advertisements("peer-x") == []
-        assert list(private_redis.client().scan_iter(match=f"{healthy.prefix}:ad:r:*")) == []
-    finally:
-        partitioned.close()
-        proxy.cut()
+    wait_until(lambda: not partitioned.degraded, timeout=10, message="partitioned store recovered")
+    assert healthy.remote_advertisements("peer-x") == []
+    assert partitioned.remote_advertisements("peer-x") == []
+    assert list(private_redis.client().scan_iter(match=f"{healthy.prefix}:ad:r:*")) == []
 
 
 def test_the_journal_is_bounded_by_count_and_age_and_counts_what_it_dropped(
@@ -375,34 +363,28 @@ def test_a_refused_removal_leaves_the_newer_entry_in_the_mirror(make_store: Make
 
 
 def test_a_sweep_written_back_after_an_outage_yields_to_the_newer_full_sync_that_restored_the_register(
-    make_store: MakeStore, private_redis: RedisServer
+    make_store: MakeStore, private_redis: RedisServer, redis_proxy: TcpProxy
 ) -> None:
     other = make_store(redis=private_redis)
-    proxy = TcpProxy(private_redis.port)
-    proxy.start()
-    store = AdvertisementStore(proxy.url, other.prefix, 300.0, breaker_cooldown=0.3, socket_timeout=0.5)
-    try:
-        stamp = now_micros() - 60 * 1_000_000
-        ids = [register_id() for _ in range(10)]
-        store.apply_bulk(ids_listed(store, ids, stamp), full_sync=True, snapshot_at=now_micros())
-        store.apply_bulk(ids_listed(store, ids[:9], stamp), full_sync=True, snapshot_at=now_micros())  # sweeps one
-        assert ids[9] not in local_ids(store)
+    store = make_store(url=redis_proxy.url, breaker_cooldown=0.3)
+    stamp = now_micros() - 60 * 1_000_000
+    ids = [register_id() for _ in range(10)]
+    store.apply_bulk(ids_listed(store, ids, stamp), full_sync=True, snapshot_at=now_micros())
+    store.apply_bulk(ids_listed(store, ids[:9], stamp), full_sync=True, snapshot_at=now_micros())  # sweeps one
+    assert ids[9] not in local_ids(store)
 
-        proxy.cut()
-        store.advertise(public(register_id(), now_micros()))  # trips the breaker: this process is degraded
-        assert store.degraded
-        restored = other.apply_bulk(ids_listed(other, ids, stamp), full_sync=True, snapshot_at=now_micros())
-        assert restored.added == 1
-        proxy.start()
+    redis_proxy.cut()
+    store.advertise(public(register_id(), now_micros()))  # trips the breaker: this process is degraded
+    assert store.degraded
+    restored = other.apply_bulk(ids_listed(other, ids, stamp), full_sync=True, snapshot_at=now_micros())
+    assert restored.added == 1
+    redis_proxy.start()
 
-        wait_until(lambda: not store.degraded, timeout=10, message="store recovered")
-        assert ids[9] in redis_local_ids(other)
-        assert ids[9] in local_ids(store) and ids[9] in local_ids(other)
-        single, _ = other.advertise(public(ids[9], stamp))
-        assert single.stale == 0
-    finally:
-        store.close()
-        proxy.cut()
+    wait_until(lambda: not store.degraded, timeout=10, message="store recovered")
+    assert ids[9] in redis_local_ids(other)
+    assert ids[9] in local_ids(store) and ids[9] in local_ids(other)
+    single, _ = other.advertise(public(ids[9], stamp))
+    assert single.stale == 0
 
 
 def test_a_final_chunk_whose_marks_fall_short_of_its_total_sweeps_nothing(
