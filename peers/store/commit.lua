@@ -11,7 +11,7 @@
 -- ARGV[3] the operations as one JSON array (one argument: packing thousands of arguments
 --         costs the client more than the whole script costs Redis); numbers travel as strings.
 --         Each operation is an array: an opcode followed by its arguments:
---   S key sua value ttl_ms tombkey log floor
+--   S key sua value ttl_ms tombkey log floor [metakey]
 --                                       -> 0 refused (older or tombstoned), 1 written, 2 equal (TTL refreshed);
 --                                          a tombstone left by a sweep ("<stamp>|s") older than floor is ignored
 --   D key sua tombkey tomb_ttl_ms kind [metakey]
@@ -70,10 +70,21 @@ for _, op in ipairs(ops) do
         changed[#changed + 1] = tombkey
       end
     end
-    if tomb and tomb >= sua then
+    -- op[9] (write-back only): the full-sync state. An entry Redis lacks, older than a full sync
+    -- recorded there that the writer never saw (newer than its floor), was not listed by that
+    -- sync: writing it back would undo its sweep.
+    local unlisted = false
+    local current = nil
+    if not (tomb and tomb >= sua) then
+      current = redis.call("GET", key)
+      if not current and op[9] and op[9] ~= "" then
+        local recorded = stamp(redis.call("GET", op[9]))
+        unlisted = recorded ~= nil and recorded > sua and recorded > floor
+      end
+    end
+    if (tomb and tomb >= sua) or unlisted then
       result = "0"
     else
-      local current = redis.call("GET", key)
       if current and stamp(current) > sua then
         result = "0"
       elseif current == value then

@@ -113,12 +113,15 @@ def aged(batch: tuple[float, list[list[str]]]) -> bytes | None:
     return orjson.dumps(kept) if kept else None
 
 
-def set_args(keys: Keys, entry: Entry, ttl: float, log: bool = True, floor: int = -1) -> list[str | int]:
+def set_args(
+    keys: Keys, entry: Entry, ttl: float, log: bool = True, floor: int = -1, unlisted_by: str = ""
+) -> list[str | int]:
     if entry.peer_id is None:
         key, tomb = keys.local(entry.register_id), keys.tomb(entry.register_id)
     else:
         key, tomb = keys.remote(entry.peer_id, entry.register_id), keys.peer_tomb(entry.peer_id)
-    return ["S", key, entry.source_updated_at, entry.value, max(1, int(ttl * 1000)), tomb, "1" if log else "0", floor]
+    ttl_ms = max(1, int(ttl * 1000))
+    return ["S", key, entry.source_updated_at, entry.value, ttl_ms, tomb, "1" if log else "0", floor, unlisted_by]
 
 
 def write_back_ops(
@@ -135,7 +138,9 @@ def write_back_ops(
 
     The full-sync state goes first: a sweep's tombstone written back after it yields to any newer
     full sync recorded (this process's or another's), and the local entries this process holds
-    survived its last full sync, so sweeps older than that one do not refuse them.
+    survived its last full sync, so sweeps older than that one do not refuse them. A local entry
+    Redis lacks that is older than a newer full sync recorded there (one this process never saw)
+    was not listed by that sync, and is not written back.
     """
     ops = Ops()
     if full_sync.last_applied_at is not None:
@@ -161,7 +166,7 @@ def write_back_ops(
     floor = full_sync.last_snapshot_at if full_sync.last_applied_at is not None else -1
     for entry in local.values():
         if entry.expires_at > now:
-            ops.add(set_args(keys, entry, entry.expires_at - now, floor=floor))
+            ops.add(set_args(keys, entry, entry.expires_at - now, floor=floor, unlisted_by=keys.meta))
     for entries in remote.values():
         for entry in entries.values():
             if entry.expires_at > now:

@@ -414,3 +414,25 @@ def test_a_sweep_larger_than_one_script_call_is_applied_whole(make_store: MakeSt
 
     assert result.removed == 6
     assert local_ids(store) == set(ids[:6]) == redis_local_ids(store)
+
+
+def test_a_late_write_back_after_redis_came_back_empty_does_not_undo_a_newer_full_sync(
+    make_store: MakeStore, private_redis: RedisServer
+) -> None:
+    stamp = now_micros() - 60 * 1_000_000
+    kept, dropped = register_id(), register_id()
+    # A process that remembers both (and notices nothing until it next talks to Redis),
+    slow = make_store(redis=private_redis, start_watcher=False)
+    slow.apply_bulk(ids_listed(slow, [kept, dropped], stamp), full_sync=True, snapshot_at=now_micros())
+    # then Redis comes back empty, and a fresh process applies a full sync that no longer lists `dropped`
+    # (made private, its push lost): there is nothing to sweep, since Redis lost it.
+    private_redis.restart_empty()
+    fresh = make_store(redis=private_redis)
+    fresh.apply_bulk(ids_listed(fresh, [kept], stamp), full_sync=True, snapshot_at=now_micros())
+
+    # when the slow process notices the empty Redis and writes back what it holds
+    held = local_ids(slow)
+
+    # then what the newer full sync did not list stays out, and what it listed stays
+    assert held == {kept}
+    assert redis_local_ids(fresh) == {kept} == local_ids(fresh)
