@@ -87,26 +87,27 @@ class RedisServer:
 
     def dump(self) -> dict[bytes, tuple[bytes, float | None]]:
         """Every key as DUMP gives it, with its absolute expiry: what an RDB file holds."""
-        client = self.client()
         now = time.time()
         snapshot: dict[bytes, tuple[bytes, float | None]] = {}
-        for key in client.scan_iter(count=1000):
-            payload, pttl = client.dump(key), client.pttl(key)
-            if payload is not None:
-                snapshot[key] = (payload, now + pttl / 1000 if pttl > 0 else None)
+        with self.client() as client:
+            for key in client.scan_iter(count=1000):
+                payload, pttl = client.dump(key), client.pttl(key)
+                if payload is not None:
+                    snapshot[key] = (payload, now + pttl / 1000 if pttl > 0 else None)
         return snapshot
 
     def restore(self, snapshot: dict[bytes, tuple[bytes, float | None]]) -> None:
         """Go back to an older dump, as a restart from an old RDB file or a lagging replica would."""
-        pipe = self.client().pipeline(transaction=True)  # at once, as a failover would
-        pipe.flushall()
-        now = time.time()
-        for key, (payload, expires_at) in snapshot.items():
-            if expires_at is None:
-                pipe.restore(key, 0, payload)
-            elif expires_at > now:
-                pipe.restore(key, max(1, int((expires_at - now) * 1000)), payload)
-        pipe.execute()
+        with self.client() as client:
+            pipe = client.pipeline(transaction=True)  # at once, as a failover would
+            pipe.flushall()
+            now = time.time()
+            for key, (payload, expires_at) in snapshot.items():
+                if expires_at is None:
+                    pipe.restore(key, 0, payload)
+                elif expires_at > now:
+                    pipe.restore(key, max(1, int((expires_at - now) * 1000)), payload)
+            pipe.execute()
 
     @property
     def running(self) -> bool:

@@ -20,15 +20,18 @@ def _port_outside_the_ephemeral_range() -> int:
     ephemeral range, one such attempt can draw that very port as its own source and connect to
     itself (TCP simultaneous open), and the proxy could then not listen there again.
     """
+    error: OSError | None = None
     for _ in range(200):
         port = random.randrange(20_000, 32_000)
         with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the listener will bind it
             try:
                 probe.bind(("127.0.0.1", port))
-            except OSError:
+            except OSError as exc:
+                error = exc
                 continue
             return port
-    raise RuntimeError("no free port below the ephemeral range")
+    raise RuntimeError(f"no free port below the ephemeral range (last error: {error!r})")
 
 
 class TcpProxy:

@@ -11,9 +11,8 @@ living process witnessed is undone without a newer write. When asked to converge
 two full syncs so a held removal is confirmed), every process's local pool must equal the
 ground truth exactly.
 
-CI runs a bounded number of examples; a long run, with partitions:
-    SORCHA_MODEL_EXAMPLES=500 SORCHA_MODEL_STEPS=60 SORCHA_MODEL_PARTITIONS=1 \
-        .venv/bin/pytest tests/peers/test_store_model.py
+CI runs a bounded number of examples (40 of 25 steps, about 10 s); a long run:
+    SORCHA_MODEL_EXAMPLES=800 SORCHA_MODEL_STEPS=60 .venv/bin/pytest tests/peers/test_store_model.py
 """
 
 from __future__ import annotations
@@ -40,9 +39,10 @@ from tests.redis_server import RedisServer
 from tests.tcp_proxy import TcpProxy
 
 REGISTERS = [f"{index:032x}" for index in range(1, 7)]
-# Partitions of one process (a cut TCP proxy) are explored on demand: one run of 400 x 50 steps
-# found a rare, timing-dependent divergence there that is not diagnosed yet (see the README).
-PARTITIONS = os.environ.get("SORCHA_MODEL_PARTITIONS") == "1"
+# Partitions of one process (a cut TCP proxy) while the other works on; SORCHA_MODEL_PARTITIONS=0 leaves
+# them out. (They found a late write-back undoing a newer full sync; tests/peers/test_store_edges.py
+# keeps that case.)
+PARTITIONS = os.environ.get("SORCHA_MODEL_PARTITIONS", "1") == "1"
 PROCESSES = 2
 TTL = 300.0
 
@@ -157,7 +157,8 @@ class StoreMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.redis.running)
     @rule()
     def flush_redis(self) -> None:
-        self.redis.client().flushall()
+        with self.redis.client() as client:
+            client.flushall()
 
     @precondition(lambda self: self.redis.running and len(self.dumps) < 3)
     @rule()
@@ -208,13 +209,14 @@ class StoreMachine(RuleBasedStateMachine):
         for _ in range(2):  # the second confirms what the guard held
             wait_until(lambda: self._full_sync([0]), timeout=15, message="a full sync applied")
         expected = {register_id for register_id, (public, _) in self.truth.items() if public}
-        client = self.redis.client()
-        in_redis = {key.decode().rsplit(":", 1)[1] for key in client.scan_iter(match=f"{self.prefix}:ad:l:*")}
+        with self.redis.client() as client:
+            in_redis = {key.decode().rsplit(":", 1)[1] for key in client.scan_iter(match=f"{self.prefix}:ad:l:*")}
+            generation = client.get(f"{self.prefix}:gen")
         for process, store in enumerate(self.stores):
             held = {entry.register_id for entry in store.local_advertisements()}
             assert held == expected, (
                 f"process {process}: {sorted(held)} != {sorted(expected)}; Redis holds {sorted(in_redis)}, "
-                f"generation {store._generation} of {client.get(store.keys.generation)}"
+                f"generation {store._generation} of {generation!r}"
             )
         assert in_redis == expected
 
@@ -231,8 +233,8 @@ def model_redis() -> Iterator[RedisServer]:
 
 def test_the_store_follows_its_reference_model() -> None:
     run = settings(
-        max_examples=int(os.environ.get("SORCHA_MODEL_EXAMPLES", "15")),
-        stateful_step_count=int(os.environ.get("SORCHA_MODEL_STEPS", "20")),
+        max_examples=int(os.environ.get("SORCHA_MODEL_EXAMPLES", "40")),
+        stateful_step_count=int(os.environ.get("SORCHA_MODEL_STEPS", "25")),
         deadline=None,
         derandomize=os.environ.get("CI") == "true",
         database=None,
