@@ -12,7 +12,7 @@ two full syncs so a held removal is confirmed), every process's local pool must 
 ground truth exactly.
 
 CI runs a bounded number of examples (40 of 25 steps, about 10 s); a long run:
-    SORCHA_MODEL_EXAMPLES=800 SORCHA_MODEL_STEPS=60 .venv/bin/pytest tests/peers/test_store_model.py
+    SORCHA_MODEL_EXAMPLES=800 SORCHA_MODEL_STEPS=60 .venv/bin/pytest --timeout=0 tests/peers/test_store_model.py
 """
 
 from __future__ import annotations
