@@ -271,6 +271,13 @@ CACHES = {
     # carry REDIS_KEY_PREFIX themselves, and its errors must reach the store's circuit breaker.
     # No retries inside redis-py: one failure opens the store's breaker at once.
     "advertisements": _redis_cache(None, CONNECTION_POOL_KWARGS={"retry": Retry(NoBackoff(), 0)}),
+    # The store's pre-encoded available list: process-local, like the mirror it is rendered from
+    # (one entry per store, with the time until its first advertisement expires as its TTL).
+    "renderings": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "sorcha-renderings",
+        "OPTIONS": {"MAX_ENTRIES": 100},
+    },
 }
 if REDIS_SENTINELS:
     # As django-redis documents it; each alias also names the factory in its OPTIONS.

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import threading
 
+from django.core.cache.backends.base import BaseCache
+
 from peers.store.facade import AdvertisementStore
 from peers.store.model import (
     AdvertisementInput,
@@ -46,6 +48,8 @@ __all__ = [
 
 # The django-redis alias whose connection carries the store (settings.CACHES).
 CONNECTION_ALIAS = "advertisements"
+# The process-local Django cache alias the store keeps its pre-encoded available list in.
+RENDERING_ALIAS = "renderings"
 
 _store: AdvertisementStore | None = None
 _store_lock = threading.Lock()
@@ -60,6 +64,17 @@ def _connection() -> object | None:
     from django_redis import get_redis_connection
 
     return get_redis_connection(CONNECTION_ALIAS)
+
+
+def _rendering_cache() -> BaseCache | None:
+    """Django's cache for the pre-encoded available list, when the alias is configured."""
+    from django.conf import settings
+
+    if RENDERING_ALIAS not in getattr(settings, "CACHES", {}):
+        return None
+    from django.core.cache import caches
+
+    return caches[RENDERING_ALIAS]
 
 
 def get_store() -> AdvertisementStore:
@@ -81,6 +96,7 @@ def get_store() -> AdvertisementStore:
                     clock_skew=settings.CLOCK_SKEW_MAX,
                     journal_max_ops=settings.STORE_JOURNAL_MAX_OPS,
                     journal_max_age=settings.STORE_JOURNAL_MAX_AGE,
+                    rendering_cache=_rendering_cache(),
                 )
     return _store
 

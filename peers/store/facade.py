@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import orjson
 import redis
+from django.core.cache.backends.base import BaseCache
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -71,6 +72,7 @@ class AdvertisementStore:
         clock_skew: float = 300.0,
         journal_max_ops: int = 200_000,
         journal_max_age: float | None = None,
+        rendering_cache: BaseCache | None = None,
     ) -> None:
         self.prefix = prefix
         self.keys = Keys(prefix)
@@ -103,7 +105,7 @@ class AdvertisementStore:
         self._generation = 0
         self._stream_id = b"0-0"
         self._version = 0  # bumped on every change to the mirror; keys the rendered available list
-        self._rendering = Rendering()
+        self._rendering = Rendering(rendering_cache, f"{prefix}:available")
         # No entry expires before this moment (only ever lowered by entries taken from Redis).
         self._expiry_horizon = 0.0
         self._stop = threading.Event()
@@ -823,7 +825,7 @@ class AdvertisementStore:
 
     def _rerender_if_served(self) -> None:
         """After a write, render for the readers now (under the writer's lock) rather than on their time."""
-        if self._rendering.body is not None:
+        if self._rendering.served:
             self._render()
 
     def status(self) -> dict[str, Any]:

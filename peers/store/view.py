@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
+from django.core.cache.backends.base import BaseCache
 
 from peers.store.model import Entry, format_seconds
 
@@ -96,22 +97,48 @@ def aggregate(local: Mapping[str, Entry], remote: Mapping[str, Mapping[str, Entr
 
 
 class Rendering:
-    """The encoded list, valid for one mirror version until its first entry is due to expire."""
+    """The encoded list, valid for one mirror version until its first entry is due to expire.
 
-    def __init__(self) -> None:
-        self.version = -1
-        self.valid_until = 0.0
-        self.body: bytes | None = None
+    The encoded body is kept through Django's cache API (`cache`, a process-local alias: the
+    rendering belongs to this process's mirror) under one key, with the time until that first
+    expiry as its TTL; without a cache (a store built outside Django) it is kept on the object.
+    The rows behind it stay here, so a refresh can patch them in place.
+    """
+
+    def __init__(self, cache: BaseCache | None = None, key: str = "available") -> None:
+        self._cache = cache
+        self._key = key
+        self._held: tuple[int, bytes] | None = None  # (version, body) when there is no cache
+        self._held_until = 0.0
+        self.served = False  # rendered at least once: someone reads the list
+        self._version = -1
         self._rows: list[dict[str, Any]] = []
         self._index: dict[str, dict[str, Any]] = {}
 
+    def _keep(self, version: int, body: bytes, valid_until: float) -> None:
+        self.served = True
+        self._version = version
+        if self._cache is None:
+            self._held, self._held_until = (version, body), valid_until
+            return
+        ttl = valid_until - time.time()
+        if ttl <= 0:
+            self._cache.delete(self._key)
+            return
+        self._cache.set(self._key, (version, body), None if ttl == float("inf") else ttl)
+
+    def _kept(self) -> tuple[int, bytes] | None:
+        if self._cache is None:
+            return self._held if self._held is not None and time.time() < self._held_until else None
+        kept: tuple[int, bytes] | None = self._cache.get(self._key)
+        return kept
+
     def fresh(self, version: int | None = None) -> bytes | None:
         """The body if still valid (for `version` when given), else None."""
-        if self.body is None or time.time() >= self.valid_until:
+        kept = self._kept()
+        if kept is None or (version is not None and kept[0] != version):
             return None
-        if version is not None and version != self.version:
-            return None
-        return self.body
+        return kept[1]
 
     def render(
         self,
@@ -122,16 +149,16 @@ class Rendering:
     ) -> bytes:
         rows = aggregate(local, remote)
         self._rows, self._index = rows, {row["registerId"]: row for row in rows}
-        self.body = orjson.dumps(rows)
-        self.version, self.valid_until = version, valid_until
-        return self.body
+        body = orjson.dumps(rows)
+        self._keep(version, body, valid_until)
+        return body
 
     def patch_refreshed(self, version: int, valid_until: float, local: Mapping[str, Entry]) -> bool:
         """A full sync that only refreshed changes `lastSeen` and `verified` of local rows.
 
         Patch them in place and re-encode; False when a row needs aggregating again.
         """
-        if self.body is None or self.version != version:
+        if not self.served or self._version != version or self.fresh(version) is None:
             return False
         moment = _Moments()
         for register_id, entry in local.items():
@@ -140,9 +167,5 @@ class Rendering:
                 return False
             row["lastSeen"] = moment(entry.refreshed_at)
             row["verified"] = entry.verified
-        self.body = orjson.dumps(self._rows)
-        self.valid_until = valid_until
+        self._keep(version, orjson.dumps(self._rows), valid_until)
         return True
-
-    def clear(self) -> None:
-        self.body = None

@@ -20,6 +20,7 @@ from peers.store.redis_io import Ops
 from tests.conftest import register_id
 from tests.helpers import wait_until
 from tests.peers.test_store import local_ids, public, redis_local_ids
+from tests.plugin import SESSION_REDIS
 from tests.redis_server import RedisServer
 from tests.tcp_proxy import TcpProxy
 
@@ -436,3 +437,28 @@ def test_a_late_write_back_after_redis_came_back_empty_does_not_undo_a_newer_ful
     # then what the newer full sync did not list stays out, and what it listed stays
     assert held == {kept}
     assert redis_local_ids(fresh) == {kept} == local_ids(fresh)
+
+
+# ---------------------------------------------------------------- issue 13: the rendering through Django's cache
+def test_the_available_list_is_kept_in_djangos_cache_until_its_first_entry_expires(
+    api: Any, peer_store: AdvertisementStore, prefix: str
+) -> None:
+    from django.core.cache import caches
+
+    peer_store.advertise(public(register_id(), now_micros()))
+
+    body = api.get("/api/registers/available").content
+
+    _version, cached = caches["renderings"].get(f"{prefix}:available")
+    assert cached == body
+    # Its TTL is the time until the first entry is due to expire: past that, nothing is served from it.
+    short = AdvertisementStore(
+        SESSION_REDIS.url, f"{prefix}-short", 0.5, rendering_cache=caches["renderings"], breaker_cooldown=0.2
+    )
+    try:
+        short.advertise(public(register_id(), now_micros()))
+        short.available_json()
+        assert caches["renderings"].get(f"{prefix}-short:available") is not None
+        wait_until(lambda: caches["renderings"].get(f"{prefix}-short:available") is None, timeout=5)
+    finally:
+        short.close()
