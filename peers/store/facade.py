@@ -105,7 +105,10 @@ class AdvertisementStore:
         self._generation = 0
         self._stream_id = b"0-0"
         self._version = 0  # bumped on every change to the mirror; keys the rendered available list
-        self._rendering = Rendering(rendering_cache, f"{prefix}:available")
+        # One key per store instance: a store built again for the same prefix (a reset) never takes
+        # the rendering of another instance's mirror, whose version numbers may coincide.
+        self.rendering_key = f"{prefix}:available:{secrets.token_hex(6)}"
+        self._rendering = Rendering(rendering_cache, self.rendering_key)
         # No entry expires before this moment (only ever lowered by entries taken from Redis).
         self._expiry_horizon = 0.0
         self._stop = threading.Event()
@@ -179,6 +182,7 @@ class AdvertisementStore:
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
+        self._rendering.forget()
         self.client.close()
 
     # ------------------------------------------------------------------ loading and catching up

@@ -133,6 +133,12 @@ class Rendering:
         kept: tuple[int, bytes] | None = self._cache.get(self._key)
         return kept
 
+    def forget(self) -> None:
+        """Drop the kept body (the store is closing)."""
+        self._held = None
+        if self._cache is not None:
+            self._cache.delete(self._key)
+
     def fresh(self, version: int | None = None) -> bytes | None:
         """The body if still valid (for `version` when given), else None."""
         kept = self._kept()

@@ -449,7 +449,7 @@ def test_the_available_list_is_kept_in_djangos_cache_until_its_first_entry_expir
 
     body = api.get("/api/registers/available").content
 
-    _version, cached = caches["renderings"].get(f"{prefix}:available")
+    _version, cached = caches["renderings"].get(peer_store.rendering_key)
     assert cached == body
     # Its TTL is the time until the first entry is due to expire: past that, nothing is served from it.
     short = AdvertisementStore(
@@ -458,7 +458,7 @@ def test_the_available_list_is_kept_in_djangos_cache_until_its_first_entry_expir
     try:
         short.advertise(public(register_id(), now_micros()))
         short.available_json()
-        assert caches["renderings"].get(f"{prefix}-short:available") is not None
-        wait_until(lambda: caches["renderings"].get(f"{prefix}-short:available") is None, timeout=5)
+        assert caches["renderings"].get(short.rendering_key) is not None
+        wait_until(lambda: caches["renderings"].get(short.rendering_key) is None, timeout=5)
     finally:
         short.close()
