@@ -57,28 +57,23 @@ def _hit(kind: str, key: str, limit: int) -> float | None:
     return (slot + 1) * window - now
 
 
-def check_address_rate(address: str) -> None:
-    retry = _hit("addr", address, settings.GOSSIP_RATE_PER_ADDRESS)
+def _check_rate(kind: str, key: str, limit: int, setting: str, field: str, source: str) -> None:
+    retry = _hit(kind, key, limit)
     if retry is not None:
         raise GossipRejected(
             429,
-            f"source: more than GOSSIP_RATE_PER_ADDRESS ({settings.GOSSIP_RATE_PER_ADDRESS}) exchanges "
-            f"in {settings.GOSSIP_RATE_WINDOW:g} s from this address",
-            "rate_limited_address",
+            f"{field}: more than {setting} ({limit}) exchanges in {settings.GOSSIP_RATE_WINDOW:g} s from this {source}",
+            f"rate_limited_{source}",
             retry,
         )
+
+
+def check_address_rate(address: str) -> None:
+    _check_rate("addr", address, settings.GOSSIP_RATE_PER_ADDRESS, "GOSSIP_RATE_PER_ADDRESS", "source", "address")
 
 
 def check_peer_rate(peer_id: str) -> None:
-    retry = _hit("peer", peer_id, settings.GOSSIP_RATE_PER_PEER)
-    if retry is not None:
-        raise GossipRejected(
-            429,
-            f"peerId: more than GOSSIP_RATE_PER_PEER ({settings.GOSSIP_RATE_PER_PEER}) exchanges "
-            f"in {settings.GOSSIP_RATE_WINDOW:g} s from this peer",
-            "rate_limited_peer",
-            retry,
-        )
+    _check_rate("peer", peer_id, settings.GOSSIP_RATE_PER_PEER, "GOSSIP_RATE_PER_PEER", "peerId", "peer")
 
 
 # ---------------------------------------------------------------- admission

@@ -3,60 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rest_framework.test import APIClient
 
 from peers import gossip
 from peers.identity import peer_id_for, signature_valid
 from peers.models import Peer
 from peers.store import AdvertisementStore
+from tests.peers.fake_peers import EXCHANGE, FakeNode, remote_ad
 
 pytestmark = pytest.mark.django_db
-
-EXCHANGE = "/api/peers/exchange"
-RAW = serialization.Encoding.Raw
-
-
-class FakeNode:
-    """Another node's key pair, used to sign messages the way a real node does."""
-
-    def __init__(self, url: str = "http://127.0.0.1:9") -> None:
-        self.key = Ed25519PrivateKey.generate()
-        self.public_key = self.key.public_key().public_bytes(RAW, serialization.PublicFormat.Raw).hex()
-        self.peer_id = peer_id_for(self.public_key)
-        self.url = url
-        self.sequence = 0
-
-    def message(self, advertisements: list[dict[str, Any]], **overrides: Any) -> dict[str, Any]:
-        self.sequence += 1
-        return {
-            "peerId": self.peer_id,
-            "publicKey": self.public_key,
-            "url": self.url,
-            "name": "remote",
-            "sequence": self.sequence,
-            "sentAt": datetime.now(tz=UTC).isoformat(),
-            "advertisements": advertisements,
-            "peers": [],
-            **overrides,
-        }
-
-    def sign(self, body: bytes) -> str:
-        return self.key.sign(body).hex()
 
 
 def send(body: bytes, signature: str) -> Any:
     return APIClient().post(EXCHANGE, data=body, content_type="application/json", HTTP_X_SORCHA_SIGNATURE=signature)
-
-
-def remote_ad(name: str = "remote-ledger") -> dict[str, Any]:
-    return {"registerId": uuid.uuid4().hex, "name": name, "latestVersion": 2, "isFullReplica": True}
 
 
 def test_a_signed_message_is_accepted_without_a_token_and_answered_with_our_signed_set(
