@@ -17,9 +17,11 @@ from typing import Any, NamedTuple, TypeVar
 
 import orjson
 from django.conf import settings
+from django.db import connections
 from django.utils import timezone
 
 from registers import sync_state
+from registers.expressions import EpochMicros
 from registers.models import Register
 from registers.peer_client import PeerServiceClient, PeerServiceError, PeerServiceRejected, PeerServiceUnavailable
 from registers.sync_lock import exclusive_full_sync
@@ -105,6 +107,12 @@ class FullSyncResult:
     @property
     def changed(self) -> bool:
         return any(self.counts[name] for name in ("added", "updated", "removed", "held"))
+
+    def add(self, answer: Mapping[str, Any]) -> None:
+        """One more request answered: its counts add up."""
+        self.requests += 1
+        for name in PEER_COUNTS:
+            self.counts[name] += int(answer.get(name, 0))
 
     def summary(self) -> str:
         counts = " ".join(f"{name}={self.counts[name]}" for name in PEER_COUNTS if name != "processed")
@@ -246,17 +254,108 @@ def _start_level(reason: str) -> int:
     return logging.DEBUG if reason == "periodic" else logging.INFO
 
 
+# Peer Services (by base URL) that answered 404 or 405 to a digest: an original Sorcha one, sent plain full syncs.
+_without_digest: set[str] = set()
+_NO_DIGEST_STATUSES = frozenset({404, 405})
+
+
 def _send_full_set(client: PeerServiceClient, snapshot_at: datetime, beat: Callable[[], None]) -> FullSyncResult:
+    if client.base_url not in _without_digest:
+        try:
+            return _send_by_digest(client, snapshot_at, beat)
+        except PeerServiceRejected as exc:
+            if exc.status not in _NO_DIGEST_STATUSES:
+                raise
+            _without_digest.add(client.base_url)
+            logger.warning("event=full_sync_digest_unsupported peer_service=%s action=plain", client.base_url)
+    return _send_plain(client, snapshot_at, beat)
+
+
+def _send_plain(client: PeerServiceClient, snapshot_at: datetime, beat: Callable[[], None]) -> FullSyncResult:
+    """FR-006 as original Sorcha Peer Services take it: every public register, in full."""
     result = FullSyncResult(snapshot_at)
     stamp = moment(snapshot_at)
     for chunk, last in with_last(full_sync_plan()):
         beat()
         total = result.registers_pushed + len(chunk) if last else None
         answer = client.bulk_advertise(bulk_body(chunk, full_sync=last, snapshot_at=stamp, total=total))
-        result.requests += 1
+        result.add(answer)
         result.registers_pushed += len(chunk)
-        for name in PEER_COUNTS:
-            result.counts[name] += int(answer.get(name, 0))
+    return result
+
+
+def public_digest() -> list[tuple[str, int]]:
+    """`(registerId, sourceUpdatedAt in microseconds)` of every public register, in no particular order.
+
+    Two columns of one short query, converted by the database and fetched as plain tuples (no
+    per-row conversion): the digest of 100,000 registers reads in about a tenth of the time
+    their advertisements take to read and encode.
+    """
+    queryset = Register.objects.filter(advertise=True).values_list("id", EpochMicros("updated_at"))
+    sql, params = queryset.query.sql_with_params()
+    with gc_paused(), connections[queryset.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def digest_body(page: list[tuple[str, int]], snapshot_at: str, final: bool, total: int | None) -> bytes:
+    body: dict[str, Any] = {
+        "snapshotAt": snapshot_at,
+        "registerIds": [register_id for register_id, _ in page],
+        "sourceUpdatedAt": [stamp for _, stamp in page],
+        "final": final,
+    }
+    if total is not None:
+        body["total"] = total
+    return orjson.dumps(body)
+
+
+def needed_advertisements(needed: list[str], listed: int) -> Iterator[PlannedAdvertisement]:
+    """The current advertisements of the registers a digest said the Peer Service needs, in full.
+
+    Few: read by id. Many (a Peer Service that lost its store): one pass over the public set is cheaper.
+    A register made private or deleted since the digest is left out (its own push removes it).
+    """
+    wanted = set(needed)
+    if len(wanted) * 4 > listed:
+        yield from (planned for planned in public_advertisements() if planned.register_id in wanted)
+        return
+    ids = sorted(wanted)
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        page = Register.objects.filter(pk__in=ids[start : start + _IDS_PER_QUERY], advertise=True).order_by("pk")
+        for register_id, *fields in page.values_list("id", *ADVERTISED_FIELDS, "updated_at"):
+            encoded = orjson.dumps({"registerId": register_id, **advertisement(*fields)})
+            yield PlannedAdvertisement(register_id, fields[0], encoded)
+
+
+def _send_by_digest(client: PeerServiceClient, snapshot_at: datetime, beat: Callable[[], None]) -> FullSyncResult:
+    """A full sync where little changed costs a comparison: pages of `(registerId, sourceUpdatedAt)` first,
+    then only the registers the Peer Service says it needs, in full (their last request sweeps)."""
+    result = FullSyncResult(snapshot_at)
+    stamp = moment(snapshot_at)
+    digest = public_digest()
+    total = len(digest)
+    size = settings.SORCHA_DIGEST_MAX_ITEMS
+    pages = [digest[start : start + size] for start in range(0, total or 1, size)]  # always one, maybe empty
+    needed: list[str] = []
+    answer: dict[str, Any] = {}
+    for page, last in with_last(pages):
+        beat()
+        answer = client.reconcile(digest_body(page, stamp, final=last, total=total if last else None))
+        result.add(answer)
+        needed.extend(str(register_id) for register_id in answer.get("needed", ()))
+    result.registers_pushed = total
+    if answer.get("complete"):
+        return result
+    plan = chunked(
+        needed_advertisements(needed, total),
+        max_items=settings.SORCHA_BULK_MAX_ITEMS,
+        max_bytes=settings.SORCHA_MAX_BODY_BYTES - _ENVELOPE_BYTES,
+    )
+    for chunk, last in with_last(plan):
+        beat()
+        body = bulk_body(chunk, full_sync=last, snapshot_at=stamp, total=total if last else None)
+        result.add(client.bulk_advertise(body))
     return result
 
 

@@ -20,6 +20,8 @@
 --                                          a sweep does nothing once metakey records a newer snapshot)
 --   M key snapshot value ttl_ms force   -> 0 refused (a newer snapshot is stored), 1 written (force: always)
 --   G key snapshot                      -> aborts the whole batch with "stale" if a newer snapshot is stored
+--   T keyprefix ttl_ms id...            -> refreshes the TTL of each keyprefix..id (a digest's unchanged
+--                                          entries): one result per id, 1 refreshed, 0 missing (send it whole)
 --   A key ttl_ms member...              -> adds members to a set (full-sync marks)
 --   X key                               -> deletes a bookkeeping key
 
@@ -137,6 +139,12 @@ for _, op in ipairs(ops) do
       redis.call("SET", key, value, "PX", ttl)
       changed[#changed + 1] = key
       results[#results + 1] = "1"
+    end
+  elseif code == "T" then
+    -- Not announced on the change stream: the full sync's recorded state tells other processes.
+    local prefix, ttl = op[2], op[3]
+    for j = 4, #op do
+      results[#results + 1] = tostring(redis.call("PEXPIRE", prefix .. op[j], ttl))
     end
   elseif code == "A" then
     for j = 4, #op, 5000 do

@@ -28,6 +28,7 @@ from peers.store.model import (
     SWEPT,
     AdvertisementInput,
     BulkResult,
+    DigestAnswer,
     Entry,
     FullSyncState,
     MarksLost,
@@ -42,7 +43,7 @@ from peers.store.model import (
     now_micros,
 )
 from peers.store.recovery import Breaker, Journal, aged, set_args, write_back_ops
-from peers.store.redis_io import Keys, Ops, RedisIO
+from peers.store.redis_io import CommitReply, Keys, Ops, RedisIO
 from peers.store.view import Rendering, aggregate
 from sorcha_site.memory import gc_paused
 
@@ -545,24 +546,7 @@ class AdvertisementStore:
             void = False
             if full_sync:
                 snapshot_at = snapshot_at if snapshot_at is not None else now_micros()
-                verdict = decide.judge_snapshot(
-                    snapshot_at,
-                    self._full_sync,
-                    time.time(),
-                    skew_s=self.clock_skew,
-                    void_after_s=self.reconcile_interval,
-                )
-                if verdict is decide.SnapshotVerdict.STALE:
-                    raise StaleFullSync(snapshot_at, self._full_sync.last_snapshot_at)
-                void = verdict is decide.SnapshotVerdict.VOID
-                if void:
-                    logger.warning(
-                        "event=full_sync_snapshot_voided prefix=%s stored=%s applied_at=%s incoming=%s",
-                        self.prefix,
-                        format_micros(self._full_sync.last_snapshot_at),
-                        format_seconds(self._full_sync.last_applied_at),
-                        format_micros(snapshot_at),
-                    )
+                void = self._judge_snapshot(snapshot_at)
             try:
                 result = self._apply_items(advertisements, log=snapshot_at is None, floor=snapshot_at)
                 if snapshot_at is not None:
@@ -576,6 +560,116 @@ class AdvertisementStore:
                 self._rerender_if_served()
             return result
 
+    def _judge_snapshot(self, snapshot_at: int) -> bool:
+        """Raises StaleFullSync for a snapshot older than the last applied; True when that one is voided."""
+        verdict = decide.judge_snapshot(
+            snapshot_at,
+            self._full_sync,
+            time.time(),
+            skew_s=self.clock_skew,
+            void_after_s=self.reconcile_interval,
+        )
+        if verdict is decide.SnapshotVerdict.STALE:
+            raise StaleFullSync(snapshot_at, self._full_sync.last_snapshot_at)
+        if verdict is decide.SnapshotVerdict.VOID:
+            logger.warning(
+                "event=full_sync_snapshot_voided prefix=%s stored=%s applied_at=%s incoming=%s",
+                self.prefix,
+                format_micros(self._full_sync.last_snapshot_at),
+                format_seconds(self._full_sync.last_applied_at),
+                format_micros(snapshot_at),
+            )
+            return True
+        return False
+
+    def reconcile(
+        self, digest: Sequence[tuple[str, int]], snapshot_at: int, final: bool, total: int | None = None
+    ) -> DigestAnswer:
+        """One page of a full sync by digest: `(registerId, sourceUpdatedAt)` of registers the source lists.
+
+        What is held as stated has its TTL refreshed in Redis (one script call per 10,000, nothing
+        rewritten) and counts as unchanged; the rest is `needed`, for the source to send in full with
+        the same `snapshotAt`. Every listed register is marked for the sweep; a final page that needs
+        nothing completes the full sync here (the sweep, the guard and the staleness check of a plain
+        full sync). Raises StaleFullSync, MarksUnavailable (Redis unreachable: retry) and MarksLost.
+        """
+        with self._lock, gc_paused():
+            self._sync()
+            if self.degraded:
+                raise MarksUnavailable(snapshot_at)
+            now = time.time()
+            held, needed = decide.split_digest(self._local, digest, now)
+            void = self._judge_snapshot(snapshot_at) if final and not needed else False
+            patched = False
+
+            def patch_rendering() -> None:
+                nonlocal patched
+                patched = self._rendering.patch_refreshed(self._version, self._next_expiry(), self._local)
+
+            missing = self._refresh(held, now, alongside=patch_rendering)
+            if missing:  # gone from Redis meanwhile (removed by another process): sent in full, or refused
+                needed.extend(missing)
+                patched = False
+            result = BulkResult(processed=len(held) - len(missing), unchanged=len(held) - len(missing))
+            complete = final and not needed
+            listed = {register_id for register_id, _ in digest}
+            try:
+                if complete:
+                    self._sweep(snapshot_at, listed, result, void, total, now=now)
+                else:
+                    self._mark(snapshot_at, listed)
+            finally:
+                if result.changed or not patched:
+                    self._changed()
+                    self._rerender_if_served()
+            return DigestAnswer(result, needed, complete)
+
+    def _refresh(self, register_ids: list[str], now: float, alongside: Callable[[], None]) -> list[str]:
+        """Refresh the TTL of local entries held as stated, in Redis and in the mirror; returns those
+        Redis no longer holds (taken from Redis again).
+
+        Redis works through the script calls (10,000 ids each, so other processes' reads are not held
+        up) on its own core while this thread updates the mirror and runs `alongside`.
+        """
+        prefix, ttl_ms, step = self.keys.local(""), self._ttl_ms, self.commit_batch * 5
+        parts = [register_ids[start : start + step] for start in range(0, len(register_ids), step)]
+        replies: list[CommitReply] = []
+        failures: list[redis.RedisError] = []
+
+        def send() -> None:
+            try:
+                for part in parts:
+                    batch = orjson.dumps([["T", prefix, str(ttl_ms), *part]])
+                    replies.append(self._io.commit(self._epoch, self._bookkeeping_ttl_ms, batch))
+            except redis.RedisError as exc:
+                failures.append(exc)
+
+        sender = threading.Thread(target=send, name=f"store-refresh-{self.prefix}", daemon=True)
+        sender.start()
+        expires_at, local = now + self.ttl, self._local
+        for register_id in register_ids:
+            entry = local[register_id]
+            entry.expires_at, entry.refreshed_at, entry.verified = expires_at, now, True
+        alongside()
+        sender.join()
+        if failures:
+            self._trip(failures[0])
+        digits = b"".join(reply.results or b"" for reply in replies)
+        if failures or any(reply.status != "ok" for reply in replies):
+            # Redis failed, or lost its data: the ordinary path journals or writes back (PEXPIRE is idempotent).
+            collected: list[bytes | None] = []
+            for part in parts:
+                ops = Ops()
+                ops.add(["T", prefix, ttl_ms, *part], collected.append)
+                self._run(ops)
+            if any(part_digits is None for part_digits in collected):
+                return []  # journaled: the mirror keeps its refresh, as for any journaled write
+            digits = b"".join(part_digits or b"" for part_digits in collected)
+        missing = [register_id for register_id, digit in zip(register_ids, digits, strict=True) if digit != 49]
+        if missing:
+            self._refetch([key for rid in missing for key in (self.keys.local(rid), self.keys.tomb(rid))])
+        return missing
+
     def _mark(self, snapshot_at: int, listed: set[str]) -> None:
         """Chunks of a full sync larger than one request leave their marks in Redis for every process."""
         if not self.degraded and listed:
@@ -586,7 +680,13 @@ class AdvertisementStore:
             raise MarksUnavailable(snapshot_at)
 
     def _sweep(
-        self, snapshot_at: int, listed: set[str], result: BulkResult, void: bool, total: int | None = None
+        self,
+        snapshot_at: int,
+        listed: set[str],
+        result: BulkResult,
+        void: bool,
+        total: int | None = None,
+        now: float | None = None,
     ) -> None:
         """Mark-and-sweep: remove local ads neither listed by this sync nor changed after its snapshot.
 
@@ -606,7 +706,7 @@ class AdvertisementStore:
                 total,
             )
             raise MarksLost(snapshot_at, len(marked), total)
-        now = time.time()
+        now = time.time() if now is None else now
         previous = self._full_sync
         candidates = decide.sweep_candidates(self._local, marked, snapshot_at, now)
         live_count = sum(1 for entry in self._local.values() if entry.expires_at > now)

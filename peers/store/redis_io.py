@@ -18,9 +18,10 @@ _COMMIT_SCRIPT = (Path(__file__).with_name("commit.lua")).read_text()
 _FETCH_SCRIPT = (Path(__file__).with_name("fetch.lua")).read_text()
 
 Arg = bytes | str | int
-_RESULT_OPS = frozenset({"S", "D", "M"})  # opcodes for which commit.lua returns a result
+_RESULT_OPS = frozenset({"S", "D", "M"})  # opcodes for which commit.lua returns one result
+_REFRESH = "T"  # the opcode that returns one result per id it names (from its fourth argument on)
 # Where each opcode keeps its TTL in milliseconds (a journal replay shortens it by the time spent).
-TTL_INDEX = {"S": 4, "D": 4, "A": 2}
+TTL_INDEX = {"S": 4, "D": 4, "A": 2, "T": 2}
 FETCH_PAGE = 10_000
 
 
@@ -75,12 +76,12 @@ class Ops:
 
     def __init__(self) -> None:
         self.ops: list[list[str]] = []
-        self.callbacks: list[Callable[[int], None] | None] = []
+        self.callbacks: list[Callable[[Any], None] | None] = []
 
     def __len__(self) -> int:
         return len(self.ops)
 
-    def add(self, args: Sequence[Arg], on_result: Callable[[int], None] | None = None) -> None:
+    def add(self, args: Sequence[Arg], on_result: Callable[[Any], None] | None = None) -> None:
         # Every argument travels as a string: Lua numbers would lose digits of microsecond stamps.
         self.ops.append([arg if isinstance(arg, str) else str(arg) for arg in args])
         self.callbacks.append(on_result)
@@ -106,10 +107,18 @@ class Ops:
         return orjson.dumps(self.ops)
 
     def deliver(self, results: bytes | None) -> None:
-        """Hand each op its result (one digit each); None means it was journaled (-1 to the callbacks)."""
+        """Hand each op its result (one digit each); None means it was journaled (-1 to the callbacks).
+
+        A refresh (T) gets the digits of all its ids as bytes (None when journaled).
+        """
         replies = iter(results or b"")
         for op, callback in zip(self.ops, self.callbacks, strict=True):
-            if op[0] in _RESULT_OPS:
+            if op[0] == _REFRESH:
+                count = len(op) - 3
+                digits = bytes(next(replies) for _ in range(count)) if results is not None else None
+                if callback is not None:
+                    callback(digits)
+            elif op[0] in _RESULT_OPS:
                 result = next(replies) - 48 if results is not None else -1  # ASCII digit to int
                 if callback is not None:
                     callback(result)

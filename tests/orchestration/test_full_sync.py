@@ -40,6 +40,7 @@ def test_more_registers_than_one_request_takes_arrive_complete_and_a_stale_one_i
 ) -> None:
     # given
     settings.SORCHA_BULK_MAX_ITEMS = 3
+    settings.SORCHA_DIGEST_MAX_ITEMS = 3
     public = {make_register(advertise=True).id for _ in range(7)}
     make_register(advertise=False)
     stale_id = stale_local_advertisement(peer_service)
@@ -47,8 +48,8 @@ def test_more_registers_than_one_request_takes_arrive_complete_and_a_stale_one_i
     # when
     result = full_sync("manual")
 
-    # then
-    assert result.requests == 3
+    # then: three pages of digest, then the seven registers the Peer Service lacks in three requests
+    assert result.requests == 3 + 3
     assert local_ids(peer_service) == public
     assert (result.counts["added"], result.counts["removed"]) == (7, 1)
     assert stale_id not in local_ids(peer_service)

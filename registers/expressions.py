@@ -1,0 +1,41 @@
+"""Database expressions the Register Service reads its digest with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import BigIntegerField, Func
+
+
+class EpochMicros(Func):
+    """A datetime column as exact microseconds since the Unix epoch, computed by the database.
+
+    Reading 100,000 `updated_at` values as datetimes costs Django a conversion each (most of a
+    digest's read); as integers they arrive ready. Exact on both backends (no floating point):
+    SQLite keeps `YYYY-MM-DD HH:MM:SS[.ffffff]` text in UTC, PostgreSQL a timestamp.
+    """
+
+    arity = 1
+    output_field = BigIntegerField()
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, list[Any]]:
+        return self.as_sql(
+            compiler,
+            connection,
+            # Django writes the fraction as six digits, or none when it is zero (CAST('' AS INTEGER) is 0).
+            # '%%%%s': the template makes it '%%s', which Django's SQLite cursor turns into strftime's '%s'
+            # (a bare '%s' would be taken for a query parameter). The whole seconds are read without the
+            # fraction: strftime rounds 9999-12-31 23:59:59.999999 past its range, to NULL.
+            template="(CAST(strftime('%%%%s', substr(%(expressions)s, 1, 19)) AS INTEGER) * 1000000"
+            " + CAST(substr(%(expressions)s, 21, 6) AS INTEGER))",
+            **extra_context,
+        )
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, list[Any]]:
+        return self.as_sql(
+            compiler,
+            connection,
+            template="(CAST(EXTRACT(EPOCH FROM date_trunc('second', %(expressions)s)) AS BIGINT) * 1000000"
+            " + MOD(CAST(EXTRACT(MICROSECONDS FROM %(expressions)s) AS BIGINT), 1000000))",
+            **extra_context,
+        )
