@@ -330,6 +330,17 @@ class PeerDescriptionList(RootModel[list[PeerDescription]]):
     """Every peer this node knows, banned ones included."""
 
 
+class ExchangeConflict(BaseModel):
+    """A gossip message not applied: a replay, or a digest standing for a set this node does not hold."""
+
+    detail: str
+    needSet: bool = Field(
+        default=False,
+        description="true: the message's `advertisementsDigest` is not that of the set held here for the sender; "
+        "send the message again with its `advertisements`",
+    )
+
+
 class GossipRoundOutcome(BaseModel):
     peers: int = Field(ge=0, description="peers contacted")
     ok: int = Field(ge=0)
