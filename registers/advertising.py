@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
@@ -260,7 +261,13 @@ _NO_DIGEST_STATUSES = frozenset({404, 405})
 
 
 def _send_full_set(client: PeerServiceClient, snapshot_at: datetime, beat: Callable[[], None]) -> FullSyncResult:
-    if client.base_url not in _without_digest:
+    """By digest when the Peer Service may hold our set; in full otherwise.
+
+    With no full sync succeeding for one ADVERTISEMENT_TTL (or ever), whatever a Peer Service held
+    of this node's set has expired: a digest would only come back asking for all of it.
+    """
+    recent = sync_state.succeeded_since(timezone.now() - timedelta(seconds=settings.ADVERTISEMENT_TTL))
+    if recent and client.base_url not in _without_digest:
         try:
             return _send_by_digest(client, snapshot_at, beat)
         except PeerServiceRejected as exc:
@@ -271,16 +278,38 @@ def _send_full_set(client: PeerServiceClient, snapshot_at: datetime, beat: Calla
     return _send_plain(client, snapshot_at, beat)
 
 
+def in_turn(
+    bodies: Iterable[bytes], post: Callable[[bytes], dict[str, Any]], beat: Callable[[], None]
+) -> Iterator[dict[str, Any]]:
+    """Each body posted in order, one request at a time, while the next one is being read and encoded:
+    this process's database read and encoding overlap the Peer Service's work on the request before.
+    The answers come in order; the first failure ends it (the bodies after it are never sent)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="full-sync-post") as poster:
+        pending: Future[dict[str, Any]] | None = None
+        for body in bodies:
+            if pending is not None:
+                yield pending.result()
+            beat()
+            pending = poster.submit(post, body)
+        if pending is not None:
+            yield pending.result()
+
+
 def _send_plain(client: PeerServiceClient, snapshot_at: datetime, beat: Callable[[], None]) -> FullSyncResult:
     """FR-006 as original Sorcha Peer Services take it: every public register, in full."""
     result = FullSyncResult(snapshot_at)
     stamp = moment(snapshot_at)
-    for chunk, last in with_last(full_sync_plan()):
-        beat()
-        total = result.registers_pushed + len(chunk) if last else None
-        answer = client.bulk_advertise(bulk_body(chunk, full_sync=last, snapshot_at=stamp, total=total))
+    listed = 0
+
+    def bodies() -> Iterator[bytes]:
+        nonlocal listed
+        for chunk, last in with_last(full_sync_plan()):
+            listed += len(chunk)
+            yield bulk_body(chunk, full_sync=last, snapshot_at=stamp, total=listed if last else None)
+
+    for answer in in_turn(bodies(), client.bulk_advertise, beat):
         result.add(answer)
-        result.registers_pushed += len(chunk)
+    result.registers_pushed = listed
     return result
 
 
@@ -352,10 +381,12 @@ def _send_by_digest(client: PeerServiceClient, snapshot_at: datetime, beat: Call
         max_items=settings.SORCHA_BULK_MAX_ITEMS,
         max_bytes=settings.SORCHA_MAX_BODY_BYTES - _ENVELOPE_BYTES,
     )
-    for chunk, last in with_last(plan):
-        beat()
-        body = bulk_body(chunk, full_sync=last, snapshot_at=stamp, total=total if last else None)
-        result.add(client.bulk_advertise(body))
+    bodies = (
+        bulk_body(chunk, full_sync=last, snapshot_at=stamp, total=total if last else None)
+        for chunk, last in with_last(plan)
+    )
+    for bulk_answer in in_turn(bodies, client.bulk_advertise, beat):
+        result.add(bulk_answer)
     return result
 
 

@@ -18,7 +18,7 @@ class EpochMicros(Func):
     arity = 1
     output_field = BigIntegerField()
 
-    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, list[Any]]:
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, Any]:
         return self.as_sql(
             compiler,
             connection,
@@ -31,7 +31,7 @@ class EpochMicros(Func):
             **extra_context,
         )
 
-    def as_postgresql(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, list[Any]]:
+    def as_postgresql(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, Any]:
         return self.as_sql(
             compiler,
             connection,
