@@ -22,7 +22,7 @@ from django.db import connections
 from django.utils import timezone
 
 from registers import sync_state
-from registers.expressions import EpochMicros
+from registers.expressions import EpochMicros, IsoUtc
 from registers.models import Register
 from registers.peer_client import PeerServiceClient, PeerServiceError, PeerServiceRejected, PeerServiceUnavailable
 from registers.sync_lock import exclusive_full_sync
@@ -123,20 +123,38 @@ class FullSyncResult:
 def public_advertisements(page_size: int | None = None) -> Iterator[PlannedAdvertisement]:
     """Every public register, encoded, read page by page in primary-key order.
 
-    Each page is one short query over `values_list` (no model instances): no cursor, and on
-    SQLite no read lock, is held open while the Peer Service answers a request.
+    Each page is one short query (no cursor, and on SQLite no read lock, is held open while the
+    Peer Service answers a request), its rows fetched as plain tuples with `sourceUpdatedAt`
+    already written as text by the database: no per-row conversion before the encoding.
     """
     page_size = page_size or settings.SORCHA_BULK_MAX_ITEMS
     public = Register.objects.filter(advertise=True).order_by("pk")
+    columns = ("id", "name", "description", "is_full_replica", "latest_version", "latest_docket_version")
     last_id = ""
     while True:
-        with gc_paused():  # a page is thousands of short-lived rows: no cyclic collection needed for them
-            rows = list(public.filter(pk__gt=last_id).values_list("id", *ADVERTISED_FIELDS, "updated_at")[:page_size])
+        page = public.filter(pk__gt=last_id).values_list(*columns, IsoUtc("updated_at"))[:page_size]
+        sql, params = page.query.sql_with_params()
+        with gc_paused(), connections[page.db].cursor() as cursor:  # thousands of short-lived rows: no collection
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
             planned = [
                 PlannedAdvertisement(
-                    register_id, fields[0], orjson.dumps({"registerId": register_id, **advertisement(*fields)})
+                    register_id,
+                    name,
+                    orjson.dumps(
+                        {
+                            "registerId": register_id,
+                            "isPublic": True,
+                            "name": name,
+                            "description": description,
+                            "isFullReplica": bool(is_full_replica),  # SQLite answers 0 or 1
+                            "latestVersion": latest_version,
+                            "latestDocketVersion": latest_docket,
+                            "sourceUpdatedAt": updated_at,
+                        }
+                    ),
                 )
-                for register_id, *fields in rows
+                for register_id, name, description, is_full_replica, latest_version, latest_docket, updated_at in rows
             ]
         yield from planned
         if len(rows) < page_size:

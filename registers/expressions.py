@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import BigIntegerField, Func
+from django.db.models import BigIntegerField, CharField, Func
 
 
 class EpochMicros(Func):
@@ -37,5 +37,31 @@ class EpochMicros(Func):
             connection,
             template="(CAST(EXTRACT(EPOCH FROM date_trunc('second', %(expressions)s)) AS BIGINT) * 1000000"
             " + MOD(CAST(EXTRACT(MICROSECONDS FROM %(expressions)s) AS BIGINT), 1000000))",
+            **extra_context,
+        )
+
+
+class IsoUtc(Func):
+    """A datetime column as ISO-8601 text in UTC with six fraction digits (`2026-11-25T15:01:27.000000+00:00`),
+    exactly what `isoformat(timespec="microseconds")` writes of it, computed by the database."""
+
+    arity = 1
+    output_field = CharField()
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, Any]:
+        return self.as_sql(
+            compiler,
+            connection,
+            # Django keeps `YYYY-MM-DD HH:MM:SS[.ffffff]` in UTC: the fraction is written only when not zero.
+            template="(replace(%(expressions)s, ' ', 'T')"
+            " || CASE WHEN length(%(expressions)s) = 19 THEN '.000000' ELSE '' END || '+00:00')",
+            **extra_context,
+        )
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, Any]:
+        return self.as_sql(
+            compiler,
+            connection,
+            template="to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')",
             **extra_context,
         )

@@ -23,7 +23,8 @@
 --   T keyprefix ttl_ms id...            -> refreshes the TTL of each keyprefix..id (a digest's unchanged
 --                                          entries): one result per id, 1 refreshed, 0 missing (send it whole)
 --   A key ttl_ms member...              -> adds members to a set (full-sync marks)
---   X key                               -> deletes a bookkeeping key
+--   H key ttl_ms field n...             -> adds each n to a field of a hash (a full sync's counts so far)
+--   X key...                            -> deletes bookkeeping keys
 
 local epoch = redis.call("GET", KEYS[3])
 if ARGV[1] ~= "" and epoch ~= ARGV[1] then
@@ -151,8 +152,13 @@ for _, op in ipairs(ops) do
       redis.call("SADD", op[2], unpack(op, j, math.min(j + 4999, #op)))
     end
     redis.call("PEXPIRE", op[2], op[3])
+  elseif code == "H" then
+    for j = 4, #op - 1, 2 do
+      redis.call("HINCRBY", op[2], op[j], op[j + 1])
+    end
+    redis.call("PEXPIRE", op[2], op[3])
   elseif code == "X" then
-    redis.call("DEL", op[2])
+    redis.call("DEL", unpack(op, 2))
   elseif code ~= "G" then
     return redis.error_reply("unknown opcode " .. tostring(code))
   end

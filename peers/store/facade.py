@@ -13,7 +13,9 @@ import logging
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import orjson
@@ -112,6 +114,7 @@ class AdvertisementStore:
         self._rendering = Rendering(rendering_cache, self.rendering_key)
         # No entry expires before this moment (only ever lowered by entries taken from Redis).
         self._expiry_horizon = 0.0
+        self._committer: ThreadPoolExecutor | None = None  # started by the first bulk of several script calls
         self._stop = threading.Event()
         self._load_at_start()
         self._watcher: threading.Thread | None = None
@@ -184,6 +187,8 @@ class AdvertisementStore:
         if self._watcher is not None:
             self._watcher.join(timeout=5)
         self._rendering.forget()
+        if self._committer is not None:
+            self._committer.shutdown(wait=True)
         self.client.close()
 
     # ------------------------------------------------------------------ loading and catching up
@@ -325,28 +330,60 @@ class AdvertisementStore:
     def _run(self, ops: Ops, header: list[str] | None = None) -> None:
         """Send a batch to Redis in short script calls, or journal it while degraded."""
         for part in ops.chunks(self.commit_batch, header):
-            if not self.degraded:
-                try:
-                    reply = self._io.commit(self._epoch, self._bookkeeping_ttl_ms, part.encode())
-                except redis.RedisError as exc:
-                    self._trip(exc)
-                else:
-                    if reply.status == "epoch":  # Redis lost its data since we last looked: write back, retry
-                        try:
-                            self._recover()
-                        except redis.RedisError as exc:
-                            self._trip(exc)
-                        else:
-                            self._run(part)  # (its header, if any, is already in it)
-                            continue
-                    elif reply.status == "stale":
-                        raise StaleFullSync(int(part.ops[0][2]), int(reply.stored))
+            self._commit(part)
+
+    def _commit(self, part: Ops, sent: tuple[str, Future[CommitReply]] | None = None) -> None:
+        """One script call: its results delivered, or the part journaled while degraded.
+
+        `sent`: the epoch a pipelined call of this part was sent with, and its pending reply.
+        """
+        if not self.degraded:
+            try:
+                epoch = sent[0] if sent is not None else self._epoch
+                reply = sent[1].result() if sent is not None else self._io.commit(epoch, *self._commit_args(part))
+            except redis.RedisError as exc:
+                self._trip(exc)
+            else:
+                if reply.status == "epoch":
+                    if epoch != self._epoch:  # sent before this process wrote back: send it again
+                        self._commit(part)
+                        return
+                    try:  # Redis lost its data since we last looked: write back, retry
+                        self._recover()
+                    except redis.RedisError as exc:
+                        self._trip(exc)
                     else:
-                        part.deliver(reply.results)
-                        self._follow_own_generation(reply.generation, reply.entry)
-                        continue
-            self._journal.append(part.ops)
-            part.deliver(None)
+                        self._commit(part)  # (its header, if any, is already in it)
+                        return
+                elif reply.status == "stale":
+                    raise StaleFullSync(int(part.ops[0][2]), int(reply.stored))
+                else:
+                    part.deliver(reply.results)
+                    self._follow_own_generation(reply.generation, reply.entry)
+                    return
+        self._journal.append(part.ops)
+        part.deliver(None)
+
+    def _commit_args(self, part: Ops) -> tuple[int, bytes]:
+        return self._bookkeeping_ttl_ms, part.encode()
+
+    def _send_ahead(self, part: Ops, in_flight: deque[tuple[Ops, tuple[str, Future[CommitReply]]]]) -> None:
+        """Start the script call of `part` on the committer thread, so Redis applies it while this thread
+        plans the next part; at most two calls are in flight, and their results come back in order."""
+        if self.degraded:
+            self._settle(in_flight)
+            self._commit(part)
+            return
+        if self._committer is None:
+            self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"store-commit-{self.prefix}")
+        epoch = self._epoch
+        in_flight.append((part, (epoch, self._committer.submit(self._io.commit, epoch, *self._commit_args(part)))))
+        while len(in_flight) > 2:
+            self._commit(*in_flight.popleft())
+
+    def _settle(self, in_flight: deque[tuple[Ops, tuple[str, Future[CommitReply]]]]) -> None:
+        while in_flight:
+            self._commit(*in_flight.popleft())
 
     def _follow_own_generation(self, generation: int, entry: bytes) -> None:
         """Our own change is already in the mirror: take its generation as seen, but only when this
@@ -409,15 +446,20 @@ class AdvertisementStore:
             self._redis(self._catch_up)
 
     def _plan_upsert(
-        self, advertisement: AdvertisementInput, now: float, result: BulkResult, log: bool, floor: int | None
-    ) -> Ops:
-        ops = Ops()
+        self,
+        ops: Ops,
+        advertisement: AdvertisementInput,
+        now: float,
+        result: BulkResult,
+        log: bool,
+        floor: int | None,
+    ) -> None:
         register_id = advertisement.register_id
         stamp = advertisement.source_updated_at if advertisement.source_updated_at is not None else now_micros()
         current = decide.live(self._local.get(register_id), now)
         if decide.upsert_is_stale(current, self._tombstones.get(register_id), stamp, now, floor):
             result.stale += 1
-            return ops
+            return
         fields = merged_fields(advertisement, current.fields if current else None)
         value = encode_value(stamp, fields)
         entry = Entry(register_id, None, stamp, fields, value, now, now + self.ttl, True)
@@ -439,24 +481,23 @@ class AdvertisementStore:
             self._local[register_id] = entry
             self._tombstones.pop(register_id, None)
 
-        ops.add(set_args(self.keys, entry, self.ttl, log=log, floor=-1 if floor is None else floor), landed)
-        return ops
+        ops.add_strings(set_args(self.keys, entry, self.ttl, log=log, floor=-1 if floor is None else floor), landed)
 
     def _plan_removal(
         self,
+        ops: Ops,
         register_id: str,
         stamp: int | None,
         now: float,
         result: BulkResult,
         kind: str = REMOVED,
         outranked_by: str = "",
-    ) -> Ops:
+    ) -> None:
         """A removal; a sweep's (`kind` SWEPT) names the full-sync state that a newer sync outranks it by."""
-        ops = Ops()
         current = self._local.get(register_id)
         if decide.removal_is_stale(current, stamp, now):
             result.stale += 1
-            return ops
+            return
 
         def landed(outcome: int) -> None:
             existed = current is not None and current.expires_at > now
@@ -483,7 +524,6 @@ class AdvertisementStore:
             ],
             landed,
         )
-        return ops
 
     def _remember_removal(self, register_id: str, stamp: int | None, now: float, kind: str) -> None:
         if stamp is not None:
@@ -516,15 +556,24 @@ class AdvertisementStore:
             return result, self._local.get(advertisements[-1].register_id)
 
     def _apply_items(self, advertisements: Iterable[AdvertisementInput], log: bool, floor: int | None) -> BulkResult:
+        """Plan each item against the mirror and write them, a script call per `commit_batch` items sent
+        while the next ones are planned (Redis works on its own core meanwhile)."""
         result = BulkResult()
         now = time.time()
         ops = Ops()
-        for advertisement in advertisements:
-            result.processed += 1
-            if advertisement.is_public:
-                ops.extend(self._plan_upsert(advertisement, now, result, log, floor))
-            else:
-                ops.extend(self._plan_removal(advertisement.register_id, advertisement.source_updated_at, now, result))
+        in_flight: deque[tuple[Ops, tuple[str, Future[CommitReply]]]] = deque()
+        try:
+            for advertisement in advertisements:
+                result.processed += 1
+                if advertisement.is_public:
+                    self._plan_upsert(ops, advertisement, now, result, log, floor)
+                else:
+                    self._plan_removal(ops, advertisement.register_id, advertisement.source_updated_at, now, result)
+                if len(ops) >= self.commit_batch:
+                    self._send_ahead(ops, in_flight)
+                    ops = Ops()
+        finally:
+            self._settle(in_flight)
         self._run(ops)
         return result
 
@@ -554,7 +603,7 @@ class AdvertisementStore:
                     if full_sync:
                         self._sweep(snapshot_at, listed, result, void, total)
                     else:
-                        self._mark(snapshot_at, listed)
+                        self._mark(snapshot_at, listed, result)
             finally:
                 self._changed()
                 self._rerender_if_served()
@@ -617,7 +666,7 @@ class AdvertisementStore:
                 if complete:
                     self._sweep(snapshot_at, listed, result, void, total, now=now)
                 else:
-                    self._mark(snapshot_at, listed)
+                    self._mark(snapshot_at, listed, result)
             finally:
                 if result.changed or not patched:
                     self._changed()
@@ -670,11 +719,16 @@ class AdvertisementStore:
             self._refetch([key for rid in missing for key in (self.keys.local(rid), self.keys.tomb(rid))])
         return missing
 
-    def _mark(self, snapshot_at: int, listed: set[str]) -> None:
-        """Chunks of a full sync larger than one request leave their marks in Redis for every process."""
-        if not self.degraded and listed:
+    def _mark(self, snapshot_at: int, listed: set[str], result: BulkResult) -> None:
+        """Requests of a full sync before its last leave their marks in Redis for every process, and add
+        their counts to the sync's (recorded with the sweep: the counts of the whole sync)."""
+        if not self.degraded:
             ops = Ops()
-            ops.add(["A", self.keys.mark(snapshot_at), self._ttl_ms, *sorted(listed)])
+            if listed:
+                ops.add(["A", self.keys.mark(snapshot_at), self._ttl_ms, *sorted(listed)])
+            counts = [str(part) for name, count in result.as_dict().items() if count for part in (name, count)]
+            if counts:
+                ops.add(["H", self.keys.mark_counts(snapshot_at), self._ttl_ms, *counts])
             self._run(ops)
         if self.degraded:
             raise MarksUnavailable(snapshot_at)
@@ -693,9 +747,10 @@ class AdvertisementStore:
         `total`, when the source says it, is how many registers the whole sync listed: marks that
         fall short of it were lost (Redis restarted or failed over between the requests).
         """
-        marks = self._redis(lambda: self._io.marks(snapshot_at))
-        if marks is None:
+        earlier = self._redis(lambda: self._io.marks(snapshot_at))
+        if earlier is None:
             raise MarksUnavailable(snapshot_at)
+        marks, earlier_counts = earlier
         marked = listed | marks
         if total is not None and len(marked) < total:
             logger.warning(
@@ -729,11 +784,18 @@ class AdvertisementStore:
             held_ids=plan.held,
             voided=previous.voided + (1 if void else 0),
         )
-        self._commit_sweep(plan.remove, now, result, state, void)
+        self._commit_sweep(plan.remove, now, result, state, void, earlier_counts)
 
     def _commit_sweep(
-        self, removal: frozenset[str], now: float, result: BulkResult, state: FullSyncState, void: bool
+        self,
+        removal: frozenset[str],
+        now: float,
+        result: BulkResult,
+        state: FullSyncState,
+        void: bool,
+        earlier_counts: dict[str, int] | None = None,
     ) -> None:
+        """Apply the sweep and record the sync; `earlier_counts`: what the sync's earlier requests counted."""
         snapshot_at = state.last_snapshot_at
         # Each script call of the sweep is guarded on its own (a newer full sync may land between two),
         # and each removal yields to a newer full sync recorded meanwhile. A voided sync has no guard.
@@ -741,19 +803,20 @@ class AdvertisementStore:
         outranked_by = "" if void else self.keys.meta
         sweep = Ops()
         for register_id in sorted(removal):
-            sweep.extend(self._plan_removal(register_id, snapshot_at, now, result, SWEPT, outranked_by))
+            self._plan_removal(sweep, register_id, snapshot_at, now, result, SWEPT, outranked_by)
         if guard is not None and not len(sweep):
             sweep.add(guard)
             guard = None
         self._run(sweep, header=guard)
-        state.last_result = result.as_dict()
+        earlier_counts = earlier_counts or {}
+        state.last_result = {name: count + earlier_counts.get(name, 0) for name, count in result.as_dict().items()}
         recorded: list[int] = []
         record = Ops()
         record.add(
             ["M", self.keys.meta, snapshot_at, state.encode(), self._bookkeeping_ttl_ms, "1" if void else "0"],
             recorded.append,
         )
-        record.add(["X", self.keys.mark(snapshot_at)])
+        record.add(["X", self.keys.mark(snapshot_at), self.keys.mark_counts(snapshot_at)])
         self._run(record)
         if recorded == [0]:  # a newer full sync was recorded meanwhile: it is the state, not this one
             logger.warning(

@@ -21,7 +21,7 @@ Arg = bytes | str | int
 _RESULT_OPS = frozenset({"S", "D", "M"})  # opcodes for which commit.lua returns one result
 _REFRESH = "T"  # the opcode that returns one result per id it names (from its fourth argument on)
 # Where each opcode keeps its TTL in milliseconds (a journal replay shortens it by the time spent).
-TTL_INDEX = {"S": 4, "D": 4, "A": 2, "T": 2}
+TTL_INDEX = {"S": 4, "D": 4, "A": 2, "T": 2, "H": 2}
 FETCH_PAGE = 10_000
 
 
@@ -56,6 +56,9 @@ class Keys:
     def mark(self, snapshot_at: int) -> str:
         return f"{self.prefix}:mark:{snapshot_at}"
 
+    def mark_counts(self, snapshot_at: int) -> str:
+        return f"{self.prefix}:mark:{snapshot_at}:counts"
+
     def parse(self, key: str) -> tuple[str, ...]:
         """`('l', rid)`, `('r', peer, rid)`, `('tomb', rid)`, `('ptomb', peer)`, `('meta',)` or `()`."""
         parts = key[len(self.prefix) + 1 :].split(":")
@@ -84,6 +87,11 @@ class Ops:
     def add(self, args: Sequence[Arg], on_result: Callable[[Any], None] | None = None) -> None:
         # Every argument travels as a string: Lua numbers would lose digits of microsecond stamps.
         self.ops.append([arg if isinstance(arg, str) else str(arg) for arg in args])
+        self.callbacks.append(on_result)
+
+    def add_strings(self, args: list[str], on_result: Callable[[Any], None] | None = None) -> None:
+        """`add` for arguments that are all strings already (the hot path of a bulk: no conversion)."""
+        self.ops.append(args)
         self.callbacks.append(on_result)
 
     def extend(self, other: Ops) -> None:
@@ -198,5 +206,13 @@ class RedisIO:
         epoch, generation, entries = pipe.execute()
         return epoch, int(generation or 0), entries
 
-    def marks(self, snapshot_at: int) -> set[str]:
-        return {m.decode() if isinstance(m, bytes) else m for m in self.client.smembers(self.keys.mark(snapshot_at))}
+    def marks(self, snapshot_at: int) -> tuple[set[str], dict[str, int]]:
+        """The registers a full sync's earlier requests listed, and what they counted, in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.smembers(self.keys.mark(snapshot_at))
+        pipe.hgetall(self.keys.mark_counts(snapshot_at))
+        members, counts = pipe.execute()
+        return (
+            {m.decode() if isinstance(m, bytes) else m for m in members},
+            {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in counts.items()},
+        )

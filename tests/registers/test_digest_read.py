@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 
-from registers.advertising import public_digest
+from registers.advertising import ADVERTISED_FIELDS, advertisement, public_advertisements, public_digest
 from registers.expressions import EpochMicros
 from registers.models import Register
 from sorcha_site.bounds import moment_micros
@@ -47,3 +48,27 @@ def test_the_digest_lists_every_public_register_once_with_its_updated_at() -> No
 
     # then
     assert sorted(digest) == sorted((register.id, moment_micros(register.updated_at)) for register in public)
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 11, 25, 15, 1, 27, 123456, tzinfo=UTC),
+        datetime(2026, 11, 25, 15, 1, 27, tzinfo=UTC),
+        datetime(2026, 11, 25, 15, 1, 27, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ],
+)
+def test_the_advertisements_read_for_a_full_sync_are_those_the_single_push_sends(moment: datetime) -> None:
+    # given
+    register = make_register(advertise=True, is_full_replica=False, latest_version=7, latest_docket_version=3)
+    Register.objects.filter(pk=register.pk).update(updated_at=moment)
+    register.refresh_from_db()
+
+    # when
+    [planned] = public_advertisements()
+
+    # then
+    expected = {"registerId": register.id, **advertisement(*(getattr(register, f) for f in ADVERTISED_FIELDS), moment)}
+    assert orjson.loads(planned.encoded) == expected
+    assert (planned.register_id, planned.name) == (register.id, register.name)
