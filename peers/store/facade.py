@@ -95,6 +95,7 @@ class AdvertisementStore:
                 health_check_interval=0,
             )
         self.client = client
+        self._socket_timeout = socket_timeout
         self._io = RedisIO(client, self.keys)
         self._breaker = Breaker(breaker_cooldown)
         self._journal = Journal(journal_max_ops, journal_max_age if journal_max_age is not None else self.ttl)
@@ -164,8 +165,17 @@ class AdvertisementStore:
             logger.warning("event=store_degraded prefix=%s error=%r", self.prefix, exc)
 
     def _watch(self) -> None:
-        """Notice Redis coming back (or coming back empty) without waiting for a request."""
-        while not self._stop.wait(self._breaker.cooldown):
+        """Notice other processes' changes as they are made, and Redis coming back (or coming back empty),
+        without waiting for a request: a read then finds the mirror and its rendering up to date."""
+        while True:
+            woke, seen = False, self._stream_id
+            if self.degraded:
+                if self._stop.wait(self._breaker.cooldown):
+                    return
+            else:
+                woke = self._await_change(seen)
+                if self._stop.is_set():
+                    return
             try:
                 with self._lock:
                     if self.degraded:
@@ -175,6 +185,22 @@ class AdvertisementStore:
                     self._prune_tombstones()
             except Exception:
                 logger.exception("event=store_watcher_failed prefix=%s", self.prefix)
+            if woke and self._stream_id == seen:  # an entry the catch-up did not take: do not spin on it
+                self._stop.wait(self._change_wait)
+
+    @property
+    def _change_wait(self) -> float:
+        """How long the watcher blocks on the change stream: under the socket timeout, at most a cooldown."""
+        return min(self._breaker.cooldown, self._socket_timeout / 2)
+
+    def _await_change(self, seen: bytes) -> bool:
+        """Block until the change stream has an entry after `seen` (True), or for `_change_wait` (False);
+        a failure is left to the catch-up that follows to notice."""
+        try:
+            return self._io.await_change(seen, int(self._change_wait * 1000))
+        except redis.RedisError:
+            self._stop.wait(self._change_wait)
+            return False
 
     def _prune_tombstones(self) -> None:
         now = time.time()
@@ -971,7 +997,9 @@ class AdvertisementStore:
         """The rendered list, cached until the mirror changes or an entry is due to expire.
 
         While a writer holds the store (a full sync being applied), readers get the last
-        complete rendering instead of waiting: reconciliation must not slow the list down.
+        complete rendering instead of waiting: reconciliation must not slow the list down. While
+        the watcher follows the change stream (it takes each change within milliseconds of its
+        commit), a read does not ask Redis itself: no read waits behind another process's script.
         """
         if not self._lock.acquire(blocking=False):
             body = self._rendering.fresh()
@@ -979,7 +1007,10 @@ class AdvertisementStore:
                 return body
             self._lock.acquire()
         try:
-            self._read()
+            if self._watcher is not None and self._watcher.is_alive():
+                self._expire()
+            else:
+                self._read()
             return self._render()
         finally:
             self._lock.release()

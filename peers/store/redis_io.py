@@ -206,6 +206,10 @@ class RedisIO:
         epoch, generation, entries = pipe.execute()
         return epoch, int(generation or 0), entries
 
+    def await_change(self, stream_id: bytes, block_ms: int) -> bool:
+        """Whether the change stream has an entry after `stream_id`, waiting for one up to `block_ms`."""
+        return bool(self.client.xread({self.keys.changes: stream_id}, count=1, block=max(1, block_ms)))
+
     def marks(self, snapshot_at: int) -> tuple[set[str], dict[str, int]]:
         """The registers a full sync's earlier requests listed, and what they counted, in one round trip."""
         pipe = self.client.pipeline(transaction=False)
