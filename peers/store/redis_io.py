@@ -148,14 +148,17 @@ class RedisIO:
         _, current = pipe.execute()
         return current.decode() if current else candidate
 
-    def scan(self) -> Iterator[tuple[str, bytes | None, int]]:
-        """Every pool entry in Redis (no KEYS, no index): key, value and remaining TTL in ms."""
+    def scan(self) -> Iterator[tuple[list[str], list[str], list[int]]]:
+        """Every pool entry in Redis (no KEYS, no index), a page at a time: keys, values ("" when
+        gone) and remaining TTLs in ms, only keys under the pool's prefixes."""
         cursor = "0"
         while True:
             page = orjson.loads(self._fetch(args=["scan", cursor, f"{self.keys.prefix}:*", FETCH_PAGE]))
-            for key, value, ttl in zip(page["k"], page["v"], page["t"], strict=True):
-                if key.startswith(self.keys.pool_prefixes):
-                    yield key, value.encode() if value else None, int(ttl)
+            keys, values, ttls = page["k"], page["v"], page["t"]
+            if not all(key.startswith(self.keys.pool_prefixes) for key in keys):
+                kept = [i for i, key in enumerate(keys) if key.startswith(self.keys.pool_prefixes)]
+                keys, values, ttls = [keys[i] for i in kept], [values[i] for i in kept], [ttls[i] for i in kept]
+            yield keys, values, ttls
             cursor = page["c"]
             if cursor == "0":
                 return
