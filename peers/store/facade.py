@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import orjson
@@ -44,7 +45,7 @@ from peers.store.model import (
     well_formed,
 )
 from peers.store.recovery import Breaker, Journal, aged, set_args, write_back_ops
-from peers.store.redis_io import Keys, Ops, RedisIO
+from peers.store.redis_io import Keys, Ops, Page, PoolRead, RedisIO
 from peers.store.view import Rendering, aggregate
 from sorcha_site.memory import gc_paused
 
@@ -54,6 +55,10 @@ T = TypeVar("T")
 
 # Bookkeeping keys (generation, change stream, epoch, full-sync state) outlive advertisements.
 _BOOKKEEPING_TTL_S = 86_400.0
+
+
+def bookkeeping_ttl_ms(ttl: float) -> int:
+    return int(max(_BOOKKEEPING_TTL_S, 10 * ttl) * 1000)
 
 
 class AdvertisementStore:
@@ -75,6 +80,7 @@ class AdvertisementStore:
         journal_max_ops: int = 200_000,
         journal_max_age: float | None = None,
         rendering_cache: BaseCache | None = None,
+        early_read: Future[PoolRead] | None = None,
     ) -> None:
         self.prefix = prefix
         self.keys = Keys(prefix)
@@ -86,13 +92,7 @@ class AdvertisementStore:
         if client is None:
             if redis_url is None:
                 raise ValueError("AdvertisementStore needs a redis_url or a client")
-            client = redis.Redis.from_url(
-                redis_url,
-                socket_timeout=socket_timeout,
-                socket_connect_timeout=socket_timeout,
-                retry=Retry(NoBackoff(), 0),
-                health_check_interval=0,
-            )
+            client = self.client_for(redis_url, socket_timeout)
         self.client = client
         self._io = RedisIO(client, self.keys)
         self._breaker = Breaker(breaker_cooldown)
@@ -114,11 +114,22 @@ class AdvertisementStore:
         # No entry expires before this moment (only ever lowered by entries taken from Redis).
         self._expiry_horizon = 0.0
         self._stop = threading.Event()
-        self._load_at_start()
+        self._load_at_start(early_read)
         self._watcher: threading.Thread | None = None
         if start_watcher:
             self._watcher = threading.Thread(target=self._watch, name=f"store-watcher-{prefix}", daemon=True)
             self._watcher.start()
+
+    @staticmethod
+    def client_for(redis_url: str, socket_timeout: float) -> redis.Redis:
+        """A client of the store's own: no retries inside redis-py, one failure opens the breaker."""
+        return redis.Redis.from_url(
+            redis_url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
 
     # ------------------------------------------------------------------ keys (kept for callers and tests)
     def local_key(self, register_id: str) -> str:
@@ -136,7 +147,7 @@ class AdvertisementStore:
 
     @property
     def _bookkeeping_ttl_ms(self) -> int:
-        return int(max(_BOOKKEEPING_TTL_S, 10 * self.ttl) * 1000)
+        return bookkeeping_ttl_ms(self.ttl)
 
     # ------------------------------------------------------------------ health
     @property
@@ -188,11 +199,18 @@ class AdvertisementStore:
         self.client.close()
 
     # ------------------------------------------------------------------ loading and catching up
-    def _load_at_start(self) -> None:
-        with self._lock:
+    def _load_at_start(self, early_read: Future[PoolRead] | None) -> None:
+        """Load the pool; `early_read` is a read of it begun before the store was built (while the
+        process was still starting), taken when it read this store's prefix."""
+        with self._lock, gc_paused():
             try:
-                self._establish_epoch()
-                self._reload(initial=True)
+                read = early_read.result() if early_read is not None else None
+                if read is None or read.prefix != self.prefix:
+                    self._establish_epoch()
+                    self._reload(initial=True)
+                else:
+                    self._epoch = read.epoch
+                    self._reload(initial=True, read=read)
             except redis.RedisError as exc:
                 self._trip(exc)
                 logger.warning("event=store_start_without_redis prefix=%s error=%r", self.prefix, exc)
@@ -204,14 +222,19 @@ class AdvertisementStore:
         self._epoch = self._io.establish_epoch(secrets.token_hex(8), self._bookkeeping_ttl_ms)
 
     @gc_paused()
-    def _reload(self, initial: bool) -> None:
-        """Rebuild the mirror from Redis (a start-up load, or a gap in the change stream)."""
-        _, generation, last = self._io.head()
+    def _reload(self, initial: bool, read: PoolRead | None = None) -> None:
+        """Rebuild the mirror from Redis (a start-up load, or a gap in the change stream); `read`
+        is what a start-up read already found."""
+        if read is None:
+            _, generation, last = self._io.head()
+            pages: Iterable[Page] = self._io.scan()
+        else:
+            generation, last = read.generation, read.last
+            pages = (self._io.parse_page(asked_at, raw) for asked_at, raw in read.take_pages())
         previous_local, previous_remote = self._local, self._remote
         self._local, self._remote, self._tombstones, self._peer_tombstones = {}, {}, {}, {}
-        now = time.time()
-        for keys, values, ttls in self._io.scan():
-            self._absorb_page(keys, values, ttls, now)
+        for asked_at, keys, values, ttls in pages:
+            self._absorb_page(keys, values, ttls, asked_at)
         if not initial:
             # Entries equal to what this process held keep their verification; others were written since.
             for register_id, entry in self._local.items():
@@ -233,9 +256,9 @@ class AdvertisementStore:
         )
 
     def _absorb_page(self, keys: list[str], values: list[str], ttls: list[int], now: float) -> None:
-        """One page of a scan, straight into the mirror: a local advertisement (nearly all of a
-        pool) becomes one compact entry holding the value as Redis has it; the rest goes the
-        general way. Loaded entries are unverified until their source refreshes them."""
+        """One page of a scan (asked for at `now`), straight into the mirror: a local advertisement
+        (nearly all of a pool) becomes one compact entry holding the value as Redis has it; the rest
+        goes the general way. Loaded entries are unverified until their source refreshes them."""
         local, ttl, local_prefix = self._local, self.ttl, self.keys.local("")
         cut = len(local_prefix)
         soonest = self._expiry_horizon
@@ -858,7 +881,8 @@ class AdvertisementStore:
     def _render(self) -> bytes:
         body = self._rendering.fresh(self._version)
         if body is None:
-            body = self._rendering.render(self._version, self._next_expiry(), self._local, self._remote)
+            with gc_paused():  # a row dict per register: nothing cyclic for the collector to find
+                body = self._rendering.render(self._version, self._next_expiry(), self._local, self._remote)
         return body
 
     def _rerender_if_served(self) -> None:

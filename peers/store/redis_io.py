@@ -7,8 +7,12 @@ decides anything: the façade plans, this module carries the plan.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from pathlib import Path
+from queue import SimpleQueue
 from typing import Any
 
 import orjson
@@ -18,6 +22,9 @@ _COMMIT_SCRIPT = (Path(__file__).with_name("commit.lua")).read_text()
 _FETCH_SCRIPT = (Path(__file__).with_name("fetch.lua")).read_text()
 
 Arg = bytes | str | int
+# A page of a scan: when it was asked for, keys, values ("" when gone), remaining TTLs in ms
+# (only keys under the pool's prefixes).
+Page = tuple[float, list[str], list[str], list[int]]
 _RESULT_OPS = frozenset({"S", "D", "M"})  # opcodes for which commit.lua returns a result
 # Where each opcode keeps its TTL in milliseconds (a journal replay shortens it by the time spent).
 TTL_INDEX = {"S": 4, "D": 4, "A": 2}
@@ -128,6 +135,46 @@ class CommitReply:
         self.entry: bytes = reply[3] if ok and len(reply) > 3 else b""
 
 
+class PoolRead:
+    """A start-up read of the pool, begun before the store is built: the epoch and the change
+    stream's head at once, then the scan's pages handed over one by one as they arrive."""
+
+    __slots__ = ("_pages", "epoch", "generation", "last", "prefix")
+
+    def __init__(self, prefix: str, epoch: str, generation: int, last: list[Any]) -> None:
+        self.prefix, self.epoch, self.generation, self.last = prefix, epoch, generation, last
+        self._pages: SimpleQueue[tuple[float, bytes] | Exception | None] = SimpleQueue()
+
+    def put(self, page: tuple[float, bytes] | Exception | None) -> None:
+        """A page (with when it was asked for), the error that ended the read, or None at the end."""
+        self._pages.put(page)
+
+    def take_pages(self) -> Iterator[tuple[float, bytes]]:
+        """The pages in order as they arrive; the read's error, if it failed, is raised here."""
+        while (page := self._pages.get()) is not None:
+            if isinstance(page, Exception):
+                raise page
+            yield page
+
+
+def start_pool_read(io: RedisIO, candidate_epoch: str, bookkeeping_ttl_ms: int) -> Future[PoolRead]:
+    """Read the pool in a background thread: the future holds the read once its head is known (or
+    the error that stopped it); its pages follow through `PoolRead.take_pages`."""
+    future: Future[PoolRead] = Future()
+
+    def read() -> None:
+        try:
+            pool_read = io.begin_read(candidate_epoch, bookkeeping_ttl_ms)
+        except Exception as exc:  # handed to the store, which logs it and starts without Redis
+            future.set_exception(exc)
+            return
+        future.set_result(pool_read)
+        io.read_pages(pool_read)
+
+    threading.Thread(target=read, name=f"store-early-read-{io.keys.prefix}", daemon=True).start()
+    return future
+
+
 class RedisIO:
     """One client and its scripts."""
 
@@ -148,20 +195,45 @@ class RedisIO:
         _, current = pipe.execute()
         return current.decode() if current else candidate
 
-    def scan(self) -> Iterator[tuple[list[str], list[str], list[int]]]:
-        """Every pool entry in Redis (no KEYS, no index), a page at a time: keys, values ("" when
-        gone) and remaining TTLs in ms, only keys under the pool's prefixes."""
-        cursor = "0"
+    def scan(self) -> Iterator[Page]:
+        """Every pool entry in Redis (no KEYS, no index), a page at a time."""
+        for asked_at, raw in self.scan_pages():
+            yield self.parse_page(asked_at, raw)
+
+    def scan_pages(self) -> Iterator[tuple[float, bytes]]:
+        """The scan's pages as `fetch.lua` encodes them (one JSON document each), each with the
+        moment it was asked for (its TTLs count from no earlier)."""
+        cursor = b"0"
         while True:
-            page = orjson.loads(self._fetch(args=["scan", cursor, f"{self.keys.prefix}:*", FETCH_PAGE]))
-            keys, values, ttls = page["k"], page["v"], page["t"]
-            if not all(key.startswith(self.keys.pool_prefixes) for key in keys):
-                kept = [i for i, key in enumerate(keys) if key.startswith(self.keys.pool_prefixes)]
-                keys, values, ttls = [keys[i] for i in kept], [values[i] for i in kept], [ttls[i] for i in kept]
-            yield keys, values, ttls
-            cursor = page["c"]
-            if cursor == "0":
+            asked_at = time.time()
+            cursor, page = self._fetch(args=["scan", cursor, f"{self.keys.prefix}:*", FETCH_PAGE])
+            yield asked_at, page
+            if cursor == b"0":
                 return
+
+    def parse_page(self, asked_at: float, raw: bytes) -> Page:
+        page = orjson.loads(raw)
+        keys, values, ttls = page["k"], page["v"], page["t"]
+        if not all(key.startswith(self.keys.pool_prefixes) for key in keys):
+            kept = [i for i, key in enumerate(keys) if key.startswith(self.keys.pool_prefixes)]
+            keys, values, ttls = [keys[i] for i in kept], [values[i] for i in kept], [ttls[i] for i in kept]
+        return asked_at, keys, values, ttls
+
+    def begin_read(self, candidate_epoch: str, bookkeeping_ttl_ms: int) -> PoolRead:
+        """A start-up read: the epoch (established first, so a loss after it is noticed) and the head
+        of the change stream (the store catches up with what changes after it); then `read_pages`."""
+        epoch = self.establish_epoch(candidate_epoch, bookkeeping_ttl_ms)
+        _, generation, last = self.head()
+        return PoolRead(self.keys.prefix, epoch, generation, last)
+
+    def read_pages(self, read: PoolRead) -> None:
+        try:
+            for page in self.scan_pages():
+                read.put(page)
+        except Exception as exc:  # the store taking the pages raises it
+            read.put(exc)
+        else:
+            read.put(None)
 
     def fetch(self, keys: Sequence[bytes | str]) -> list[tuple[bytes | None, int]]:
         """Value and remaining TTL (ms) of each key, in one script call per 10,000 keys."""
