@@ -138,14 +138,22 @@ class _Ordered:
         self.peers = [remote_by_register.pop(register_id, no_peers) for register_id in self.ids] if remote else None
         # (name folded, register id, what the row is built from): ids are unique, so the sort
         # never compares the third element.
-        self.order: list[tuple[str, str, Any]] = [
+        self._built: list[tuple[str, str, Any]] = [
             (fields["name"].lower(), register_id, index)
             for index, (register_id, fields) in enumerate(zip(self.ids, self.fields, strict=True))
         ]
         for register_id, entries in remote_by_register.items():
             row = remote_row(register_id, entries, self.moment)
-            self.order.append((row["name"].lower(), register_id, row))
-        self.order.sort()
+            self._built.append((row["name"].lower(), register_id, row))
+        self.order = sorted(self._built)
+
+    def release(self) -> None:
+        """Free the row plan in the order it was allocated. Freed in sorted order, the first 2,000
+        tuples would stay on the interpreter's tuple free list scattered over the heap, each
+        keeping a whole memory pool from being returned: megabytes per process for nothing."""
+        self.order = []
+        self._built = []
+        self.fields = []
 
     def local_ids(self) -> list[str | None]:
         return [register_id if type(what) is int else None for _, register_id, what in self.order]
@@ -193,7 +201,10 @@ class _Ordered:
 
 def aggregate(local: Mapping[str, Entry], remote: Mapping[str, Mapping[str, Entry]]) -> list[dict[str, Any]]:
     """Local public ads and remote ads grouped by register, sorted by name then id."""
-    return _Ordered(local, remote).rows()
+    ordered = _Ordered(local, remote)
+    rows = ordered.rows()
+    ordered.release()
+    return rows
 
 
 class Rendering:
@@ -264,7 +275,7 @@ class Rendering:
         self._local_ids = ordered.local_ids()
         self._tails = None
         body = ordered.encode()
-        del ordered
+        ordered.release()
         self._keep(version, body, valid_until)
         self.served = self.served or for_reader
         return body
