@@ -6,17 +6,9 @@ import gc
 import os
 
 from django.conf import settings
+from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sorcha_site.settings")
-
-if settings.SERVES_PEERS:
-    # Redis reads the persisted pool on its own core while Django is imported and set up (the store
-    # takes it below), so a restart over a large pool is not the sum of the two.
-    from peers.store import read_early
-
-    read_early()
-
-from django.core.wsgi import get_wsgi_application  # (after the early read began)
 
 django_application = get_wsgi_application()
 

@@ -14,14 +14,11 @@ Callers import only from this package: the store, `get_store()`, and the model's
 
 from __future__ import annotations
 
-import secrets
 import threading
-from concurrent.futures import Future
 
-import redis
 from django.core.cache.backends.base import BaseCache
 
-from peers.store.facade import AdvertisementStore, bookkeeping_ttl_ms
+from peers.store.facade import AdvertisementStore
 from peers.store.model import (
     AdvertisementInput,
     BulkResult,
@@ -33,7 +30,6 @@ from peers.store.model import (
     now_micros,
     to_micros,
 )
-from peers.store.redis_io import Keys, PoolRead, RedisIO, start_pool_read
 
 __all__ = [
     "AdvertisementInput",
@@ -46,7 +42,6 @@ __all__ = [
     "format_micros",
     "get_store",
     "now_micros",
-    "read_early",
     "reset_store",
     "to_micros",
 ]
@@ -58,7 +53,6 @@ RENDERING_ALIAS = "renderings"
 
 _store: AdvertisementStore | None = None
 _store_lock = threading.Lock()
-_early_read: Future[PoolRead] | None = None
 
 
 def _connection() -> object | None:
@@ -83,35 +77,9 @@ def _rendering_cache() -> BaseCache | None:
     return caches[RENDERING_ALIAS]
 
 
-def _client() -> redis.Redis:
-    """The store's client: django-redis's when the alias is configured, else one for REDIS_URL."""
-    from django.conf import settings
-
-    connection = _connection()
-    if connection is not None:
-        return connection  # type: ignore[return-value]
-    return AdvertisementStore.client_for(settings.REDIS_URL, settings.STORE_SOCKET_TIMEOUT)
-
-
-def read_early() -> None:
-    """Begin reading the persisted pool from Redis in the background, for `get_store()` to take.
-
-    A web process calls this before Django sets itself up: Redis scans the pool on its own core
-    while the interpreter imports (most of a restart over a large pool), and the store takes each
-    page as it arrives. Only settings are needed; a failed read is the store's start without Redis.
-    """
-    global _early_read
-    from django.conf import settings
-
-    with _store_lock:
-        if _store is None and _early_read is None:
-            io = RedisIO(_client(), Keys(settings.REDIS_KEY_PREFIX))
-            _early_read = start_pool_read(io, secrets.token_hex(8), bookkeeping_ttl_ms(settings.ADVERTISEMENT_TTL))
-
-
 def get_store() -> AdvertisementStore:
-    """This process's store, built from settings on first use (taking an early read if one began)."""
-    global _store, _early_read
+    """This process's store, built from settings on first use."""
+    global _store
     if _store is None:
         with _store_lock:
             if _store is None:
@@ -121,7 +89,7 @@ def get_store() -> AdvertisementStore:
                     settings.REDIS_URL,
                     settings.REDIS_KEY_PREFIX,
                     settings.ADVERTISEMENT_TTL,
-                    client=_client(),
+                    client=_connection(),  # type: ignore[arg-type]
                     breaker_cooldown=settings.STORE_BREAKER_COOLDOWN,
                     socket_timeout=settings.STORE_SOCKET_TIMEOUT,
                     reconcile_interval=settings.RECONCILE_INTERVAL,
@@ -129,9 +97,7 @@ def get_store() -> AdvertisementStore:
                     journal_max_ops=settings.STORE_JOURNAL_MAX_OPS,
                     journal_max_age=settings.STORE_JOURNAL_MAX_AGE,
                     rendering_cache=_rendering_cache(),
-                    early_read=_early_read,
                 )
-                _early_read = None
     return _store
 
 

@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import orjson
@@ -45,7 +44,7 @@ from peers.store.model import (
     well_formed,
 )
 from peers.store.recovery import Breaker, Journal, aged, set_args, write_back_ops
-from peers.store.redis_io import Keys, Ops, Page, PoolRead, RedisIO
+from peers.store.redis_io import Keys, Ops, RedisIO
 from peers.store.view import Rendering, aggregate
 from sorcha_site.memory import gc_paused
 
@@ -55,10 +54,6 @@ T = TypeVar("T")
 
 # Bookkeeping keys (generation, change stream, epoch, full-sync state) outlive advertisements.
 _BOOKKEEPING_TTL_S = 86_400.0
-
-
-def bookkeeping_ttl_ms(ttl: float) -> int:
-    return int(max(_BOOKKEEPING_TTL_S, 10 * ttl) * 1000)
 
 
 class AdvertisementStore:
@@ -80,7 +75,6 @@ class AdvertisementStore:
         journal_max_ops: int = 200_000,
         journal_max_age: float | None = None,
         rendering_cache: BaseCache | None = None,
-        early_read: Future[PoolRead] | None = None,
     ) -> None:
         self.prefix = prefix
         self.keys = Keys(prefix)
@@ -92,7 +86,13 @@ class AdvertisementStore:
         if client is None:
             if redis_url is None:
                 raise ValueError("AdvertisementStore needs a redis_url or a client")
-            client = self.client_for(redis_url, socket_timeout)
+            client = redis.Redis.from_url(
+                redis_url,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_timeout,
+                retry=Retry(NoBackoff(), 0),
+                health_check_interval=0,
+            )
         self.client = client
         self._io = RedisIO(client, self.keys)
         self._breaker = Breaker(breaker_cooldown)
@@ -114,22 +114,11 @@ class AdvertisementStore:
         # No entry expires before this moment (only ever lowered by entries taken from Redis).
         self._expiry_horizon = 0.0
         self._stop = threading.Event()
-        self._load_at_start(early_read)
+        self._load_at_start()
         self._watcher: threading.Thread | None = None
         if start_watcher:
             self._watcher = threading.Thread(target=self._watch, name=f"store-watcher-{prefix}", daemon=True)
             self._watcher.start()
-
-    @staticmethod
-    def client_for(redis_url: str, socket_timeout: float) -> redis.Redis:
-        """A client of the store's own: no retries inside redis-py, one failure opens the breaker."""
-        return redis.Redis.from_url(
-            redis_url,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=0,
-        )
 
     # ------------------------------------------------------------------ keys (kept for callers and tests)
     def local_key(self, register_id: str) -> str:
@@ -147,7 +136,7 @@ class AdvertisementStore:
 
     @property
     def _bookkeeping_ttl_ms(self) -> int:
-        return bookkeeping_ttl_ms(self.ttl)
+        return int(max(_BOOKKEEPING_TTL_S, 10 * self.ttl) * 1000)
 
     # ------------------------------------------------------------------ health
     @property
@@ -199,18 +188,11 @@ class AdvertisementStore:
         self.client.close()
 
     # ------------------------------------------------------------------ loading and catching up
-    def _load_at_start(self, early_read: Future[PoolRead] | None) -> None:
-        """Load the pool; `early_read` is a read of it begun before the store was built (while the
-        process was still starting), taken when it read this store's prefix."""
+    def _load_at_start(self) -> None:
         with self._lock, gc_paused():
             try:
-                read = early_read.result() if early_read is not None else None
-                if read is None or read.prefix != self.prefix:
-                    self._establish_epoch()
-                    self._reload(initial=True)
-                else:
-                    self._epoch = read.epoch
-                    self._reload(initial=True, read=read)
+                self._establish_epoch()
+                self._reload(initial=True)
             except redis.RedisError as exc:
                 self._trip(exc)
                 logger.warning("event=store_start_without_redis prefix=%s error=%r", self.prefix, exc)
@@ -222,18 +204,12 @@ class AdvertisementStore:
         self._epoch = self._io.establish_epoch(secrets.token_hex(8), self._bookkeeping_ttl_ms)
 
     @gc_paused()
-    def _reload(self, initial: bool, read: PoolRead | None = None) -> None:
-        """Rebuild the mirror from Redis (a start-up load, or a gap in the change stream); `read`
-        is what a start-up read already found."""
-        if read is None:
-            _, generation, last = self._io.head()
-            pages: Iterable[Page] = self._io.scan()
-        else:
-            generation, last = read.generation, read.last
-            pages = (self._io.parse_page(asked_at, raw) for asked_at, raw in read.take_pages())
+    def _reload(self, initial: bool) -> None:
+        """Rebuild the mirror from Redis (a start-up load, or a gap in the change stream)."""
+        _, generation, last = self._io.head()
         previous_local, previous_remote = self._local, self._remote
         self._local, self._remote, self._tombstones, self._peer_tombstones = {}, {}, {}, {}
-        for asked_at, keys, values, ttls in pages:
+        for asked_at, keys, values, ttls in self._io.scan():
             self._absorb_page(keys, values, ttls, asked_at)
         if not initial:
             # Entries equal to what this process held keep their verification; others were written since.

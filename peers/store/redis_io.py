@@ -7,12 +7,9 @@ decides anything: the façade plans, this module carries the plan.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
 from pathlib import Path
-from queue import SimpleQueue
 from typing import Any
 
 import orjson
@@ -135,46 +132,6 @@ class CommitReply:
         self.entry: bytes = reply[3] if ok and len(reply) > 3 else b""
 
 
-class PoolRead:
-    """A start-up read of the pool, begun before the store is built: the epoch and the change
-    stream's head at once, then the scan's pages handed over one by one as they arrive."""
-
-    __slots__ = ("_pages", "epoch", "generation", "last", "prefix")
-
-    def __init__(self, prefix: str, epoch: str, generation: int, last: list[Any]) -> None:
-        self.prefix, self.epoch, self.generation, self.last = prefix, epoch, generation, last
-        self._pages: SimpleQueue[tuple[float, bytes] | Exception | None] = SimpleQueue()
-
-    def put(self, page: tuple[float, bytes] | Exception | None) -> None:
-        """A page (with when it was asked for), the error that ended the read, or None at the end."""
-        self._pages.put(page)
-
-    def take_pages(self) -> Iterator[tuple[float, bytes]]:
-        """The pages in order as they arrive; the read's error, if it failed, is raised here."""
-        while (page := self._pages.get()) is not None:
-            if isinstance(page, Exception):
-                raise page
-            yield page
-
-
-def start_pool_read(io: RedisIO, candidate_epoch: str, bookkeeping_ttl_ms: int) -> Future[PoolRead]:
-    """Read the pool in a background thread: the future holds the read once its head is known (or
-    the error that stopped it); its pages follow through `PoolRead.take_pages`."""
-    future: Future[PoolRead] = Future()
-
-    def read() -> None:
-        try:
-            pool_read = io.begin_read(candidate_epoch, bookkeeping_ttl_ms)
-        except Exception as exc:  # handed to the store, which logs it and starts without Redis
-            future.set_exception(exc)
-            return
-        future.set_result(pool_read)
-        io.read_pages(pool_read)
-
-    threading.Thread(target=read, name=f"store-early-read-{io.keys.prefix}", daemon=True).start()
-    return future
-
-
 class RedisIO:
     """One client and its scripts."""
 
@@ -218,22 +175,6 @@ class RedisIO:
             kept = [i for i, key in enumerate(keys) if key.startswith(self.keys.pool_prefixes)]
             keys, values, ttls = [keys[i] for i in kept], [values[i] for i in kept], [ttls[i] for i in kept]
         return asked_at, keys, values, ttls
-
-    def begin_read(self, candidate_epoch: str, bookkeeping_ttl_ms: int) -> PoolRead:
-        """A start-up read: the epoch (established first, so a loss after it is noticed) and the head
-        of the change stream (the store catches up with what changes after it); then `read_pages`."""
-        epoch = self.establish_epoch(candidate_epoch, bookkeeping_ttl_ms)
-        _, generation, last = self.head()
-        return PoolRead(self.keys.prefix, epoch, generation, last)
-
-    def read_pages(self, read: PoolRead) -> None:
-        try:
-            for page in self.scan_pages():
-                read.put(page)
-        except Exception as exc:  # the store taking the pages raises it
-            read.put(exc)
-        else:
-            read.put(None)
 
     def fetch(self, keys: Sequence[bytes | str]) -> list[tuple[bytes | None, int]]:
         """Value and remaining TTL (ms) of each key, in one script call per 10,000 keys."""

@@ -1,37 +1,23 @@
 """The store's compact mirror: entries that keep only their encoded value, a rendering that keeps
-only its body (patched in place by a refresh), a start-up read begun before the store is built."""
+only its body (patched in place by a refresh) in a cache that keeps references."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
-from typing import Any
 
 import orjson
 import pytest
 
 from peers.store import AdvertisementInput, AdvertisementStore, now_micros
-from peers.store.facade import bookkeeping_ttl_ms
 from peers.store.model import Entry, encode_value
-from peers.store.redis_io import Keys, RedisIO, start_pool_read
 from tests.conftest import register_id
 from tests.plugin import SESSION_REDIS
-from tests.redis_server import free_port
 
 MakeStore = Callable[..., AdvertisementStore]
 
 
 def public(rid: str, stamp: int, name: str = "ledger") -> AdvertisementInput:
     return AdvertisementInput(rid, True, name=name, description=f"{name} register", source_updated_at=stamp)
-
-
-def early_read(url: str, prefix: str) -> Any:
-    io = RedisIO(AdvertisementStore.client_for(url, 0.5), Keys(prefix))
-    return start_pool_read(io, secrets.token_hex(8), bookkeeping_ttl_ms(300))
-
-
-def without_last_seen(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{key: value for key, value in row.items() if key != "lastSeen"} for row in rows]
 
 
 # ---------------------------------------------------------------- entries
@@ -81,32 +67,3 @@ def test_the_rendering_cache_hands_back_the_body_itself_not_a_copy() -> None:
 
     assert caches["renderings"].get("probe")[1] is body
     caches["renderings"].delete("probe")
-
-
-# ---------------------------------------------------------------- the early read
-def test_a_store_built_from_an_early_read_holds_what_a_store_that_loads_itself_holds(
-    make_store: MakeStore, prefix: str
-) -> None:
-    stamp = now_micros()
-    ids = {register_id() for _ in range(30)}
-    make_store().apply_bulk([public(rid, stamp) for rid in ids], full_sync=True, snapshot_at=stamp + 1)
-
-    early = make_store(early_read=early_read(SESSION_REDIS.url, prefix))
-
-    assert not early.degraded
-    # (each estimates lastSeen from the TTL Redis reported when it read)
-    assert without_last_seen(early.available()) == without_last_seen(make_store().available())
-    assert {row["registerId"] for row in early.available()} == ids
-
-
-def test_an_early_read_that_cannot_reach_redis_starts_the_store_from_memory(prefix: str) -> None:
-    unreachable = f"redis://127.0.0.1:{free_port()}/0"
-
-    store = AdvertisementStore(
-        unreachable, prefix, 300, early_read=early_read(unreachable, prefix), start_watcher=False
-    )
-    try:
-        assert store.degraded
-        assert store.available() == []
-    finally:
-        store.close()
