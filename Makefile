@@ -70,6 +70,7 @@ bench: install-dev
 	$(BIN)/python -m bench.bench_latency
 	$(BIN)/python -m bench.bench_propagation
 	$(BIN)/python -m bench.bench_burst
+	$(BIN)/python -m bench.bench_gossip
 
 test: install-dev
 	$(BIN)/pytest

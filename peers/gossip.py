@@ -6,6 +6,14 @@ signed with the sender's Ed25519 key (header `X-Sorcha-Signature`), and the send
 digest of that key, so a node can only ever speak for itself. A valid message replaces the
 sender's remote set in the store; the reply is the receiver's own message of the same shape.
 
+Digests (`peers.digests`): a node that speaks them says so with the `X-Sorcha-Gossip-Digests: 1`
+request header and puts `advertisementsDigest` beside its list; each side tells the other which
+digest of the other's set it holds (`heldDigest`). While a peer holds this node's current set,
+the message carries the digest alone, and the receiver refreshes the set it holds — if what it
+holds still has that digest; otherwise it answers 409 with `needSet: true` and the sender sends
+the set at once, within the same exchange. A peer that never says it speaks digests gets the
+original message, byte for byte the shape it knows.
+
 What a sender says about its URL is only a claim: a URL is bound to a peer id once this node
 has POSTed to it and received that id's signed reply (ARCHITECTURE §4, "Admission and bounds").
 Who may send, how often and how much is decided in `peers.admission`; outbound calls go
@@ -38,14 +46,15 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    field_validator,
 )
 
-from peers import admission, outbound
+from peers import admission, digests, outbound
 from peers.admission import GossipRejected
 from peers.api.schemas import NAME_PATTERN, REGISTER_ID_PATTERN, TEXT_PATTERN, describe_validation_error
 from peers.identity import get_identity, next_sequence, peer_id_for, sign, signature_valid
 from peers.models import Peer
-from peers.store import AdvertisementInput, get_store
+from peers.store import AdvertisementInput, Entry, get_store
 from sorcha_site.bounds import MAX_VERSION, moment_micros, moment_problem, now_micros
 from sorcha_site.metrics import record_gossip_exchange, record_gossip_refusal
 
@@ -54,8 +63,14 @@ __all__ = ["GossipRejected"]
 logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Sorcha-Signature"
+# Sent by nodes that understand digests; a receiver answers them with `advertisementsDigest` and `heldDigest`.
+DIGESTS_HEADER = "X-Sorcha-Gossip-Digests"
 EXCHANGE_PATH = "/api/peers/exchange"
 MAX_PEERS_IN_MESSAGE = 100
+# A digest-only message passes on a few known URLs (a different sample each time), not all of them:
+# discovery goes on at a bounded cost, and full messages still carry every one.
+MAX_PEERS_IN_DIGEST_MESSAGE = 3
+NEED_SET = "need_set"
 # A round ends within one exchange deadline plus this, whatever the peers do.
 ROUND_MARGIN = 2.0
 _apply_lock = threading.Lock()
@@ -88,8 +103,23 @@ class PeerReference(BaseModel):
     url: PeerUrl
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    """The schema of a field that may be left out but is never null (as `_left_out_never_null` checks)."""
+    schema.pop("default", None)
+    options = [option for option in schema.pop("anyOf", []) if option != {"type": "null"}]
+    if options:
+        schema.update(options[0])
+
+
+def _set_or_digest(schema: dict[str, Any]) -> None:
+    schema["anyOf"] = [{"required": ["advertisements"]}, {"required": ["advertisementsDigest"]}]
+
+
+Digest = Annotated[StrictStr, Field(pattern=digests.DIGEST_PATTERN)]
+
+
 class GossipMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_set_or_digest)
 
     peerId: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{32}$")]
     publicKey: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -97,8 +127,50 @@ class GossipMessage(BaseModel):
     name: Annotated[StrictStr, Field(max_length=100, pattern=TEXT_PATTERN)] = ""
     sequence: Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
     sentAt: Annotated[AwareDatetime, Field(strict=True)]
-    advertisements: list[GossipAdvertisement] = Field(max_length=settings.SORCHA_BULK_MAX_ITEMS)
+    # The three below may be left out (None then) but never sent as null (refused below).
+    advertisements: list[GossipAdvertisement] | None = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        max_length=settings.SORCHA_BULK_MAX_ITEMS,
+        description="the sender's complete set of its own public advertisements; left out when "
+        "`advertisementsDigest` stands for it (a set the receiver holds)",
+    )
+    advertisementsDigest: Digest | None = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description="SHA-256 (lowercase hex) of the sender's set: of the JSON array, without whitespace, of "
+        "`[registerId, name, description, latestVersion, latestDocketVersion, isFullReplica]` sorted by "
+        "registerId; with `advertisements` it must be theirs (400 otherwise)",
+    )
+    heldDigest: Digest | None = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description="the `advertisementsDigest` of the addressee's set the sender holds: in a request, the "
+        "reply may then carry the digest alone; in a reply, the set the replier holds now",
+    )
     peers: list[PeerReference] = Field(default_factory=list, max_length=MAX_PEERS_IN_MESSAGE)
+
+    @field_validator("advertisements", "advertisementsDigest", "heldDigest", mode="before")
+    @classmethod
+    def _left_out_never_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may be left out, never null")
+        return value
+
+    def rows(self) -> list[digests.Row]:
+        """The listed set as the digest sees it: one row per register, the last listed winning (as stored)."""
+        by_id = {
+            ad.registerId: (
+                ad.registerId,
+                ad.name,
+                ad.description,
+                ad.latestVersion,
+                ad.latestDocketVersion,
+                ad.isFullReplica,
+            )
+            for ad in self.advertisements or ()
+        }
+        return list(by_id.values())
 
 
 @dataclass(frozen=True)
@@ -107,9 +179,19 @@ class SignedMessage:
     signature: str
 
 
-def build_message() -> SignedMessage:
-    """This node's own signed message: its local public advertisements and the peers it has verified."""
-    identity = get_identity()
+@dataclass(frozen=True)
+class LocalSet:
+    """This node's own public advertisements as messages list them (sorted by id), and their digest."""
+
+    advertisements: list[dict[str, Any]]
+    digest: str
+
+
+_local_sets: digests.EntryCache[LocalSet] = digests.EntryCache(max_keys=1)
+_held_digests: digests.EntryCache[str] = digests.EntryCache(max_keys=4 * settings.GOSSIP_MAX_PEERS)
+
+
+def _build_local_set(entries: list[Entry]) -> LocalSet:
     advertisements = [
         {
             "registerId": entry.register_id,
@@ -119,22 +201,58 @@ def build_message() -> SignedMessage:
             "latestDocketVersion": entry.fields["latestDocketVersion"],
             "isFullReplica": entry.fields["isFullReplica"],
         }
-        for entry in get_store().local_advertisements()
+        for entry in sorted(entries, key=lambda entry: entry.register_id)
     ]
+    return LocalSet(advertisements, digests.digest_of_entries(entries))
+
+
+def local_set() -> LocalSet:
+    """This node's set now; built again only when a local advertisement changed."""
+    entries = get_store().local_advertisements()
+    return _local_sets.get("", entries, lambda: _build_local_set(entries))
+
+
+def held_digest(peer_id: str, entries: list[Entry] | None = None) -> str:
+    """The digest of the set of `peer_id`'s advertisements this node holds now (in the store, unexpired)."""
+    held = get_store().remote_advertisements(peer_id) if entries is None else entries
+    return _held_digests.get(peer_id, held, lambda: digests.digest_of_entries(held))
+
+
+def build_message(
+    local: LocalSet | None = None, *, digest_aware: bool = False, full: bool = True, held: str | None = None
+) -> SignedMessage:
+    """This node's own signed message: its local public advertisements and the peers it has verified.
+
+    Without `digest_aware` it is the original message (the addressee may not know the digest
+    fields: they would be refused). With it, the message carries `advertisementsDigest` and the
+    digest `held` of the addressee's set; with `full=False` the digest stands for the set.
+    """
+    identity = get_identity()
+    local = local or local_set()
+    digest_only = digest_aware and not full
     # Only URLs this node has proven (called and got their owner's signed reply) are passed on.
-    known = Peer.objects.filter(
-        banned=False, peer_id__isnull=False, url__isnull=False, last_exchange_result=Peer.Result.OK
-    ).exclude(peer_id=identity.peer_id)
-    message = {
+    known = list(
+        Peer.objects.filter(banned=False, peer_id__isnull=False, url__isnull=False, last_exchange_result=Peer.Result.OK)
+        .exclude(peer_id=identity.peer_id)
+        .values_list("url", flat=True)[:MAX_PEERS_IN_MESSAGE]
+    )
+    if digest_only and len(known) > MAX_PEERS_IN_DIGEST_MESSAGE:
+        known = random.sample(known, MAX_PEERS_IN_DIGEST_MESSAGE)
+    message: dict[str, Any] = {
         "peerId": identity.peer_id,
         "publicKey": identity.public_key,
         "url": settings.PEER_PUBLIC_URL,
         "name": settings.NODE_NAME,
         "sequence": next_sequence(),
         "sentAt": timezone.now().isoformat(),
-        "advertisements": advertisements,
-        "peers": [{"url": url} for url in known.values_list("url", flat=True)[:MAX_PEERS_IN_MESSAGE]],
     }
+    if not digest_only:
+        message["advertisements"] = local.advertisements
+    if digest_aware:
+        message["advertisementsDigest"] = local.digest
+        if held is not None:
+            message["heldDigest"] = held
+    message["peers"] = [{"url": url} for url in known]
     body = orjson.dumps(message)
     return SignedMessage(body, sign(identity, body))
 
@@ -153,6 +271,8 @@ def verify_message(body: bytes, signature: str) -> GossipMessage:
         message = GossipMessage.model_validate_json(body)
     except ValidationError as exc:
         raise _refuse(400, describe_validation_error(exc), "malformed") from exc
+    if message.advertisements is None and message.advertisementsDigest is None:
+        raise _refuse(400, "advertisements: Field required (or advertisementsDigest, standing for them)", "malformed")
     if peer_id_for(message.publicKey) != message.peerId:
         raise _refuse(403, "peerId: does not derive from publicKey", "bad_signature")
     if not signature or not signature_valid(message.publicKey, body, signature):
@@ -160,6 +280,13 @@ def verify_message(body: bytes, signature: str) -> GossipMessage:
     if message.peerId == get_identity().peer_id:
         raise _refuse(400, "peerId: this message is from this node itself", "self")
     _check_sent_at(message.sentAt)
+    # A digest that is not its list's would make this node remember a set it does not hold.
+    if (
+        message.advertisements is not None
+        and message.advertisementsDigest is not None
+        and digests.digest_of_rows(message.rows()) != message.advertisementsDigest
+    ):
+        raise _refuse(400, "advertisementsDigest: is not the digest of the advertisements listed", "malformed")
     return message
 
 
@@ -172,11 +299,29 @@ def _check_sent_at(sent_at: datetime) -> None:
         raise _refuse(400, f"sentAt: {problem}", "stale_sent_at")
 
 
-def accept_message(body: bytes, signature: str, *, source: str | None = None, contacted_url: str | None = None) -> Peer:
+@dataclass(frozen=True)
+class Accepted:
+    """A message applied: the sender's row (as it stands after) and the message itself."""
+
+    peer: Peer
+    message: GossipMessage
+
+    def held_digest(self) -> str:
+        """The digest of the sender's set this node holds now: the one just applied."""
+        if self.message.advertisementsDigest is not None:
+            return self.message.advertisementsDigest
+        return digests.digest_of_rows(self.message.rows())
+
+
+def accept_message(
+    body: bytes, signature: str, *, source: str | None = None, contacted_url: str | None = None
+) -> Accepted:
     """Verify a peer's message and apply it; raises GossipRejected (and changes nothing) otherwise.
 
     `source`: the address an inbound message came from (rate-limited). `contacted_url`: the URL
     this node POSTed to when `body` is the reply, which binds that URL to the replying peer.
+    A digest-only message applies the set held for that peer again (its TTL refreshed) when what
+    is held has that digest; otherwise GossipRejected with reason `need_set` (status 409).
     """
     if source is not None:
         admission.check_address_rate(source)
@@ -188,22 +333,13 @@ def accept_message(body: bytes, signature: str, *, source: str | None = None, co
         admission.check_existing(existing)
         if existing.last_sequence >= message.sequence:
             raise _replayed(message.sequence)
-    ads = [
-        AdvertisementInput(
-            ad.registerId,
-            True,
-            name=ad.name,
-            description=ad.description,
-            latest_version=ad.latestVersion,
-            latest_docket_version=ad.latestDocketVersion,
-            is_full_replica=ad.isFullReplica,
-        )
-        for ad in message.advertisements
-    ]
+    elif message.advertisements is None:
+        raise _need_set()  # a stranger's digest stands for nothing held here
     # One message at a time per process from the room check to the store write, so concurrent
     # messages cannot each see room and together pass GOSSIP_MAX_REMOTE_ADS.
     with _apply_lock:
-        _check_remote_room(message)
+        ads = _inputs(message)
+        _check_remote_room(message.peerId, len(ads))
         # The replay check comes before anything is recorded: a new sender's row is created with its
         # sequence, a known one's sequence is moved forward by compare-and-set, or nothing happens.
         if existing is None:
@@ -238,32 +374,75 @@ def accept_message(body: bytes, signature: str, *, source: str | None = None, co
     _learn_peers(message.peers)
     logger.log(
         logging.INFO if result.changed else logging.DEBUG,
-        "event=gossip_accepted peer_id=%s sequence=%d advertisements=%d added=%d updated=%d removed=%d",
+        "event=gossip_accepted peer_id=%s sequence=%d advertisements=%d added=%d updated=%d removed=%d digest_only=%s",
         message.peerId,
         message.sequence,
         len(ads),
         result.added,
         result.updated,
         result.removed,
+        message.advertisements is None,
     )
     # An operator may forget the row meanwhile: the message was applied all the same.
-    return Peer.objects.filter(pk=peer.pk).first() or peer
+    return Accepted(Peer.objects.filter(pk=peer.pk).first() or peer, message)
+
+
+def _inputs(message: GossipMessage) -> list[AdvertisementInput]:
+    """What the message states: its list, or — digest-only — the set held for the sender, if it has that digest.
+
+    The held set is read from the store, so a set forgotten, banned, expired or lost with Redis
+    can never be refreshed by a digest: the sender is asked for it instead.
+    """
+    if message.advertisements is not None:
+        return [
+            AdvertisementInput(
+                ad.registerId,
+                True,
+                name=ad.name,
+                description=ad.description,
+                latest_version=ad.latestVersion,
+                latest_docket_version=ad.latestDocketVersion,
+                is_full_replica=ad.isFullReplica,
+            )
+            for ad in message.advertisements
+        ]
+    held = get_store().remote_advertisements(message.peerId)
+    if held_digest(message.peerId, held) != message.advertisementsDigest:
+        raise _need_set()
+    return [
+        AdvertisementInput(
+            entry.register_id,
+            True,
+            name=entry.fields["name"],
+            description=entry.fields["description"],
+            latest_version=entry.fields["latestVersion"],
+            latest_docket_version=entry.fields["latestDocketVersion"],
+            is_full_replica=entry.fields["isFullReplica"],
+        )
+        for entry in held
+    ]
+
+
+def _need_set() -> GossipRejected:
+    return _refuse(
+        409, "advertisementsDigest: this node does not hold a set of yours with this digest; send the set", NEED_SET
+    )
 
 
 def _replayed(sequence: int) -> GossipRejected:
     return _refuse(409, f"sequence: {sequence} is not newer than the last accepted from this peer", "replayed")
 
 
-def _check_remote_room(message: GossipMessage) -> None:
+def _check_remote_room(peer_id: str, count: int) -> None:
     """The message may not take the remote advertisements held past GOSSIP_MAX_REMOTE_ADS."""
     store = get_store()
     held = int(store.status()["remoteAdvertisements"])
-    own = len(store.remote_advertisements(message.peerId))
-    after = held - own + len(message.advertisements)
-    if len(message.advertisements) > own and after > settings.GOSSIP_MAX_REMOTE_ADS:
+    own = len(store.remote_advertisements(peer_id))
+    after = held - own + count
+    if count > own and after > settings.GOSSIP_MAX_REMOTE_ADS:
         raise _refuse(
             413,
-            f"advertisements: {len(message.advertisements)} would make {after} remote advertisements, over "
+            f"advertisements: {count} would make {after} remote advertisements, over "
             f"GOSSIP_MAX_REMOTE_ADS ({settings.GOSSIP_MAX_REMOTE_ADS})",
             "remote_ads_cap",
         )
@@ -316,36 +495,59 @@ def backoff_delay(failures: int) -> float:
     return float(min(settings.GOSSIP_BACKOFF_MAX, settings.GOSSIP_BACKOFF_BASE * 2 ** max(failures - 1, 0)))
 
 
+def build_reply(accepted: Accepted, digest_aware: bool) -> SignedMessage:
+    """This node's answer to an accepted message: the digest alone when the sender holds this node's set."""
+    if not digest_aware:
+        return build_message()
+    local = local_set()
+    return build_message(
+        local, digest_aware=True, full=accepted.message.heldDigest != local.digest, held=accepted.held_digest()
+    )
+
+
 # ---------------------------------------------------------------- outbound exchanges
-def exchange_with(peer: Peer, message: SignedMessage | None = None, deadline: float | None = None) -> str:
+def exchange_with(peer: Peer, local: LocalSet | None = None, deadline: float | None = None) -> str:
     """One push-pull exchange before `deadline` (monotonic); records the outcome on the row.
 
-    Returns the outcome: ok, refused_address, unreachable, rejected or reply_refused.
+    Returns the outcome: ok, refused_address, unreachable, rejected or reply_refused. With a peer
+    that speaks digests, an unchanged set travels as its digest; when either side turns out not to
+    hold the other's set, the exchange is sent once more, with the sets, before the same deadline.
     """
-    message = message or build_message()
+    local = local or local_set()
     deadline = deadline if deadline is not None else time.monotonic() + settings.GOSSIP_EXCHANGE_DEADLINE
     now = timezone.now()
     url = peer.contact_url
+    digest_aware = bool(peer.acknowledged_digest)
+    full = peer.acknowledged_digest != local.digest
+    held = held_digest(peer.peer_id) if digest_aware and peer.peer_id else None
     try:
         target = outbound.resolve(url, EXCHANGE_PATH, deadline)
-        reply = outbound.post(
-            target,
-            message.body,
-            {"Content-Type": "application/json", SIGNATURE_HEADER: message.signature},
-            deadline,
-            settings.GOSSIP_MAX_BODY_BYTES,
-            SIGNATURE_HEADER,
-        )
     except outbound.OutboundRefused as exc:
         return _failed(peer, Peer.Result.REJECTED, str(exc), now, "refused_address")
     except outbound.ExchangeFailed as exc:
-        result = Peer.Result.REJECTED if str(exc).startswith("HTTP ") else Peer.Result.UNREACHABLE
-        return _failed(peer, result, str(exc), now, "rejected" if result == Peer.Result.REJECTED else "unreachable")
-    try:
-        replier = accept_message(reply.body, reply.signature, contacted_url=url)
-    except GossipRejected as exc:
-        record_gossip_refusal(exc.reason)
-        return _failed(peer, Peer.Result.REJECTED, f"reply refused ({exc.status}): {exc.detail[:200]}", now)
+        return _failed(peer, Peer.Result.UNREACHABLE, str(exc), now, "unreachable")
+    for last_try in (False, True):
+        message = build_message(local, digest_aware=digest_aware, full=full, held=held)
+        try:
+            reply = _post(target, message, deadline)
+        except outbound.ExchangeFailed as exc:
+            if not full and not last_try and _asks_for_set(exc):
+                full = True  # the peer lost our set (restart, expiry, forgot us): send it now
+                continue
+            result = Peer.Result.REJECTED if exc.status is not None else Peer.Result.UNREACHABLE
+            return _failed(peer, result, str(exc), now, "rejected" if exc.status is not None else "unreachable")
+        try:
+            accepted = accept_message(reply.body, reply.signature, contacted_url=url)
+        except GossipRejected as exc:
+            if exc.reason == NEED_SET and not last_try:
+                # The reply's digest stands for a set of the peer's no longer held here: ask for it. The
+                # peer holds ours now (it accepted our message), so ours travels as its digest.
+                full, held = False, None
+                continue
+            record_gossip_refusal(exc.reason)
+            return _failed(peer, Peer.Result.REJECTED, f"reply refused ({exc.status}): {exc.detail[:200]}", now)
+        break
+    replier = accepted.peer
     if peer.peer_id is not None and replier.peer_id != peer.peer_id:
         # The URL answered as another peer: its reply counted for that peer, not for this row.
         Peer.objects.filter(pk=peer.pk, claimed_url=url).update(claimed_url="")
@@ -356,9 +558,33 @@ def exchange_with(peer: Peer, message: SignedMessage | None = None, deadline: fl
         consecutive_failures=0,
         next_attempt_at=None,
         last_error="",
+        # A reply without heldDigest is a peer that does not speak digests (any more): the original message.
+        acknowledged_digest=accepted.message.heldDigest or "",
     )
     record_gossip_exchange("ok")
     return "ok"
+
+
+def _post(target: outbound.Target, message: SignedMessage, deadline: float) -> outbound.Reply:
+    return outbound.post(
+        target,
+        message.body,
+        {"Content-Type": "application/json", SIGNATURE_HEADER: message.signature, DIGESTS_HEADER: "1"},
+        deadline,
+        settings.GOSSIP_MAX_BODY_BYTES,
+        SIGNATURE_HEADER,
+    )
+
+
+def _asks_for_set(exc: outbound.ExchangeFailed) -> bool:
+    """A 409 whose body says `needSet: true`: the receiver does not hold the set the digest stands for."""
+    if exc.status != 409:
+        return False
+    try:
+        answer = orjson.loads(exc.body)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(answer, dict) and answer.get("needSet") is True
 
 
 def _failed(peer: Peer, result: str, error: str, now: datetime, outcome: str = "reply_refused") -> str:
@@ -427,14 +653,14 @@ def _run_round(force: bool) -> dict[str, int]:
     outcome = {"peers": len(peers), "ok": 0, "failed": 0, "skipped": 0}
     if not peers:
         return outcome
-    message = build_message()  # one message for all: each receiver orders by this sender's sequence
+    local = local_set()  # one set for all; each peer gets its own message (digest or set, its own sequence)
     deadline = time.monotonic() + settings.GOSSIP_EXCHANGE_DEADLINE
 
     def one(peer: Peer) -> str:
         try:
             if time.monotonic() >= deadline - 0.05:
                 return "skipped"
-            return exchange_with(peer, message, deadline)
+            return exchange_with(peer, local, deadline)
         except Exception:
             logger.exception("event=gossip_exchange_error peer_url=%s", peer.contact_url)
             return "error"

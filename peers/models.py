@@ -54,6 +54,12 @@ class Peer(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True, help_text="backed off until then")
     last_sequence = models.BigIntegerField(default=0, help_text="highest sequence accepted from this peer")
     advertisements_received = models.PositiveIntegerField(default=0)
+    # What the peer's last signed reply said it holds of this node's set (`heldDigest`): while it
+    # equals this node's current digest, exchanges with it carry the digest, not the set. Empty:
+    # nothing acknowledged yet, or the peer does not speak digests (it gets the original message).
+    acknowledged_digest = models.CharField(
+        max_length=64, blank=True, default="", help_text="digest of this node's set the peer last said it holds"
+    )
 
     class Meta:
         ordering = ("name", "url")

@@ -25,6 +25,8 @@ from django.conf import settings
 
 URL_MAX_LENGTH = 200
 _READ_CHUNK = 64 * 1024
+# A 409 answer's body is read (to this many bytes) for its caller to tell what the peer needs.
+CONFLICT_BODY_MAX = 4096
 
 
 class OutboundRefused(Exception):
@@ -32,7 +34,16 @@ class OutboundRefused(Exception):
 
 
 class ExchangeFailed(Exception):
-    """The call was made and failed; the message is short and never quotes the peer's body."""
+    """The call was made and failed; the message is short and never quotes the peer's body.
+
+    `status`: the peer's HTTP status when it answered with another than 200; `body`: the start of
+    a 409 answer's body (for the caller to read, never to show).
+    """
+
+    def __init__(self, message: str, status: int | None = None, body: bytes = b"") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
 
 
 def normalise_url(raw: str) -> str:
@@ -239,7 +250,11 @@ def _exchange(
     _tighten(connection, deadline)
     response = connection.getresponse()
     if response.status != 200:
-        raise ExchangeFailed(f"HTTP {response.status} {_phrase(response.status)}".strip())
+        body = b""
+        if response.status == 409:
+            _tighten(connection, deadline)
+            body = response.read(CONFLICT_BODY_MAX)
+        raise ExchangeFailed(f"HTTP {response.status} {_phrase(response.status)}".strip(), response.status, body)
     declared = response.getheader("Content-Length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise ExchangeFailed(f"reply of {declared} bytes is over GOSSIP_MAX_BODY_BYTES ({max_bytes})")

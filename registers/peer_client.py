@@ -86,20 +86,35 @@ class PeerServiceClient:
         return self._json(self._request("POST", f"/api/registers/{register_id}/advertise", orjson.dumps(advertisement)))
 
     def bulk_advertise(self, body: bytes) -> dict[str, Any]:
-        """POST an already encoded bulk-advertise body; returns the Peer Service's counts.
+        """POST an already encoded bulk-advertise body; returns the Peer Service's counts."""
+        return self._sync_request("/api/registers/bulk-advertise", body)
+
+    def reconcile(self, body: bytes) -> dict[str, Any]:
+        """POST an encoded page of a full sync by digest; returns the counts, `needed` and `complete`.
+
+        A 404 or 405 (a Peer Service without digests) is PeerServiceRejected, for the caller to fall
+        back on a plain full sync; it is logged as information, not as an error.
+        """
+        return self._sync_request("/api/registers/reconcile", body, quiet=(404, 405))
+
+    def _sync_request(self, path: str, body: bytes, quiet: tuple[int, ...] = ()) -> dict[str, Any]:
+        """A request of a full sync or of pushed changes.
 
         A 409 (a newer snapshot was applied) is worth retrying: a later full sync takes a newer
         snapshot, and the Peer Service voids a stored snapshot after one RECONCILE_INTERVAL, so
         a clock step on this host never stops reconciliation for good.
         """
         try:
-            return self._json(self._request("POST", "/api/registers/bulk-advertise", body))
+            return self._json(self._request("POST", path, body, quiet))
         except PeerServiceRejected as exc:
             if exc.status == 409:
                 raise PeerServiceUnavailable(f"full sync refused as stale, will retry: {exc.body}") from exc
             raise
 
-    def _request(self, method: str, path: str, body: bytes | None = None) -> requests.Response:
+    def _request(
+        self, method: str, path: str, body: bytes | None = None, quiet: tuple[int, ...] = ()
+    ) -> requests.Response:
+        """`quiet`: refusals the caller expects and handles (not logged as errors)."""
         url = f"{self.base_url}{path}"
         try:
             response = self.session.request(method, url, data=body, headers=self.headers, timeout=self.timeout)
@@ -111,7 +126,8 @@ class PeerServiceClient:
             raise PeerServiceUnavailable(f"{method} {url} answered HTTP {response.status_code}")
         if response.status_code >= 400:
             text = response.text[:_BODY_LOG_LIMIT]
-            logger.error(
+            logger.log(
+                logging.INFO if response.status_code in quiet else logging.ERROR,
                 "event=peer_request_rejected method=%s path=%s status=%d body=%r",
                 method,
                 path,

@@ -57,6 +57,11 @@ class AdvertisementSyncState(models.Model):
         return cls.objects.filter(pk=SINGLETON_ID).first() or cls()
 
 
+def succeeded_since(moment: datetime) -> bool:
+    """Whether a full sync succeeded after `moment`."""
+    return AdvertisementSyncState.objects.filter(pk=SINGLETON_ID, last_success_at__gt=moment).exists()
+
+
 def record_attempt(reason: str) -> None:
     AdvertisementSyncState.objects.update_or_create(
         pk=SINGLETON_ID,

@@ -211,6 +211,8 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # --- bodies and bounds ----------------------------------------------------------------------------
 SORCHA_MAX_BODY_BYTES = _positive_int("SORCHA_MAX_BODY_BYTES", 32 * 1024 * 1024)
 SORCHA_BULK_MAX_ITEMS = _positive_int("SORCHA_BULK_MAX_ITEMS", 10_000)
+# Registers per page of a full sync by digest (`POST /api/registers/reconcile`): ~50 bytes each.
+SORCHA_DIGEST_MAX_ITEMS = _positive_int("SORCHA_DIGEST_MAX_ITEMS", 100_000)
 # The largest `?limit=` of a paginated list (the Register API's); above it the request gets 400.
 SORCHA_LIST_LIMIT_MAX = _positive_int("SORCHA_LIST_LIMIT_MAX", 1_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = SORCHA_MAX_BODY_BYTES

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from peers import gossip
-from peers.api.schemas import GossipRoundOutcome, PeerDescription, PeerDescriptionList
+from peers.api.schemas import ExchangeConflict, GossipRoundOutcome, PeerDescription, PeerDescriptionList
 from peers.models import Peer
 from sorcha_site.api import error_response, json_response
 from sorcha_site.auth import IsServiceOrStaff
@@ -43,6 +43,15 @@ class ExchangeView(APIView):
                 description="Ed25519 signature (hex) of the exact request body, by the key in `publicKey`",
             ),
             OpenApiParameter(
+                gossip.DIGESTS_HEADER,
+                str,
+                OpenApiParameter.HEADER,
+                enum=["1"],
+                description="`1`: the sender understands digests, so the reply carries `advertisementsDigest` and "
+                "`heldDigest` (and the digest alone when the request's `heldDigest` is this node's). Without it "
+                "(and without `advertisementsDigest` in the body) the reply is the original message.",
+            ),
+            OpenApiParameter(
                 gossip.SIGNATURE_HEADER,
                 str,
                 OpenApiParameter.HEADER,
@@ -60,21 +69,34 @@ class ExchangeView(APIView):
             403: error(
                 403, "Bad or missing signature, `peerId` not derived from `publicKey`, a banned or not admitted peer."
             ),
-            409: error(409, "`sequence` not newer than the last accepted from this peer (a replay)."),
+            409: OpenApiResponse(
+                ExchangeConflict,
+                description="`sequence` not newer than the last accepted from this peer (a replay); or, with "
+                "`needSet: true`, a digest-only message whose `advertisementsDigest` is not that of the set this node "
+                "holds for the sender (it never had it, lost it, or it expired): nothing applied, send the message "
+                "again with `advertisements`.",
+            ),
             413: error(
                 413, "Body over GOSSIP_MAX_BODY_BYTES, or more advertisements than GOSSIP_MAX_REMOTE_ADS allows."
             ),
             429: error(429, "Over the rate limit (per address or per peer) or GOSSIP_MAX_PEERS; see `Retry-After`."),
         },
         summary="Push-pull gossip: the sender's signed set in, this node's signed set out",
-        description="Authenticated by the Ed25519 signature, not by the service token: any node may call it.",
+        description="Authenticated by the Ed25519 signature, not by the service token: any node may call it. A "
+        "message carries `advertisements`, `advertisementsDigest` or both (the digest must then be the list's); "
+        "a digest alone refreshes the set this node holds for the sender when it has that digest (409 with "
+        "`needSet: true` otherwise).",
     )
     def post(self, request: Request) -> HttpResponse:
         source = request.META.get("REMOTE_ADDR") or "unknown"
         try:
-            gossip.accept_message(request.body, request.headers.get(gossip.SIGNATURE_HEADER, ""), source=source)
+            accepted = gossip.accept_message(
+                request.body, request.headers.get(gossip.SIGNATURE_HEADER, ""), source=source
+            )
         except gossip.GossipRejected as exc:
-            logger.warning(
+            need_set = exc.reason == gossip.NEED_SET
+            logger.log(
+                logging.INFO if need_set else logging.WARNING,  # a digest this node cannot match is routine
                 "event=gossip_refused status=%d reason=%s source=%s detail=%r",
                 exc.status,
                 exc.reason,
@@ -82,12 +104,15 @@ class ExchangeView(APIView):
                 exc.detail,
             )
             record_gossip_refusal(exc.reason)
-            response = error_response(exc.detail, status=exc.status)
+            response = error_response(exc.detail, status=exc.status, **({"needSet": True} if need_set else {}))
             if exc.retry_after is not None:
                 response["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
             return response
         record_gossip_exchange("received_ok")
-        reply = gossip.build_message()
+        digest_aware = (
+            request.headers.get(gossip.DIGESTS_HEADER) == "1" or accepted.message.advertisementsDigest is not None
+        )
+        reply = gossip.build_reply(accepted, digest_aware)
         response = HttpResponse(reply.body, content_type="application/json")
         response[gossip.SIGNATURE_HEADER] = reply.signature
         return response

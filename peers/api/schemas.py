@@ -152,6 +152,52 @@ class BulkAdvertiseRequest(BaseModel):
         return inputs
 
 
+Micros = Annotated[StrictInt, Field(ge=bounds.MIN_MOMENT_MICROS, le=2**62)]
+
+
+class DigestRequest(BaseModel):
+    """One page of a full sync by digest: the registers the source lists, each with its `sourceUpdatedAt`."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    snapshotAt: Moment = Field(description="Register Service clock taken before it read its database")
+    registerIds: list[RegisterId] = Field(max_length=settings.SORCHA_DIGEST_MAX_ITEMS)
+    sourceUpdatedAt: list[Micros] = Field(
+        max_length=settings.SORCHA_DIGEST_MAX_ITEMS,
+        description="each register's updated_at on the Register Service, in microseconds since the Unix epoch "
+        "(UTC), in the order of `registerIds`",
+    )
+    final: StrictBool = Field(default=False, description="true on the last page of the full sync")
+    total: Annotated[StrictInt, Field(ge=0, le=2**31)] | None = Field(
+        default=None,
+        description="with final: how many registers the whole full sync listed, over all its pages; marks that "
+        "fall short of it get 409, never a sweep",
+    )
+
+    def snapshot_micros(self, window: TimeWindow) -> int:
+        try:
+            return window.micros(self.snapshotAt)
+        except ValueError as exc:
+            raise ValueError(f"snapshotAt: {exc}") from None
+
+    def pairs(self, window: TimeWindow) -> list[tuple[str, int]]:
+        """`(registerId, sourceUpdatedAt)` after the checks pydantic cannot state (ValueError naming the field)."""
+        ids, stamps = self.registerIds, self.sourceUpdatedAt
+        if len(ids) != len(stamps):
+            raise ValueError(f"sourceUpdatedAt: {len(stamps)} stamps for {len(ids)} registerIds")
+        if stamps and max(stamps) > window.latest:
+            index = next(i for i, stamp in enumerate(stamps) if stamp > window.latest)
+            problem = bounds.moment_problem(stamps[index], now=window.now, skew=window.skew)
+            raise ValueError(f"sourceUpdatedAt[{index}]: {problem}")
+        if len(set(ids)) != len(ids):
+            first_index: dict[str, int] = {}
+            for index, register_id in enumerate(ids):
+                seen_at = first_index.setdefault(register_id, index)
+                if seen_at != index:
+                    raise ValueError(f"registerIds[{index}]: duplicate of registerIds[{seen_at}]")
+        return list(zip(ids, stamps, strict=True))
+
+
 class BulkAdvertiseResult(BaseModel):
     processed: int
     added: int
@@ -160,6 +206,14 @@ class BulkAdvertiseResult(BaseModel):
     unchanged: int
     held: int = Field(description="removals held back by the mass-removal guard until the next full sync confirms")
     stale: int = Field(description="items refused because the store holds a newer state of that register")
+
+
+class DigestResult(BulkAdvertiseResult):
+    needed: list[str] = Field(
+        description="registers to send in full through bulk-advertise with the same snapshotAt (the last request "
+        "with fullSync and total): not held here as stated"
+    )
+    complete: bool = Field(description="the final page needed nothing: the full sync is applied (swept) already")
 
 
 # ---------------------------------------------------------------- documentation only
@@ -274,6 +328,17 @@ class PeerDescription(BaseModel):
 
 class PeerDescriptionList(RootModel[list[PeerDescription]]):
     """Every peer this node knows, banned ones included."""
+
+
+class ExchangeConflict(BaseModel):
+    """A gossip message not applied: a replay, or a digest standing for a set this node does not hold."""
+
+    detail: str
+    needSet: bool = Field(
+        default=False,
+        description="true: the message's `advertisementsDigest` is not that of the set held here for the sender; "
+        "send the message again with its `advertisements`",
+    )
 
 
 class GossipRoundOutcome(BaseModel):

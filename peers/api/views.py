@@ -18,12 +18,14 @@ from peers.api.schemas import (
     AvailableRegisterList,
     BulkAdvertiseRequest,
     BulkAdvertiseResult,
+    DigestRequest,
+    DigestResult,
     StoreStatus,
     TimeWindow,
     describe_validation_error,
 )
 from peers.gossip import trigger_round
-from peers.store import BulkResult, MarksLost, MarksUnavailable, StaleFullSync, get_store
+from peers.store import BulkResult, MarksLost, MarksUnavailable, StaleFullSync, format_micros, get_store
 from sorcha_site import bounds
 from sorcha_site.api import error_response, json_response, require_json_body
 from sorcha_site.auth import IsServiceOrStaff
@@ -114,20 +116,77 @@ class BulkAdvertiseView(PeerAPIView):
             result = get_store().apply_bulk(
                 advertisements, full_sync=body.fullSync, snapshot_at=snapshot_at, total=body.total
             )
-        except StaleFullSync as exc:
-            logger.warning("event=full_sync_refused reason=stale detail=%r", str(exc))
-            return error_response(f"snapshotAt: {exc}", status=409)
-        except MarksLost as exc:
-            logger.warning("event=full_sync_refused reason=marks_lost detail=%r", str(exc))
-            return error_response(f"total: {exc}", status=409)
-        except MarksUnavailable as exc:
-            logger.warning("event=full_sync_deferred reason=marks_unavailable snapshot_at=%s", body.snapshotAt)
-            response = error_response(f"snapshotAt: {exc}", status=503)
-            response["Retry-After"] = str(exc.retry_after)
-            return response
+        except FULL_SYNC_REFUSALS as exc:
+            return full_sync_refused(exc)
         if result.changed:
             trigger_round()
         return json_response(result.as_dict())
+
+
+FULL_SYNC_REFUSALS = (StaleFullSync, MarksLost, MarksUnavailable)
+
+
+def full_sync_refused(exc: Exception) -> HttpResponse:
+    """409 for a stale snapshot or lost marks, 503 with Retry-After while marks cannot be shared."""
+    if isinstance(exc, StaleFullSync):
+        logger.warning("event=full_sync_refused reason=stale detail=%r", str(exc))
+        return error_response(f"snapshotAt: {exc}", status=409)
+    if isinstance(exc, MarksLost):
+        logger.warning("event=full_sync_refused reason=marks_lost detail=%r", str(exc))
+        return error_response(f"total: {exc}", status=409)
+    assert isinstance(exc, MarksUnavailable)
+    logger.warning("event=full_sync_deferred reason=marks_unavailable snapshot_at=%s", format_micros(exc.snapshot_at))
+    response = error_response(f"snapshotAt: {exc}", status=503)
+    response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+class ReconcileView(PeerAPIView):
+    permission_classes = [IsServiceOrStaff]
+
+    @extend_schema(
+        request={"application/json": DigestRequest},
+        responses={
+            200: DigestResult,
+            400: error(400, "Malformed body, or an item out of bounds; `detail` names the field. Nothing applied."),
+            409: error(
+                409,
+                "`snapshotAt`: a snapshot older than the last full sync applied; or `total`: the marks of the "
+                "sync's earlier pages and requests fall short of it (lost). Nothing swept; send the sync again.",
+            ),
+            503: error(
+                503,
+                "`snapshotAt`: the store cannot reach Redis, where a full sync's marks are shared; nothing was "
+                "swept. Retry after `Retry-After` seconds.",
+            ),
+        },
+        summary="A full sync by digest: one page of (registerId, sourceUpdatedAt) of the complete local public set",
+        description=(
+            "A full sync where little changed costs a comparison, not a rewrite. Registers held here with the very "
+            "same `sourceUpdatedAt` have their TTL refreshed and count as `unchanged`; the others come back in "
+            "`needed`, for the source to send in full through bulk-advertise with the same `snapshotAt` (its last "
+            "request with `fullSync` and `total`). Every listed register is marked for the sweep. A `final` page "
+            "that needs nothing completes the full sync (`complete`): local advertisements neither listed nor "
+            "changed after `snapshotAt` are removed, under the same mass-removal guard and staleness check as "
+            "bulk-advertise. Each `registerId` may appear once."
+        ),
+    )
+    def post(self, request: Request) -> HttpResponse:
+        with gc_paused():
+            body = parse_body(request, DigestRequest)
+            window = TimeWindow()
+            try:
+                snapshot_at = body.snapshot_micros(window)
+                digest = body.pairs(window)
+            except ValueError as exc:
+                raise BadRequest(str(exc)) from exc
+        try:
+            answer = get_store().reconcile(digest, snapshot_at, final=body.final, total=body.total)
+        except FULL_SYNC_REFUSALS as exc:
+            return full_sync_refused(exc)
+        if answer.result.changed:
+            trigger_round()
+        return json_response({**answer.result.as_dict(), "needed": answer.needed, "complete": answer.complete})
 
 
 class AdvertiseView(PeerAPIView):

@@ -20,8 +20,11 @@
 --                                          a sweep does nothing once metakey records a newer snapshot)
 --   M key snapshot value ttl_ms force   -> 0 refused (a newer snapshot is stored), 1 written (force: always)
 --   G key snapshot                      -> aborts the whole batch with "stale" if a newer snapshot is stored
+--   T keyprefix ttl_ms id...            -> refreshes the TTL of each keyprefix..id (a digest's unchanged
+--                                          entries): one result per id, 1 refreshed, 0 missing (send it whole)
 --   A key ttl_ms member...              -> adds members to a set (full-sync marks)
---   X key                               -> deletes a bookkeeping key
+--   H key ttl_ms field n...             -> adds each n to a field of a hash (a full sync's counts so far)
+--   X key...                            -> deletes bookkeeping keys
 
 local epoch = redis.call("GET", KEYS[3])
 if ARGV[1] ~= "" and epoch ~= ARGV[1] then
@@ -138,13 +141,24 @@ for _, op in ipairs(ops) do
       changed[#changed + 1] = key
       results[#results + 1] = "1"
     end
+  elseif code == "T" then
+    -- Not announced on the change stream: the full sync's recorded state tells other processes.
+    local prefix, ttl = op[2], op[3]
+    for j = 4, #op do
+      results[#results + 1] = tostring(redis.call("PEXPIRE", prefix .. op[j], ttl))
+    end
   elseif code == "A" then
     for j = 4, #op, 5000 do
       redis.call("SADD", op[2], unpack(op, j, math.min(j + 4999, #op)))
     end
     redis.call("PEXPIRE", op[2], op[3])
+  elseif code == "H" then
+    for j = 4, #op - 1, 2 do
+      redis.call("HINCRBY", op[2], op[j], op[j + 1])
+    end
+    redis.call("PEXPIRE", op[2], op[3])
   elseif code == "X" then
-    redis.call("DEL", op[2])
+    redis.call("DEL", unpack(op, 2))
   elseif code ~= "G" then
     return redis.error_reply("unknown opcode " .. tostring(code))
   end

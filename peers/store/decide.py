@@ -9,7 +9,7 @@ and the store agree by construction on the rules, and each rule is readable on i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -57,6 +57,23 @@ def sweep_candidates(local: Mapping[str, Entry], marked: set[str], snapshot_at: 
         for register_id, entry in local.items()
         if entry.expires_at > now and register_id not in marked and entry.source_updated_at <= snapshot_at
     }
+
+
+def split_digest(
+    local: Mapping[str, Entry], digest: Sequence[tuple[str, int]], now: float
+) -> tuple[list[str], list[str]]:
+    """A digest's items this store already holds as stated (live, the very same `sourceUpdatedAt`: the
+    source stamps every change of an advertised field), and the items it needs in full."""
+    held: list[str] = []
+    needed: list[str] = []
+    get = local.get
+    for register_id, stamp in digest:
+        entry = get(register_id)
+        if entry is not None and entry.source_updated_at == stamp and entry.expires_at > now:
+            held.append(register_id)
+        else:
+            needed.append(register_id)
+    return held, needed
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,9 @@ import secrets
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import orjson
@@ -29,6 +31,7 @@ from peers.store.model import (
     SWEPT,
     AdvertisementInput,
     BulkResult,
+    DigestAnswer,
     Entry,
     FullSyncState,
     MarksLost,
@@ -44,7 +47,7 @@ from peers.store.model import (
     well_formed,
 )
 from peers.store.recovery import Breaker, Journal, aged, set_args, write_back_ops
-from peers.store.redis_io import Keys, Ops, RedisIO
+from peers.store.redis_io import CommitReply, Keys, Ops, RedisIO
 from peers.store.view import Rendering, aggregate
 from sorcha_site.memory import gc_paused
 
@@ -94,6 +97,7 @@ class AdvertisementStore:
                 health_check_interval=0,
             )
         self.client = client
+        self._socket_timeout = socket_timeout
         self._io = RedisIO(client, self.keys)
         self._breaker = Breaker(breaker_cooldown)
         self._journal = Journal(journal_max_ops, journal_max_age if journal_max_age is not None else self.ttl)
@@ -113,6 +117,7 @@ class AdvertisementStore:
         self._rendering = Rendering(rendering_cache, self.rendering_key)
         # No entry expires before this moment (only ever lowered by entries taken from Redis).
         self._expiry_horizon = 0.0
+        self._committer: ThreadPoolExecutor | None = None  # started by the first bulk of several script calls
         self._stop = threading.Event()
         self._load_at_start()
         self._watcher: threading.Thread | None = None
@@ -162,8 +167,17 @@ class AdvertisementStore:
             logger.warning("event=store_degraded prefix=%s error=%r", self.prefix, exc)
 
     def _watch(self) -> None:
-        """Notice Redis coming back (or coming back empty) without waiting for a request."""
-        while not self._stop.wait(self._breaker.cooldown):
+        """Notice other processes' changes as they are made, and Redis coming back (or coming back empty),
+        without waiting for a request: a read then finds the mirror and its rendering up to date."""
+        while True:
+            woke, seen = False, self._stream_id
+            if self.degraded:
+                if self._stop.wait(self._breaker.cooldown):
+                    return
+            else:
+                woke = self._await_change(seen)
+                if self._stop.is_set():
+                    return
             try:
                 with self._lock:
                     if self.degraded:
@@ -173,6 +187,22 @@ class AdvertisementStore:
                     self._prune_tombstones()
             except Exception:
                 logger.exception("event=store_watcher_failed prefix=%s", self.prefix)
+            if woke and self._stream_id == seen:  # an entry the catch-up did not take: do not spin on it
+                self._stop.wait(self._change_wait)
+
+    @property
+    def _change_wait(self) -> float:
+        """How long the watcher blocks on the change stream: under the socket timeout, at most a cooldown."""
+        return min(self._breaker.cooldown, self._socket_timeout / 2)
+
+    def _await_change(self, seen: bytes) -> bool:
+        """Block until the change stream has an entry after `seen` (True), or for `_change_wait` (False);
+        a failure is left to the catch-up that follows to notice."""
+        try:
+            return self._io.await_change(seen, int(self._change_wait * 1000))
+        except redis.RedisError:
+            self._stop.wait(self._change_wait)
+            return False
 
     def _prune_tombstones(self) -> None:
         now = time.time()
@@ -185,6 +215,8 @@ class AdvertisementStore:
         if self._watcher is not None:
             self._watcher.join(timeout=5)
         self._rendering.forget()
+        if self._committer is not None:
+            self._committer.shutdown(wait=True)
         self.client.close()
 
     # ------------------------------------------------------------------ loading and catching up
@@ -357,28 +389,60 @@ class AdvertisementStore:
     def _run(self, ops: Ops, header: list[str] | None = None) -> None:
         """Send a batch to Redis in short script calls, or journal it while degraded."""
         for part in ops.chunks(self.commit_batch, header):
-            if not self.degraded:
-                try:
-                    reply = self._io.commit(self._epoch, self._bookkeeping_ttl_ms, part.encode())
-                except redis.RedisError as exc:
-                    self._trip(exc)
-                else:
-                    if reply.status == "epoch":  # Redis lost its data since we last looked: write back, retry
-                        try:
-                            self._recover()
-                        except redis.RedisError as exc:
-                            self._trip(exc)
-                        else:
-                            self._run(part)  # (its header, if any, is already in it)
-                            continue
-                    elif reply.status == "stale":
-                        raise StaleFullSync(int(part.ops[0][2]), int(reply.stored))
+            self._commit(part)
+
+    def _commit(self, part: Ops, sent: tuple[str, Future[CommitReply]] | None = None) -> None:
+        """One script call: its results delivered, or the part journaled while degraded.
+
+        `sent`: the epoch a pipelined call of this part was sent with, and its pending reply.
+        """
+        if not self.degraded:
+            try:
+                epoch = sent[0] if sent is not None else self._epoch
+                reply = sent[1].result() if sent is not None else self._io.commit(epoch, *self._commit_args(part))
+            except redis.RedisError as exc:
+                self._trip(exc)
+            else:
+                if reply.status == "epoch":
+                    if epoch != self._epoch:  # sent before this process wrote back: send it again
+                        self._commit(part)
+                        return
+                    try:  # Redis lost its data since we last looked: write back, retry
+                        self._recover()
+                    except redis.RedisError as exc:
+                        self._trip(exc)
                     else:
-                        part.deliver(reply.results)
-                        self._follow_own_generation(reply.generation, reply.entry)
-                        continue
-            self._journal.append(part.ops)
-            part.deliver(None)
+                        self._commit(part)  # (its header, if any, is already in it)
+                        return
+                elif reply.status == "stale":
+                    raise StaleFullSync(int(part.ops[0][2]), int(reply.stored))
+                else:
+                    part.deliver(reply.results)
+                    self._follow_own_generation(reply.generation, reply.entry)
+                    return
+        self._journal.append(part.ops)
+        part.deliver(None)
+
+    def _commit_args(self, part: Ops) -> tuple[int, bytes]:
+        return self._bookkeeping_ttl_ms, part.encode()
+
+    def _send_ahead(self, part: Ops, in_flight: deque[tuple[Ops, tuple[str, Future[CommitReply]]]]) -> None:
+        """Start the script call of `part` on the committer thread, so Redis applies it while this thread
+        plans the next part; at most two calls are in flight, and their results come back in order."""
+        if self.degraded:
+            self._settle(in_flight)
+            self._commit(part)
+            return
+        if self._committer is None:
+            self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"store-commit-{self.prefix}")
+        epoch = self._epoch
+        in_flight.append((part, (epoch, self._committer.submit(self._io.commit, epoch, *self._commit_args(part)))))
+        while len(in_flight) > 2:
+            self._commit(*in_flight.popleft())
+
+    def _settle(self, in_flight: deque[tuple[Ops, tuple[str, Future[CommitReply]]]]) -> None:
+        while in_flight:
+            self._commit(*in_flight.popleft())
 
     def _follow_own_generation(self, generation: int, entry: bytes) -> None:
         """Our own change is already in the mirror: take its generation as seen, but only when this
@@ -441,15 +505,20 @@ class AdvertisementStore:
             self._redis(self._catch_up)
 
     def _plan_upsert(
-        self, advertisement: AdvertisementInput, now: float, result: BulkResult, log: bool, floor: int | None
-    ) -> Ops:
-        ops = Ops()
+        self,
+        ops: Ops,
+        advertisement: AdvertisementInput,
+        now: float,
+        result: BulkResult,
+        log: bool,
+        floor: int | None,
+    ) -> None:
         register_id = advertisement.register_id
         stamp = advertisement.source_updated_at if advertisement.source_updated_at is not None else now_micros()
         current = decide.live(self._local.get(register_id), now)
         if decide.upsert_is_stale(current, self._tombstones.get(register_id), stamp, now, floor):
             result.stale += 1
-            return ops
+            return
         fields = merged_fields(advertisement, current.fields if current else None)
         value = encode_value(stamp, fields)
         entry = Entry(register_id, None, stamp, fields, value, now, now + self.ttl, True)
@@ -471,24 +540,23 @@ class AdvertisementStore:
             self._local[register_id] = entry
             self._tombstones.pop(register_id, None)
 
-        ops.add(set_args(self.keys, entry, self.ttl, log=log, floor=-1 if floor is None else floor), landed)
-        return ops
+        ops.add_strings(set_args(self.keys, entry, self.ttl, log=log, floor=-1 if floor is None else floor), landed)
 
     def _plan_removal(
         self,
+        ops: Ops,
         register_id: str,
         stamp: int | None,
         now: float,
         result: BulkResult,
         kind: str = REMOVED,
         outranked_by: str = "",
-    ) -> Ops:
+    ) -> None:
         """A removal; a sweep's (`kind` SWEPT) names the full-sync state that a newer sync outranks it by."""
-        ops = Ops()
         current = self._local.get(register_id)
         if decide.removal_is_stale(current, stamp, now):
             result.stale += 1
-            return ops
+            return
 
         def landed(outcome: int) -> None:
             existed = current is not None and current.expires_at > now
@@ -515,7 +583,6 @@ class AdvertisementStore:
             ],
             landed,
         )
-        return ops
 
     def _remember_removal(self, register_id: str, stamp: int | None, now: float, kind: str) -> None:
         if stamp is not None:
@@ -548,15 +615,24 @@ class AdvertisementStore:
             return result, self._local.get(advertisements[-1].register_id)
 
     def _apply_items(self, advertisements: Iterable[AdvertisementInput], log: bool, floor: int | None) -> BulkResult:
+        """Plan each item against the mirror and write them, a script call per `commit_batch` items sent
+        while the next ones are planned (Redis works on its own core meanwhile)."""
         result = BulkResult()
         now = time.time()
         ops = Ops()
-        for advertisement in advertisements:
-            result.processed += 1
-            if advertisement.is_public:
-                ops.extend(self._plan_upsert(advertisement, now, result, log, floor))
-            else:
-                ops.extend(self._plan_removal(advertisement.register_id, advertisement.source_updated_at, now, result))
+        in_flight: deque[tuple[Ops, tuple[str, Future[CommitReply]]]] = deque()
+        try:
+            for advertisement in advertisements:
+                result.processed += 1
+                if advertisement.is_public:
+                    self._plan_upsert(ops, advertisement, now, result, log, floor)
+                else:
+                    self._plan_removal(ops, advertisement.register_id, advertisement.source_updated_at, now, result)
+                if len(ops) >= self.commit_batch:
+                    self._send_ahead(ops, in_flight)
+                    ops = Ops()
+        finally:
+            self._settle(in_flight)
         self._run(ops)
         return result
 
@@ -578,24 +654,7 @@ class AdvertisementStore:
             void = False
             if full_sync:
                 snapshot_at = snapshot_at if snapshot_at is not None else now_micros()
-                verdict = decide.judge_snapshot(
-                    snapshot_at,
-                    self._full_sync,
-                    time.time(),
-                    skew_s=self.clock_skew,
-                    void_after_s=self.reconcile_interval,
-                )
-                if verdict is decide.SnapshotVerdict.STALE:
-                    raise StaleFullSync(snapshot_at, self._full_sync.last_snapshot_at)
-                void = verdict is decide.SnapshotVerdict.VOID
-                if void:
-                    logger.warning(
-                        "event=full_sync_snapshot_voided prefix=%s stored=%s applied_at=%s incoming=%s",
-                        self.prefix,
-                        format_micros(self._full_sync.last_snapshot_at),
-                        format_seconds(self._full_sync.last_applied_at),
-                        format_micros(snapshot_at),
-                    )
+                void = self._judge_snapshot(snapshot_at)
             try:
                 result = self._apply_items(advertisements, log=snapshot_at is None, floor=snapshot_at)
                 if snapshot_at is not None:
@@ -603,32 +662,154 @@ class AdvertisementStore:
                     if full_sync:
                         self._sweep(snapshot_at, listed, result, void, total)
                     else:
-                        self._mark(snapshot_at, listed)
+                        self._mark(snapshot_at, listed, result)
             finally:
                 self._changed()
                 self._rerender_if_served()
             return result
 
-    def _mark(self, snapshot_at: int, listed: set[str]) -> None:
-        """Chunks of a full sync larger than one request leave their marks in Redis for every process."""
-        if not self.degraded and listed:
+    def _judge_snapshot(self, snapshot_at: int) -> bool:
+        """Raises StaleFullSync for a snapshot older than the last applied; True when that one is voided."""
+        verdict = decide.judge_snapshot(
+            snapshot_at,
+            self._full_sync,
+            time.time(),
+            skew_s=self.clock_skew,
+            void_after_s=self.reconcile_interval,
+        )
+        if verdict is decide.SnapshotVerdict.STALE:
+            raise StaleFullSync(snapshot_at, self._full_sync.last_snapshot_at)
+        if verdict is decide.SnapshotVerdict.VOID:
+            logger.warning(
+                "event=full_sync_snapshot_voided prefix=%s stored=%s applied_at=%s incoming=%s",
+                self.prefix,
+                format_micros(self._full_sync.last_snapshot_at),
+                format_seconds(self._full_sync.last_applied_at),
+                format_micros(snapshot_at),
+            )
+            return True
+        return False
+
+    def reconcile(
+        self, digest: Sequence[tuple[str, int]], snapshot_at: int, final: bool, total: int | None = None
+    ) -> DigestAnswer:
+        """One page of a full sync by digest: `(registerId, sourceUpdatedAt)` of registers the source lists.
+
+        What is held as stated has its TTL refreshed in Redis (one script call per 10,000, nothing
+        rewritten) and counts as unchanged; the rest is `needed`, for the source to send in full with
+        the same `snapshotAt`. Every listed register is marked for the sweep; a final page that needs
+        nothing completes the full sync here (the sweep, the guard and the staleness check of a plain
+        full sync). Raises StaleFullSync, MarksUnavailable (Redis unreachable: retry) and MarksLost.
+        """
+        with self._lock, gc_paused():
+            self._sync()
+            if self.degraded:
+                raise MarksUnavailable(snapshot_at)
+            now = time.time()
+            held, needed = decide.split_digest(self._local, digest, now)
+            void = self._judge_snapshot(snapshot_at) if final and not needed else False
+            patched = False
+
+            def patch_rendering() -> None:
+                nonlocal patched
+                patched = self._rendering.patch_refreshed(self._version, self._next_expiry(), self._local)
+
+            missing = self._refresh(held, now, alongside=patch_rendering)
+            if missing:  # gone from Redis meanwhile (removed by another process): sent in full, or refused
+                needed.extend(missing)
+                patched = False
+            result = BulkResult(processed=len(held) - len(missing), unchanged=len(held) - len(missing))
+            complete = final and not needed
+            listed = {register_id for register_id, _ in digest}
+            try:
+                if complete:
+                    self._sweep(snapshot_at, listed, result, void, total, now=now)
+                else:
+                    self._mark(snapshot_at, listed, result)
+            finally:
+                if result.changed or not patched:
+                    self._changed()
+                    self._rerender_if_served()
+            return DigestAnswer(result, needed, complete)
+
+    def _refresh(self, register_ids: list[str], now: float, alongside: Callable[[], None]) -> list[str]:
+        """Refresh the TTL of local entries held as stated, in Redis and in the mirror; returns those
+        Redis no longer holds (taken from Redis again).
+
+        Redis works through the script calls (10,000 ids each, so other processes' reads are not held
+        up) on its own core while this thread updates the mirror and runs `alongside`.
+        """
+        prefix, ttl_ms, step = self.keys.local(""), self._ttl_ms, self.commit_batch * 5
+        parts = [register_ids[start : start + step] for start in range(0, len(register_ids), step)]
+        replies: list[CommitReply] = []
+        failures: list[redis.RedisError] = []
+
+        def send() -> None:
+            try:
+                for part in parts:
+                    batch = orjson.dumps([["T", prefix, str(ttl_ms), *part]])
+                    replies.append(self._io.commit(self._epoch, self._bookkeeping_ttl_ms, batch))
+            except redis.RedisError as exc:
+                failures.append(exc)
+
+        sender = threading.Thread(target=send, name=f"store-refresh-{self.prefix}", daemon=True)
+        sender.start()
+        expires_at, local = now + self.ttl, self._local
+        for register_id in register_ids:
+            entry = local[register_id]
+            entry.expires_at, entry.refreshed_at, entry.verified = expires_at, now, True
+        alongside()
+        sender.join()
+        if failures:
+            self._trip(failures[0])
+        digits = b"".join(reply.results or b"" for reply in replies)
+        if failures or any(reply.status != "ok" for reply in replies):
+            # Redis failed, or lost its data: the ordinary path journals or writes back (PEXPIRE is idempotent).
+            collected: list[bytes | None] = []
+            for part in parts:
+                ops = Ops()
+                ops.add(["T", prefix, ttl_ms, *part], collected.append)
+                self._run(ops)
+            if any(part_digits is None for part_digits in collected):
+                return []  # journaled: the mirror keeps its refresh, as for any journaled write
+            digits = b"".join(part_digits or b"" for part_digits in collected)
+        missing = [register_id for register_id, digit in zip(register_ids, digits, strict=True) if digit != 49]
+        if missing:
+            self._refetch([key for rid in missing for key in (self.keys.local(rid), self.keys.tomb(rid))])
+        return missing
+
+    def _mark(self, snapshot_at: int, listed: set[str], result: BulkResult) -> None:
+        """Requests of a full sync before its last leave their marks in Redis for every process, and add
+        their counts to the sync's (recorded with the sweep: the counts of the whole sync)."""
+        if not self.degraded:
             ops = Ops()
-            ops.add(["A", self.keys.mark(snapshot_at), self._ttl_ms, *sorted(listed)])
+            if listed:
+                ops.add(["A", self.keys.mark(snapshot_at), self._ttl_ms, *sorted(listed)])
+            counts = [str(part) for name, count in result.as_dict().items() if count for part in (name, count)]
+            if counts:
+                ops.add(["H", self.keys.mark_counts(snapshot_at), self._ttl_ms, *counts])
             self._run(ops)
         if self.degraded:
             raise MarksUnavailable(snapshot_at)
 
     def _sweep(
-        self, snapshot_at: int, listed: set[str], result: BulkResult, void: bool, total: int | None = None
+        self,
+        snapshot_at: int,
+        listed: set[str],
+        result: BulkResult,
+        void: bool,
+        total: int | None = None,
+        now: float | None = None,
     ) -> None:
         """Mark-and-sweep: remove local ads neither listed by this sync nor changed after its snapshot.
 
         `total`, when the source says it, is how many registers the whole sync listed: marks that
         fall short of it were lost (Redis restarted or failed over between the requests).
         """
-        marks = self._redis(lambda: self._io.marks(snapshot_at))
-        if marks is None:
+        earlier = self._redis(lambda: self._io.marks(snapshot_at))
+        if earlier is None:
             raise MarksUnavailable(snapshot_at)
+        marks, earlier_counts = earlier
         marked = listed | marks
         if total is not None and len(marked) < total:
             logger.warning(
@@ -639,7 +820,7 @@ class AdvertisementStore:
                 total,
             )
             raise MarksLost(snapshot_at, len(marked), total)
-        now = time.time()
+        now = time.time() if now is None else now
         previous = self._full_sync
         candidates = decide.sweep_candidates(self._local, marked, snapshot_at, now)
         live_count = sum(1 for entry in self._local.values() if entry.expires_at > now)
@@ -662,11 +843,18 @@ class AdvertisementStore:
             held_ids=plan.held,
             voided=previous.voided + (1 if void else 0),
         )
-        self._commit_sweep(plan.remove, now, result, state, void)
+        self._commit_sweep(plan.remove, now, result, state, void, earlier_counts)
 
     def _commit_sweep(
-        self, removal: frozenset[str], now: float, result: BulkResult, state: FullSyncState, void: bool
+        self,
+        removal: frozenset[str],
+        now: float,
+        result: BulkResult,
+        state: FullSyncState,
+        void: bool,
+        earlier_counts: dict[str, int] | None = None,
     ) -> None:
+        """Apply the sweep and record the sync; `earlier_counts`: what the sync's earlier requests counted."""
         snapshot_at = state.last_snapshot_at
         # Each script call of the sweep is guarded on its own (a newer full sync may land between two),
         # and each removal yields to a newer full sync recorded meanwhile. A voided sync has no guard.
@@ -674,19 +862,20 @@ class AdvertisementStore:
         outranked_by = "" if void else self.keys.meta
         sweep = Ops()
         for register_id in sorted(removal):
-            sweep.extend(self._plan_removal(register_id, snapshot_at, now, result, SWEPT, outranked_by))
+            self._plan_removal(sweep, register_id, snapshot_at, now, result, SWEPT, outranked_by)
         if guard is not None and not len(sweep):
             sweep.add(guard)
             guard = None
         self._run(sweep, header=guard)
-        state.last_result = result.as_dict()
+        earlier_counts = earlier_counts or {}
+        state.last_result = {name: count + earlier_counts.get(name, 0) for name, count in result.as_dict().items()}
         recorded: list[int] = []
         record = Ops()
         record.add(
             ["M", self.keys.meta, snapshot_at, state.encode(), self._bookkeeping_ttl_ms, "1" if void else "0"],
             recorded.append,
         )
-        record.add(["X", self.keys.mark(snapshot_at)])
+        record.add(["X", self.keys.mark(snapshot_at), self.keys.mark_counts(snapshot_at)])
         self._run(record)
         if recorded == [0]:  # a newer full sync was recorded meanwhile: it is the state, not this one
             logger.warning(
@@ -841,7 +1030,9 @@ class AdvertisementStore:
         """The rendered list, cached until the mirror changes or an entry is due to expire.
 
         While a writer holds the store (a full sync being applied), readers get the last
-        complete rendering instead of waiting: reconciliation must not slow the list down.
+        complete rendering instead of waiting: reconciliation must not slow the list down. While
+        the watcher follows the change stream (it takes each change within milliseconds of its
+        commit), a read does not ask Redis itself: no read waits behind another process's script.
         """
         if not self._lock.acquire(blocking=False):
             body = self._rendering.fresh()
@@ -849,7 +1040,10 @@ class AdvertisementStore:
                 return body
             self._lock.acquire()
         try:
-            self._read()
+            if self._watcher is not None and self._watcher.is_alive():
+                self._expire()
+            else:
+                self._read()
             return self._render()
         finally:
             self._lock.release()

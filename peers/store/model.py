@@ -214,6 +214,15 @@ class BulkResult:
 
 
 @dataclass(slots=True)
+class DigestAnswer:
+    """A digest page's answer: the counts, the registers to send in full, and whether the sync is done."""
+
+    result: BulkResult
+    needed: list[str]
+    complete: bool  # the final page needed nothing: swept and recorded like a plain full sync
+
+
+@dataclass(slots=True)
 class FullSyncState:
     """What the store remembers of full syncs: the stale check and the held removals."""
 

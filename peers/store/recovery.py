@@ -115,13 +115,24 @@ def aged(batch: tuple[float, list[list[str]]]) -> bytes | None:
 
 def set_args(
     keys: Keys, entry: Entry, ttl: float, log: bool = True, floor: int = -1, unlisted_by: str = ""
-) -> list[str | int]:
+) -> list[str]:
+    """The arguments of an upsert (S), all strings already."""
     if entry.peer_id is None:
         key, tomb = keys.local(entry.register_id), keys.tomb(entry.register_id)
     else:
         key, tomb = keys.remote(entry.peer_id, entry.register_id), keys.peer_tomb(entry.peer_id)
     ttl_ms = max(1, int(ttl * 1000))
-    return ["S", key, entry.source_updated_at, entry.value, ttl_ms, tomb, "1" if log else "0", floor, unlisted_by]
+    return [
+        "S",
+        key,
+        str(entry.source_updated_at),
+        entry.value,
+        str(ttl_ms),
+        tomb,
+        "1" if log else "0",
+        str(floor),
+        unlisted_by,
+    ]
 
 
 def write_back_ops(

@@ -22,9 +22,10 @@ Arg = bytes | str | int
 # A page of a scan: when it was asked for, keys, values ("" when gone), remaining TTLs in ms
 # (only keys under the pool's prefixes).
 Page = tuple[float, list[str], list[str], list[int]]
-_RESULT_OPS = frozenset({"S", "D", "M"})  # opcodes for which commit.lua returns a result
+_RESULT_OPS = frozenset({"S", "D", "M"})  # opcodes for which commit.lua returns one result
+_REFRESH = "T"  # the opcode that returns one result per id it names (from its fourth argument on)
 # Where each opcode keeps its TTL in milliseconds (a journal replay shortens it by the time spent).
-TTL_INDEX = {"S": 4, "D": 4, "A": 2}
+TTL_INDEX = {"S": 4, "D": 4, "A": 2, "T": 2, "H": 2}
 FETCH_PAGE = 10_000
 
 
@@ -59,6 +60,9 @@ class Keys:
     def mark(self, snapshot_at: int) -> str:
         return f"{self.prefix}:mark:{snapshot_at}"
 
+    def mark_counts(self, snapshot_at: int) -> str:
+        return f"{self.prefix}:mark:{snapshot_at}:counts"
+
     def parse(self, key: str) -> tuple[str, ...]:
         """`('l', rid)`, `('r', peer, rid)`, `('tomb', rid)`, `('ptomb', peer)`, `('meta',)` or `()`."""
         parts = key[len(self.prefix) + 1 :].split(":")
@@ -79,14 +83,19 @@ class Ops:
 
     def __init__(self) -> None:
         self.ops: list[list[str]] = []
-        self.callbacks: list[Callable[[int], None] | None] = []
+        self.callbacks: list[Callable[[Any], None] | None] = []
 
     def __len__(self) -> int:
         return len(self.ops)
 
-    def add(self, args: Sequence[Arg], on_result: Callable[[int], None] | None = None) -> None:
+    def add(self, args: Sequence[Arg], on_result: Callable[[Any], None] | None = None) -> None:
         # Every argument travels as a string: Lua numbers would lose digits of microsecond stamps.
         self.ops.append([arg if isinstance(arg, str) else str(arg) for arg in args])
+        self.callbacks.append(on_result)
+
+    def add_strings(self, args: list[str], on_result: Callable[[Any], None] | None = None) -> None:
+        """`add` for arguments that are all strings already (the hot path of a bulk: no conversion)."""
+        self.ops.append(args)
         self.callbacks.append(on_result)
 
     def extend(self, other: Ops) -> None:
@@ -110,10 +119,18 @@ class Ops:
         return orjson.dumps(self.ops)
 
     def deliver(self, results: bytes | None) -> None:
-        """Hand each op its result (one digit each); None means it was journaled (-1 to the callbacks)."""
+        """Hand each op its result (one digit each); None means it was journaled (-1 to the callbacks).
+
+        A refresh (T) gets the digits of all its ids as bytes (None when journaled).
+        """
         replies = iter(results or b"")
         for op, callback in zip(self.ops, self.callbacks, strict=True):
-            if op[0] in _RESULT_OPS:
+            if op[0] == _REFRESH:
+                count = len(op) - 3
+                digits = bytes(next(replies) for _ in range(count)) if results is not None else None
+                if callback is not None:
+                    callback(digits)
+            elif op[0] in _RESULT_OPS:
                 result = next(replies) - 48 if results is not None else -1  # ASCII digit to int
                 if callback is not None:
                     callback(result)
@@ -205,5 +222,17 @@ class RedisIO:
         epoch, generation, entries = pipe.execute()
         return epoch, int(generation or 0), entries
 
-    def marks(self, snapshot_at: int) -> set[str]:
-        return {m.decode() if isinstance(m, bytes) else m for m in self.client.smembers(self.keys.mark(snapshot_at))}
+    def await_change(self, stream_id: bytes, block_ms: int) -> bool:
+        """Whether the change stream has an entry after `stream_id`, waiting for one up to `block_ms`."""
+        return bool(self.client.xread({self.keys.changes: stream_id}, count=1, block=max(1, block_ms)))
+
+    def marks(self, snapshot_at: int) -> tuple[set[str], dict[str, int]]:
+        """The registers a full sync's earlier requests listed, and what they counted, in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.smembers(self.keys.mark(snapshot_at))
+        pipe.hgetall(self.keys.mark_counts(snapshot_at))
+        members, counts = pipe.execute()
+        return (
+            {m.decode() if isinstance(m, bytes) else m for m in members},
+            {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in counts.items()},
+        )

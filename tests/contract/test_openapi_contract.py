@@ -26,6 +26,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 EXCHANGE = "/api/peers/exchange/"
 BULK_ADVERTISE = "/api/registers/bulk-advertise/"
+RECONCILE = "/api/registers/reconcile/"
 
 load_all_checks()
 CONFIG: dict[str, Any] = {
@@ -58,14 +59,24 @@ schema = schemathesis.openapi.from_dict(served_schema(), config=schemathesis.Con
 
 @schema.hook("filter_case")
 def distinct_register_ids(context: schemathesis.HookContext, case: schemathesis.Case) -> bool:
-    """A bulk body names each register once (its description says so; a JSON Schema cannot say it by key)."""
-    if case.operation.path != BULK_ADVERTISE or not isinstance(case.body, dict):
+    """What the descriptions say and a JSON Schema cannot: a bulk or digest body names each register once;
+    a digest gives one stamp per register, none ahead of the clock."""
+    if not isinstance(case.body, dict):
         return True
-    items = case.body.get("advertisements")
-    if not isinstance(items, list):
-        return True
-    ids = [item.get("registerId") for item in items if isinstance(item, dict) and "registerId" in item]
-    return len(ids) == len({str(register_id) for register_id in ids})
+    if case.operation.path == BULK_ADVERTISE:
+        items = case.body.get("advertisements")
+        if not isinstance(items, list):
+            return True
+        ids = [item.get("registerId") for item in items if isinstance(item, dict) and "registerId" in item]
+        return len(ids) == len({str(register_id) for register_id in ids})
+    if case.operation.path == RECONCILE:
+        ids, stamps = case.body.get("registerIds"), case.body.get("sourceUpdatedAt")
+        if not isinstance(ids, list) or not isinstance(stamps, list):
+            return True
+        now = int(datetime.now(tz=UTC).timestamp() * 1_000_000)
+        in_window = all(not isinstance(stamp, int) or stamp <= now for stamp in stamps)
+        return len(ids) == len(stamps) and len(ids) == len({str(register_id) for register_id in ids}) and in_window
+    return True
 
 
 @pytest.fixture

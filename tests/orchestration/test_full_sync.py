@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from peers.store import AdvertisementInput, AdvertisementStore, now_micros
 from registers.advertising import PlannedAdvertisement, chunked, full_sync
-from registers.models import AdvertisementSyncState
+from registers.models import AdvertisementSyncState, Register
 from registers.peer_client import PeerServiceClient, PeerServiceRejected, PeerServiceUnavailable
 from registers.sync_lock import FullSyncBusy, exclusive_full_sync
 from sorcha_site.celery import app as celery_app
@@ -44,7 +44,7 @@ def test_more_registers_than_one_request_takes_arrive_complete_and_a_stale_one_i
     make_register(advertise=False)
     stale_id = stale_local_advertisement(peer_service)
 
-    # when
+    # when: the first full sync (no digest: the Peer Service cannot hold this node's set yet)
     result = full_sync("manual")
 
     # then
@@ -52,6 +52,33 @@ def test_more_registers_than_one_request_takes_arrive_complete_and_a_stale_one_i
     assert local_ids(peer_service) == public
     assert (result.counts["added"], result.counts["removed"]) == (7, 1)
     assert stale_id not in local_ids(peer_service)
+
+
+def test_a_full_sync_by_digest_in_pages_sends_in_full_only_what_changed_and_sweeps_once(
+    peer_service: AdvertisementStore, settings: Any
+) -> None:
+    # given: a first full sync succeeded, then two registers changed and one went private without a push
+    settings.FULL_SYNC_SNAPSHOT_MARGIN = 0  # (no transaction is left open here)
+    registers = [make_register(advertise=True) for _ in range(7)]
+    full_sync("manual")
+    settings.SORCHA_DIGEST_MAX_ITEMS = 3
+    settings.SORCHA_BULK_MAX_ITEMS = 1
+    for register in registers[:2]:
+        register.name = f"{register.name}-renamed"
+        register.save()
+    Register.objects.filter(pk=registers[2].pk).update(advertise=False)  # no signal, no push
+
+    # when
+    result = full_sync("manual")
+
+    # then: two pages of digest (six public), the two renamed in one request each, the private one swept
+    assert result.requests == 2 + 2
+    assert (result.counts["updated"], result.counts["unchanged"], result.counts["removed"]) == (2, 4, 1)
+    assert local_ids(peer_service) == {register.id for register in registers} - {registers[2].id}
+    assert {entry.fields["name"] for entry in peer_service.local_advertisements()} >= {
+        registers[0].name,
+        registers[1].name,
+    }
 
 
 def test_a_chunk_closes_before_its_items_outgrow_the_body_limit() -> None:

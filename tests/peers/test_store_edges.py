@@ -357,7 +357,9 @@ def test_a_refused_removal_leaves_the_newer_entry_in_the_mirror(make_store: Make
     second.advertise(public(rid, 3_000_000_000_000_000, name="newer"))
 
     # `first` removes with a stamp between the two, before it caught up: Redis refuses.
-    first._run(first._plan_removal(rid, 2_000_000_000_000_000, time.time(), BulkResult()))
+    ops = Ops()
+    first._plan_removal(ops, rid, 2_000_000_000_000_000, time.time(), BulkResult())
+    first._run(ops)
 
     assert first._local[rid].fields["name"] == "newer"
     assert rid not in first._tombstones

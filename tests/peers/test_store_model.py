@@ -33,7 +33,14 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from peers.store import AdvertisementInput, AdvertisementStore, MarksUnavailable, StaleFullSync, now_micros
+from peers.store import (
+    AdvertisementInput,
+    AdvertisementStore,
+    MarksLost,
+    MarksUnavailable,
+    StaleFullSync,
+    now_micros,
+)
 from tests.helpers import wait_until
 from tests.redis_server import RedisServer
 from tests.tcp_proxy import TcpProxy
@@ -83,6 +90,7 @@ class StoreMachine(RuleBasedStateMachine):
             breaker_cooldown=0.05,
             socket_timeout=0.3,
             reconcile_interval=TTL / 2,
+            commit_batch=3,  # batches of several script calls, sent while the next is planned
         )
 
     def teardown(self) -> None:
@@ -142,6 +150,26 @@ class StoreMachine(RuleBasedStateMachine):
     @rule(processes=st.lists(st.integers(0, PROCESSES - 1), min_size=1, max_size=3))
     def full_sync(self, processes: list[int]) -> None:
         self._full_sync(processes)
+
+    @rule(processes=st.lists(st.integers(0, PROCESSES - 1), min_size=1, max_size=3))
+    def full_sync_by_digest(self, processes: list[int]) -> None:
+        """The digest in len(processes) pages, then what the Peer Service needs in full (sweeping)."""
+        snapshot = now_micros()
+        listed = [(register_id, stamp) for register_id, (public, stamp) in sorted(self.truth.items()) if public]
+        size = max(1, -(-len(listed) // len(processes)))
+        pages = [listed[i * size : (i + 1) * size] for i in range(len(processes))]
+        needed: list[str] = []
+        try:
+            for index, (process, page) in enumerate(zip(processes, pages, strict=True)):
+                last = index == len(processes) - 1
+                answer = self.stores[process].reconcile(page, snapshot, final=last, total=len(listed) if last else None)
+                needed.extend(answer.needed)
+            if not answer.complete:
+                stamps = dict(listed)
+                items = [advertisement(register_id, True, stamps[register_id]) for register_id in needed]
+                self.stores[processes[-1]].apply_bulk(items, full_sync=True, snapshot_at=snapshot, total=len(listed))
+        except (MarksUnavailable, MarksLost, StaleFullSync):
+            return
 
     # ------------------------------------------------------------ faults
     @precondition(lambda self: self.redis.running)
