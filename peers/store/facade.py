@@ -1029,21 +1029,17 @@ class AdvertisementStore:
     def available_json(self) -> bytes:
         """The rendered list, cached until the mirror changes or an entry is due to expire.
 
-        While a writer holds the store (a full sync being applied), readers get the last
-        complete rendering instead of waiting: reconciliation must not slow the list down. While
-        the watcher follows the change stream (it takes each change within milliseconds of its
-        commit), a read does not ask Redis itself: no read waits behind another process's script.
+        While a writer holds the store (a full sync being applied), readers get the complete
+        rendering of the mirror as it stands (the version a write bumps once it is done) instead of
+        waiting: reconciliation must not slow the list down, and no read misses a finished write.
         """
         if not self._lock.acquire(blocking=False):
-            body = self._rendering.fresh()
+            body = self._rendering.fresh(self._version)
             if body is not None:
                 return body
             self._lock.acquire()
         try:
-            if self._watcher is not None and self._watcher.is_alive():
-                self._expire()
-            else:
-                self._read()
+            self._read()
             return self._render()
         finally:
             self._lock.release()
