@@ -66,6 +66,7 @@ bench: install-dev
 	$(BIN)/pip install --quiet -r requirements-bench.txt
 	$(BIN)/python -m bench.bench_full_sync
 	$(BIN)/python -m bench.bench_restart
+	$(BIN)/python -m bench.bench_memory
 	$(BIN)/python -m bench.bench_latency
 	$(BIN)/python -m bench.bench_propagation
 	$(BIN)/python -m bench.bench_burst

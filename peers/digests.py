@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -29,7 +29,7 @@ Row = tuple[str, str, str, int, int, bool]
 T = TypeVar("T")
 
 
-def row(register_id: str, fields: dict[str, Any]) -> Row:
+def row(register_id: str, fields: Mapping[str, Any]) -> Row:
     return (
         register_id,
         fields["name"],

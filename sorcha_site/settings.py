@@ -274,9 +274,10 @@ CACHES = {
     # No retries inside redis-py: one failure opens the store's breaker at once.
     "advertisements": _redis_cache(None, CONNECTION_POOL_KWARGS={"retry": Retry(NoBackoff(), 0)}),
     # The store's pre-encoded available list: process-local, like the mirror it is rendered from
-    # (one entry per store, with the time until its first advertisement expires as its TTL).
+    # (one entry per store, with the time until its first advertisement expires as its TTL). Kept
+    # by reference: LocMemCache would pickle tens of megabytes on every write and every read.
     "renderings": {
-        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "BACKEND": "sorcha_site.caches.ReferenceCache",
         "LOCATION": "sorcha-renderings",
         "OPTIONS": {"MAX_ENTRIES": 100},
     },

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sys
 import threading
 import time
 from collections import deque
@@ -37,12 +38,13 @@ from peers.store.model import (
     MarksUnavailable,
     StaleFullSync,
     Tombstone,
-    decode_value,
     encode_value,
     format_micros,
     format_seconds,
     merged_fields,
     now_micros,
+    value_stamp,
+    well_formed,
 )
 from peers.store.recovery import Breaker, Journal, aged, set_args, write_back_ops
 from peers.store.redis_io import CommitReply, Keys, Ops, RedisIO
@@ -219,13 +221,16 @@ class AdvertisementStore:
 
     # ------------------------------------------------------------------ loading and catching up
     def _load_at_start(self) -> None:
-        with self._lock:
+        with self._lock, gc_paused():
             try:
                 self._establish_epoch()
                 self._reload(initial=True)
             except redis.RedisError as exc:
                 self._trip(exc)
                 logger.warning("event=store_start_without_redis prefix=%s error=%r", self.prefix, exc)
+                return
+            # Render the list now, while the process starts, so that its first request is served at once.
+            self._rendering.render(self._version, self._next_expiry(), self._local, self._remote, for_reader=False)
 
     def _establish_epoch(self) -> None:
         self._epoch = self._io.establish_epoch(secrets.token_hex(8), self._bookkeeping_ttl_ms)
@@ -236,10 +241,8 @@ class AdvertisementStore:
         _, generation, last = self._io.head()
         previous_local, previous_remote = self._local, self._remote
         self._local, self._remote, self._tombstones, self._peer_tombstones = {}, {}, {}, {}
-        now = time.time()
-        for key, raw, pttl in self._io.scan():
-            if raw is not None and pttl > 0:
-                self._absorb(key, raw, now + pttl / 1000, verified=None)
+        for asked_at, keys, values, ttls in self._io.scan():
+            self._absorb_page(keys, values, ttls, asked_at)
         if not initial:
             # Entries equal to what this process held keep their verification; others were written since.
             for register_id, entry in self._local.items():
@@ -260,14 +263,42 @@ class AdvertisementStore:
             initial,
         )
 
+    def _absorb_page(self, keys: list[str], values: list[str], ttls: list[int], now: float) -> None:
+        """One page of a scan (asked for at `now`), straight into the mirror: a local advertisement
+        (nearly all of a pool) becomes one compact entry holding the value as Redis has it; the rest
+        goes the general way. Loaded entries are unverified until their source refreshes them."""
+        local, ttl, local_prefix = self._local, self.ttl, self.keys.local("")
+        cut = len(local_prefix)
+        soonest = self._expiry_horizon
+        for key, raw, pttl in zip(keys, values, ttls, strict=True):
+            if not raw or pttl <= 0:
+                continue
+            expires_at = now + pttl / 1000
+            register_id = key[cut:]
+            if not key.startswith(local_prefix) or ":" in register_id:
+                self._absorb_parsed(key, raw, expires_at, None)
+                continue
+            try:
+                stamp = value_stamp(raw)
+                well_formed(raw)  # (the fields it decodes are dropped at once: the mirror keeps `raw`)
+            except (ValueError, orjson.JSONDecodeError) as exc:
+                logger.error("event=store_entry_unreadable prefix=%s key=%s error=%r", self.prefix, key, exc)
+                continue
+            soonest = min(soonest, expires_at)
+            local[register_id] = Entry(register_id, None, stamp, None, raw, expires_at - ttl, expires_at, False)
+        self._expiry_horizon = min(self._expiry_horizon, soonest)
+
     def _absorb(self, key: str, stored: bytes | None, expires_at: float, verified: bool | None) -> None:
         """Take one key's current Redis state into the mirror (None: it is gone)."""
+        self._absorb_parsed(key, stored.decode() if stored is not None else None, expires_at, verified)
+
+    def _absorb_parsed(self, key: str, raw: str | None, expires_at: float, verified: bool | None) -> None:
         try:
-            self._absorb_parsed(key, stored.decode() if stored is not None else None, expires_at, verified)
+            self._absorb_checked(key, raw, expires_at, verified)
         except (ValueError, KeyError, TypeError, IndexError, orjson.JSONDecodeError) as exc:
             logger.error("event=store_entry_unreadable prefix=%s key=%s error=%r", self.prefix, key, exc)
 
-    def _absorb_parsed(self, key: str, raw: str | None, expires_at: float, verified: bool | None) -> None:
+    def _absorb_checked(self, key: str, raw: str | None, expires_at: float, verified: bool | None) -> None:
         self._expiry_horizon = min(self._expiry_horizon, expires_at)
         parsed = self.keys.parse(key)
         if not parsed:
@@ -278,18 +309,20 @@ class AdvertisementStore:
             if raw is None:
                 self._local.pop(register_id, None)
                 return
-            stamp, fields = decode_value(raw)
+            stamp = value_stamp(raw)
+            well_formed(raw)
             self._local[register_id] = Entry(
-                register_id, None, stamp, fields, raw, expires_at - self.ttl, expires_at, bool(verified)
+                register_id, None, stamp, None, raw, expires_at - self.ttl, expires_at, bool(verified)
             )
         elif kind == "r":
-            peer_id, register_id = parsed[1], parsed[2]
+            peer_id, register_id = sys.intern(parsed[1]), parsed[2]
             if raw is None:
                 self._remote.get(peer_id, {}).pop(register_id, None)
                 return
-            stamp, fields = decode_value(raw)
+            stamp = value_stamp(raw)
+            well_formed(raw)
             self._remote.setdefault(peer_id, {})[register_id] = Entry(
-                register_id, peer_id, stamp, fields, raw, expires_at - self.ttl, expires_at, bool(verified)
+                register_id, peer_id, stamp, None, raw, expires_at - self.ttl, expires_at, bool(verified)
             )
         elif kind in ("tomb", "ptomb"):
             tombs = self._tombstones if kind == "tomb" else self._peer_tombstones
@@ -996,21 +1029,17 @@ class AdvertisementStore:
     def available_json(self) -> bytes:
         """The rendered list, cached until the mirror changes or an entry is due to expire.
 
-        While a writer holds the store (a full sync being applied), readers get the last
-        complete rendering instead of waiting: reconciliation must not slow the list down. While
-        the watcher follows the change stream (it takes each change within milliseconds of its
-        commit), a read does not ask Redis itself: no read waits behind another process's script.
+        While a writer holds the store (a full sync being applied), readers get the complete
+        rendering of the mirror as it stands (the version a write bumps once it is done) instead of
+        waiting: reconciliation must not slow the list down, and no read misses a finished write.
         """
         if not self._lock.acquire(blocking=False):
-            body = self._rendering.fresh()
+            body = self._rendering.fresh(self._version)
             if body is not None:
                 return body
             self._lock.acquire()
         try:
-            if self._watcher is not None and self._watcher.is_alive():
-                self._expire()
-            else:
-                self._read()
+            self._read()
             return self._render()
         finally:
             self._lock.release()
@@ -1018,7 +1047,8 @@ class AdvertisementStore:
     def _render(self) -> bytes:
         body = self._rendering.fresh(self._version)
         if body is None:
-            body = self._rendering.render(self._version, self._next_expiry(), self._local, self._remote)
+            with gc_paused():  # a row dict per register: nothing cyclic for the collector to find
+                body = self._rendering.render(self._version, self._next_expiry(), self._local, self._remote)
         return body
 
     def _rerender_if_served(self) -> None:

@@ -2,9 +2,10 @@
 -- ARGV[1] "keys": ARGV[2] is a JSON array of keys.
 -- ARGV[1] "scan": ARGV[2] cursor, ARGV[3] match pattern, ARGV[4] count; only string keys
 --         (advertisements, tombstones, full-sync state) are returned.
--- Returns one JSON document {"c": next cursor, "k": keys, "v": values ("" when missing),
--- "t": PTTLs}: one string is far cheaper for the client to parse than a reply of
--- hundreds of thousands of elements.
+-- Returns one JSON document {"k": keys, "v": values ("" when missing), "t": PTTLs}: one
+-- string is far cheaper for the client to parse than a reply of hundreds of thousands of
+-- elements. "scan" returns {next cursor, that document}, so the next page can be asked for
+-- before this one is parsed.
 local keys
 local cursor = "0"
 if ARGV[1] == "scan" then
@@ -18,4 +19,8 @@ for i, key in ipairs(keys) do
   values[i] = redis.call("GET", key) or ""
   ttls[i] = redis.call("PTTL", key)
 end
-return cjson.encode({c = cursor, k = keys, v = values, t = ttls})
+local page = cjson.encode({k = keys, v = values, t = ttls})
+if ARGV[1] == "scan" then
+  return {cursor, page}
+end
+return page

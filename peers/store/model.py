@@ -7,8 +7,10 @@ source's clock) or floats of seconds (this node's clock, for TTL bookkeeping).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -97,22 +99,65 @@ class AdvertisementInput:
     source_updated_at: int | None = None  # microseconds since the epoch, the source's clock
 
 
-@dataclass(slots=True)
 class Entry:
     """An advertisement held in the pool (local when `peer_id` is None).
 
     For a remote entry `source_updated_at` is this node's clock when it first received the
     entry in its current form: a peer forgotten later (a peer tombstone) outranks it.
+
+    Every web process mirrors the whole pool, so an entry is kept compact: its fields live only
+    in `value`, the encoded form stored in Redis, and `fields` decodes them when asked (a
+    read-only mapping). The constructor takes `fields` for callers that hold them; they must
+    be what `value` encodes (`encode_value`).
     """
 
-    register_id: str
-    peer_id: str | None
-    source_updated_at: int
-    fields: dict[str, Any]
-    value: str  # the encoded form stored in Redis; equality of values is idempotence
-    refreshed_at: float
-    expires_at: float
-    verified: bool
+    __slots__ = ("expires_at", "peer_id", "refreshed_at", "register_id", "source_updated_at", "value", "verified")
+
+    def __init__(
+        self,
+        register_id: str,
+        peer_id: str | None,
+        source_updated_at: int,
+        fields: Mapping[str, Any] | None,
+        value: str,  # the encoded form stored in Redis; equality of values is idempotence
+        refreshed_at: float,
+        expires_at: float,
+        verified: bool,
+    ) -> None:
+        self.register_id = register_id
+        self.peer_id = peer_id
+        self.source_updated_at = source_updated_at
+        self.value = value
+        self.refreshed_at = refreshed_at
+        self.expires_at = expires_at
+        self.verified = verified
+
+    @property
+    def fields(self) -> Mapping[str, Any]:
+        return decoded_fields(self.value)
+
+    def _state(self) -> tuple[Any, ...]:
+        return (
+            self.register_id,
+            self.peer_id,
+            self.source_updated_at,
+            self.value,
+            self.refreshed_at,
+            self.expires_at,
+            self.verified,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return self._state() == other._state() if isinstance(other, Entry) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
+
+    def __repr__(self) -> str:
+        return (
+            f"Entry(register_id={self.register_id!r}, peer_id={self.peer_id!r}, "
+            f"source_updated_at={self.source_updated_at!r}, value={self.value!r}, "
+            f"refreshed_at={self.refreshed_at!r}, expires_at={self.expires_at!r}, verified={self.verified!r})"
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -222,7 +267,38 @@ def decode_value(raw: str) -> tuple[int, dict[str, Any]]:
     return int(stamp), orjson.loads(body)
 
 
-DEFAULT_FIELDS: dict[str, Any] = {
+def value_stamp(raw: str) -> int:
+    """The `sourceUpdatedAt` of an encoded value, without decoding its JSON."""
+    return int(raw[: raw.index("|")])
+
+
+def well_formed(raw: str) -> None:
+    """Raise unless the JSON part of an encoded value is an object (what `fields` decodes)."""
+    if not isinstance(orjson.loads(value_body(raw)), dict):
+        raise ValueError("the advertisement's fields are not a JSON object")
+
+
+def value_body(raw: str) -> str:
+    """The JSON part of an encoded value."""
+    return raw[raw.index("|") + 1 :]
+
+
+# The fields decoded last: callers read several fields of one entry in a row (gossip, merges).
+_last_decoded: tuple[str, Mapping[str, Any]] = ("", MappingProxyType({}))
+
+
+def decoded_fields(raw: str) -> Mapping[str, Any]:
+    """The fields of an encoded value, read-only (they are shared with the next caller)."""
+    global _last_decoded
+    last = _last_decoded
+    if last[0] is raw:
+        return last[1]
+    fields = MappingProxyType(orjson.loads(value_body(raw)))
+    _last_decoded = (raw, fields)
+    return fields
+
+
+DEFAULT_FIELDS: Mapping[str, Any] = {
     "name": "",
     "description": "",
     "latestVersion": 0,
@@ -231,7 +307,7 @@ DEFAULT_FIELDS: dict[str, Any] = {
 }
 
 
-def merged_fields(advertisement: AdvertisementInput, current: dict[str, Any] | None) -> dict[str, Any]:
+def merged_fields(advertisement: AdvertisementInput, current: Mapping[str, Any] | None) -> dict[str, Any]:
     base = current or DEFAULT_FIELDS
     a = advertisement
     return {

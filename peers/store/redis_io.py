@@ -7,6 +7,7 @@ decides anything: the façade plans, this module carries the plan.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ _COMMIT_SCRIPT = (Path(__file__).with_name("commit.lua")).read_text()
 _FETCH_SCRIPT = (Path(__file__).with_name("fetch.lua")).read_text()
 
 Arg = bytes | str | int
+# A page of a scan: when it was asked for, keys, values ("" when gone), remaining TTLs in ms
+# (only keys under the pool's prefixes).
+Page = tuple[float, list[str], list[str], list[int]]
 _RESULT_OPS = frozenset({"S", "D", "M"})  # opcodes for which commit.lua returns one result
 _REFRESH = "T"  # the opcode that returns one result per id it names (from its fourth argument on)
 # Where each opcode keeps its TTL in milliseconds (a journal replay shortens it by the time spent).
@@ -165,17 +169,29 @@ class RedisIO:
         _, current = pipe.execute()
         return current.decode() if current else candidate
 
-    def scan(self) -> Iterator[tuple[str, bytes | None, int]]:
-        """Every pool entry in Redis (no KEYS, no index): key, value and remaining TTL in ms."""
-        cursor = "0"
+    def scan(self) -> Iterator[Page]:
+        """Every pool entry in Redis (no KEYS, no index), a page at a time."""
+        for asked_at, raw in self.scan_pages():
+            yield self.parse_page(asked_at, raw)
+
+    def scan_pages(self) -> Iterator[tuple[float, bytes]]:
+        """The scan's pages as `fetch.lua` encodes them (one JSON document each), each with the
+        moment it was asked for (its TTLs count from no earlier)."""
+        cursor = b"0"
         while True:
-            page = orjson.loads(self._fetch(args=["scan", cursor, f"{self.keys.prefix}:*", FETCH_PAGE]))
-            for key, value, ttl in zip(page["k"], page["v"], page["t"], strict=True):
-                if key.startswith(self.keys.pool_prefixes):
-                    yield key, value.encode() if value else None, int(ttl)
-            cursor = page["c"]
-            if cursor == "0":
+            asked_at = time.time()
+            cursor, page = self._fetch(args=["scan", cursor, f"{self.keys.prefix}:*", FETCH_PAGE])
+            yield asked_at, page
+            if cursor == b"0":
                 return
+
+    def parse_page(self, asked_at: float, raw: bytes) -> Page:
+        page = orjson.loads(raw)
+        keys, values, ttls = page["k"], page["v"], page["t"]
+        if not all(key.startswith(self.keys.pool_prefixes) for key in keys):
+            kept = [i for i, key in enumerate(keys) if key.startswith(self.keys.pool_prefixes)]
+            keys, values, ttls = [keys[i] for i in kept], [values[i] for i in kept], [ttls[i] for i in kept]
+        return asked_at, keys, values, ttls
 
     def fetch(self, keys: Sequence[bytes | str]) -> list[tuple[bytes | None, int]]:
         """Value and remaining TTL (ms) of each key, in one script call per 10,000 keys."""

@@ -7,47 +7,81 @@ most recently seen), so one liar cannot override honest peers (ARCHITECTURE §4)
 
 from __future__ import annotations
 
+import re
 import time
+from array import array
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
 from django.core.cache.backends.base import BaseCache
 
-from peers.store.model import Entry, format_seconds
+from peers.store.model import Entry, format_micros, value_body
 
 _VOTED_FIELDS = ("name", "description", "latestVersion", "latestDocketVersion")
 
 
 class _Moments:
-    """A bulk refresh gives thousands of entries one moment: format each moment once."""
+    """lastSeen texts: a bulk refresh gives thousands of entries one moment, and a restart gives
+    each its own moment within a few seconds: format each second once, append the microseconds."""
 
     def __init__(self) -> None:
-        self._texts: dict[float, str | None] = {}
+        self._seconds: dict[int, str | None] = {}
+        self._last: tuple[float, str | None] = (_INF, None)
 
     def __call__(self, seconds: float) -> str | None:
-        text = self._texts.get(seconds)
-        if text is None:
-            text = self._texts[seconds] = format_seconds(seconds)
+        if seconds == self._last[0]:
+            return self._last[1]
+        text = self._format(seconds)
+        self._last = (seconds, text)
         return text
 
+    def _format(self, seconds: float) -> str | None:
+        try:
+            whole, micros = divmod(int(seconds * 1_000_000), 1_000_000)
+        except (OverflowError, ValueError):  # infinite, or not a number
+            return None
+        prefix = self._seconds.get(whole, "")
+        if prefix == "":
+            # The second itself, as format_micros writes it (None when no datetime can hold it).
+            text = format_micros(whole * 1_000_000)
+            prefix = self._seconds[whole] = None if text is None else text[:-1]
+        if prefix is None:
+            return None
+        return f"{prefix}.{micros:06d}Z" if micros else f"{prefix}Z"
 
-def majority(remote: list[Entry], name: str) -> Any:
+
+_INF = float("inf")
+
+
+def decoded(entries: list[Entry]) -> list[dict[str, Any]]:
+    """The fields of many entries, decoded as one JSON array: one call instead of one per entry."""
+    if not entries:
+        return []
+    return list(orjson.loads("[" + ",".join([value_body(entry.value) for entry in entries]) + "]"))
+
+
+def majority(fields: Sequence[Mapping[str, Any]], seen_at: list[float], name: str) -> Any:
     """The value most peers hold; among equally held values, the one seen most recently."""
-    if len(remote) == 1:
-        return remote[0].fields[name]
+    if len(fields) == 1:
+        return fields[0][name]
     votes: Counter[Any] = Counter()
     seen: dict[Any, float] = {}
-    for entry in remote:
-        value = entry.fields[name]
+    for held, refreshed_at in zip(fields, seen_at, strict=True):
+        value = held[name]
         votes[value] += 1
-        seen[value] = max(seen.get(value, 0.0), entry.refreshed_at)
+        seen[value] = max(seen.get(value, 0.0), refreshed_at)
     return max(votes, key=lambda value: (votes[value], seen[value]))
 
 
-def local_row(register_id: str, local: Entry, remote: list[Entry], moment: Callable[[float], str | None]) -> dict:
-    fields = local.fields
+def local_row(
+    register_id: str,
+    local: Entry,
+    fields: Mapping[str, Any],
+    remote: list[Entry],
+    moment: Callable[[float], str | None],
+) -> dict:
     return {
         "registerId": register_id,
         "name": fields["name"],
@@ -55,7 +89,7 @@ def local_row(register_id: str, local: Entry, remote: list[Entry], moment: Calla
         "isPublic": True,
         "isLocal": True,
         "peerCount": len(remote),
-        "fullReplicaPeerCount": sum(1 for e in remote if e.fields["isFullReplica"]),
+        "fullReplicaPeerCount": sum(1 for e in remote if e.fields["isFullReplica"]) if remote else 0,
         "latestVersion": fields["latestVersion"],
         "latestDocketVersion": fields["latestDocketVersion"],
         "verified": local.verified,
@@ -64,7 +98,9 @@ def local_row(register_id: str, local: Entry, remote: list[Entry], moment: Calla
 
 
 def remote_row(register_id: str, remote: list[Entry], moment: Callable[[float], str | None]) -> dict:
-    voted = {name: majority(remote, name) for name in _VOTED_FIELDS}
+    fields = decoded(remote)
+    seen_at = [e.refreshed_at for e in remote]
+    voted = {name: majority(fields, seen_at, name) for name in _VOTED_FIELDS}
     return {
         "registerId": register_id,
         "name": voted["name"],
@@ -72,27 +108,102 @@ def remote_row(register_id: str, remote: list[Entry], moment: Callable[[float], 
         "isPublic": True,
         "isLocal": False,
         "peerCount": len(remote),
-        "fullReplicaPeerCount": sum(1 for e in remote if e.fields["isFullReplica"]),
+        "fullReplicaPeerCount": sum(1 for held in fields if held["isFullReplica"]),
         "latestVersion": voted["latestVersion"],
         "latestDocketVersion": voted["latestDocketVersion"],
         "verified": any(e.verified for e in remote),
-        "lastSeen": moment(max(e.refreshed_at for e in remote)),
+        "lastSeen": moment(max(seen_at)),
     }
+
+
+# Rows are encoded a few thousand at a time: a whole pool of row dicts at once would be freed
+# only after the body was encoded, and each web process would keep that peak as fragmentation.
+_CHUNK = 4_096
+
+
+class _Ordered:
+    """The list's rows in order, each built only when it is encoded: a local row is the index of
+    its entry (its fields decoded once), a remote-only row is built ahead (it is voted on)."""
+
+    def __init__(self, local: Mapping[str, Entry], remote: Mapping[str, Mapping[str, Entry]]) -> None:
+        remote_by_register: dict[str, list[Entry]] = {}
+        for peer_entries in remote.values():
+            for register_id, entry in peer_entries.items():
+                remote_by_register.setdefault(register_id, []).append(entry)
+        self.moment = _Moments()
+        self.ids = list(local)
+        self.entries = list(local.values())
+        self.fields = decoded(self.entries)
+        no_peers: list[Entry] = []
+        self.peers = [remote_by_register.pop(register_id, no_peers) for register_id in self.ids] if remote else None
+        # (name folded, register id, what the row is built from): ids are unique, so the sort
+        # never compares the third element.
+        self._built: list[tuple[str, str, Any]] = [
+            (fields["name"].lower(), register_id, index)
+            for index, (register_id, fields) in enumerate(zip(self.ids, self.fields, strict=True))
+        ]
+        for register_id, entries in remote_by_register.items():
+            row = remote_row(register_id, entries, self.moment)
+            self._built.append((row["name"].lower(), register_id, row))
+        self.order = sorted(self._built)
+
+    def release(self) -> None:
+        """Free the row plan in the order it was allocated. Freed in sorted order, the first 2,000
+        tuples would stay on the interpreter's tuple free list scattered over the heap, each
+        keeping a whole memory pool from being returned: megabytes per process for nothing."""
+        self.order = []
+        self._built = []
+        self.fields = []
+
+    def local_ids(self) -> list[str | None]:
+        return [register_id if type(what) is int else None for _, register_id, what in self.order]
+
+    def rows(self, start: int = 0, stop: int | None = None) -> list[dict[str, Any]]:
+        ids, entries, all_fields, peers, moment = self.ids, self.entries, self.fields, self.peers, self.moment
+        if peers is not None:
+            return [
+                local_row(ids[what], entries[what], all_fields[what], peers[what], moment)
+                if type(what) is int
+                else what
+                for _, _, what in self.order[start:stop]
+            ]
+        rows = []
+        for _, register_id, what in self.order[start:stop]:
+            # A local row without peers (most of a pool, and all of it on a node alone): local_row inlined.
+            entry, fields = entries[what], all_fields[what]
+            rows.append(
+                {
+                    "registerId": register_id,
+                    "name": fields["name"],
+                    "description": fields["description"],
+                    "isPublic": True,
+                    "isLocal": True,
+                    "peerCount": 0,
+                    "fullReplicaPeerCount": 0,
+                    "latestVersion": fields["latestVersion"],
+                    "latestDocketVersion": fields["latestDocketVersion"],
+                    "verified": entry.verified,
+                    "lastSeen": moment(entry.refreshed_at),
+                }
+            )
+        return rows
+
+    def encode(self) -> bytes:
+        """The rows as one JSON array, encoded a chunk at a time (the bytes orjson gives for all)."""
+        parts: list[bytes | memoryview] = [b"["]
+        for start in range(0, len(self.order), _CHUNK):
+            if start:
+                parts.append(b",")
+            parts.append(memoryview(orjson.dumps(self.rows(start, start + _CHUNK)))[1:-1])
+        parts.append(b"]")
+        return b"".join(parts)
 
 
 def aggregate(local: Mapping[str, Entry], remote: Mapping[str, Mapping[str, Entry]]) -> list[dict[str, Any]]:
     """Local public ads and remote ads grouped by register, sorted by name then id."""
-    remote_by_register: dict[str, list[Entry]] = {}
-    for peer_entries in remote.values():
-        for register_id, entry in peer_entries.items():
-            remote_by_register.setdefault(register_id, []).append(entry)
-    moment = _Moments()
-    rows = [
-        local_row(register_id, entry, remote_by_register.pop(register_id, []), moment)
-        for register_id, entry in local.items()
-    ]
-    rows.extend(remote_row(register_id, entries, moment) for register_id, entries in remote_by_register.items())
-    rows.sort(key=lambda row: (row["name"].lower(), row["registerId"]))
+    ordered = _Ordered(local, remote)
+    rows = ordered.rows()
+    ordered.release()
     return rows
 
 
@@ -102,7 +213,8 @@ class Rendering:
     The encoded body is kept through Django's cache API (`cache`, a process-local alias: the
     rendering belongs to this process's mirror) under one key, with the time until that first
     expiry as its TTL; without a cache (a store built outside Django) it is kept on the object.
-    The rows behind it stay here, so a refresh can patch them in place.
+    Only the body is kept: the rows it was encoded from are dropped at once (each web process
+    would otherwise hold the pool twice more). A refresh patches the body itself.
     """
 
     def __init__(self, cache: BaseCache | None = None, key: str = "available") -> None:
@@ -110,13 +222,14 @@ class Rendering:
         self._key = key
         self._held: tuple[int, bytes] | None = None  # (version, body) when there is no cache
         self._held_until = 0.0
-        self.served = False  # rendered at least once: someone reads the list
+        self.served = False  # rendered for a reader at least once: someone reads the list
         self._version = -1
-        self._rows: list[dict[str, Any]] = []
-        self._index: dict[str, dict[str, Any]] = {}
+        # Row by row, the register id of a local row (None for a remote one), and once a refresh
+        # needed them, where each row's `verified` and `lastSeen` lie in the body.
+        self._local_ids: list[str | None] = []
+        self._tails: array[int] | None = None
 
     def _keep(self, version: int, body: bytes, valid_until: float) -> None:
-        self.served = True
         self._version = version
         if self._cache is None:
             self._held, self._held_until = (version, body), valid_until
@@ -152,26 +265,76 @@ class Rendering:
         valid_until: float,
         local: Mapping[str, Entry],
         remote: Mapping[str, Mapping[str, Entry]],
+        *,
+        for_reader: bool = True,
     ) -> bytes:
-        rows = aggregate(local, remote)
-        self._rows, self._index = rows, {row["registerId"]: row for row in rows}
-        body = orjson.dumps(rows)
+        """Encode the list for this mirror version and keep it; `for_reader` False renders ahead of
+        any reader (at start-up), which does not make later writes render for readers."""
+        ordered = _Ordered(local, remote)
+        # Which rows are local (their register ids, shared with the mirror's keys): all a refresh needs.
+        self._local_ids = ordered.local_ids()
+        self._tails = None
+        body = ordered.encode()
+        ordered.release()
         self._keep(version, body, valid_until)
+        self.served = self.served or for_reader
         return body
 
     def patch_refreshed(self, version: int, valid_until: float, local: Mapping[str, Entry]) -> bool:
         """A full sync that only refreshed changes `lastSeen` and `verified` of local rows.
 
-        Patch them in place and re-encode; False when a row needs aggregating again.
+        Patch them in the encoded body (every row ends with those two) and keep it under the same
+        version; False when a row needs aggregating again (the next read renders it all).
         """
-        if not self.served or self._version != version or self.fresh(version) is None:
+        body = self.fresh(version)
+        if not self.served or self._version != version or body is None:
+            return False
+        if sum(1 for register_id in self._local_ids if register_id is not None) != len(local):
+            return False
+        tails = self._tails if self._tails is not None else _tails(body)
+        if len(tails) != 2 * len(self._local_ids):
             return False
         moment = _Moments()
-        for register_id, entry in local.items():
-            row = self._index.get(register_id)
-            if row is None or not row["isLocal"]:
-                return False
-            row["lastSeen"] = moment(entry.refreshed_at)
-            row["verified"] = entry.verified
-        self._keep(version, orjson.dumps(self._rows), valid_until)
+        pieces: list[bytes] = []
+        patched_tails = array("q")
+        length = done = 0
+        for row, register_id in enumerate(self._local_ids):
+            start, end = tails[2 * row], tails[2 * row + 1]
+            if register_id is None:
+                tail = body[start:end]
+            else:
+                entry = local.get(register_id)
+                if entry is None:
+                    return False
+                tail = _tail(entry.verified, moment(entry.refreshed_at))
+            pieces.append(body[done:start])
+            length += start - done
+            patched_tails.append(length)
+            pieces.append(tail)
+            length += len(tail)
+            patched_tails.append(length)
+            done = end
+        pieces.append(body[done:])
+        patched = b"".join(pieces)
+        del pieces
+        self._tails = patched_tails
+        self._keep(version, patched, valid_until)
         return True
+
+
+# Every row ends with these two members, in this order (`local_row`, `remote_row`); the key with
+# its quotes cannot occur inside a JSON string, where every quote is escaped.
+_TAIL = re.compile(rb',"verified":(?:true|false),"lastSeen":(?:null|"[^"]*")(?=})')
+
+
+def _tails(body: bytes) -> array[int]:
+    """Start and end of each row's tail in an encoded list, found once and then kept up to date."""
+    found = array("q")
+    for match in _TAIL.finditer(body):
+        found.append(match.start())
+        found.append(match.end())
+    return found
+
+
+def _tail(verified: bool, last_seen: str | None) -> bytes:
+    return b',"verified":' + (b"true" if verified else b"false") + b',"lastSeen":' + orjson.dumps(last_seen)

@@ -1,0 +1,69 @@
+"""The store's compact mirror: entries that keep only their encoded value, a rendering that keeps
+only its body (patched in place by a refresh) in a cache that keeps references."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import orjson
+import pytest
+
+from peers.store import AdvertisementInput, AdvertisementStore, now_micros
+from peers.store.model import Entry, encode_value
+from tests.conftest import register_id
+from tests.plugin import SESSION_REDIS
+
+MakeStore = Callable[..., AdvertisementStore]
+
+
+def public(rid: str, stamp: int, name: str = "ledger") -> AdvertisementInput:
+    return AdvertisementInput(rid, True, name=name, description=f"{name} register", source_updated_at=stamp)
+
+
+# ---------------------------------------------------------------- entries
+def test_an_entry_decodes_its_fields_from_its_value_and_they_cannot_be_changed() -> None:
+    fields = {"name": "ledger", "description": "", "latestVersion": 3, "latestDocketVersion": 1, "isFullReplica": True}
+    entry = Entry(register_id(), None, 7, fields, encode_value(7, fields), 1.0, 301.0, False)
+
+    assert entry.fields == fields
+    with pytest.raises(TypeError):
+        entry.fields["name"] = "forged"  # type: ignore[index]
+    assert entry.as_dict()["name"] == "ledger"
+
+
+def test_a_value_redis_holds_that_does_not_decode_is_left_out_of_the_mirror(make_store: MakeStore, prefix: str) -> None:
+    kept, broken = register_id(), register_id()
+    make_store().advertise(public(kept, now_micros()))
+    SESSION_REDIS.client().set(f"{prefix}:ad:l:{broken}", "12|{not json", px=300_000)
+
+    store = make_store()
+
+    assert {entry.register_id for entry in store.local_advertisements()} == {kept}
+
+
+# ---------------------------------------------------------------- the rendering
+def test_a_full_sync_that_only_refreshes_patches_the_served_list_into_what_a_full_render_gives(
+    make_store: MakeStore,
+) -> None:
+    reader, writer = make_store(), make_store()
+    stamp = now_micros()
+    ads = [public(register_id(), stamp, name=f"ledger-{n}") for n in range(50)]
+    writer.apply_bulk(ads, full_sync=True, snapshot_at=stamp + 1)
+    writer.replace_remote("peer-a", [public(ads[0].register_id, 0, name="theirs"), public(register_id(), 0)])
+    reader.available_json()  # served: later changes render for readers
+
+    writer.apply_bulk(ads, full_sync=True, snapshot_at=stamp + 2)  # nothing changed: only refreshed
+    body = reader.available_json()
+
+    assert body == orjson.dumps(reader.available())
+    assert all(row["verified"] for row in orjson.loads(body) if row["isLocal"])
+
+
+def test_the_rendering_cache_hands_back_the_body_itself_not_a_copy() -> None:
+    from django.core.cache import caches
+
+    body = b"[" + b"0," * 1000 + b"0]"
+    caches["renderings"].set("probe", (1, body), 30)
+
+    assert caches["renderings"].get("probe")[1] is body
+    caches["renderings"].delete("probe")
