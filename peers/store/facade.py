@@ -15,8 +15,9 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import orjson
@@ -117,6 +118,7 @@ class AdvertisementStore:
         self._rendering = Rendering(rendering_cache, self.rendering_key)
         # No entry expires before this moment (only ever lowered by entries taken from Redis).
         self._expiry_horizon = 0.0
+        self._writing_bulk = False  # a bulk write holds the lock (readers do not wait for it)
         self._committer: ThreadPoolExecutor | None = None  # started by the first bulk of several script calls
         self._stop = threading.Event()
         self._load_at_start()
@@ -649,7 +651,7 @@ class AdvertisementStore:
         with every process through Redis) and, in the last one (`full_sync`), the rest swept.
         Raises StaleFullSync (no sweep), MarksUnavailable and MarksLost (items refreshed, no sweep).
         """
-        with self._lock, gc_paused():
+        with self._bulk_write(), gc_paused():
             self._sync()
             void = False
             if full_sync:
@@ -667,6 +669,17 @@ class AdvertisementStore:
                 self._changed()
                 self._rerender_if_served()
             return result
+
+    @contextmanager
+    def _bulk_write(self) -> Iterator[None]:
+        """The store held for a bulk write: readers meanwhile get the rendering of the mirror as it
+        stands instead of waiting (they do wait for a catch-up or a single write: those are short)."""
+        with self._lock:
+            self._writing_bulk = True
+            try:
+                yield
+            finally:
+                self._writing_bulk = False
 
     def _judge_snapshot(self, snapshot_at: int) -> bool:
         """Raises StaleFullSync for a snapshot older than the last applied; True when that one is voided."""
@@ -701,7 +714,7 @@ class AdvertisementStore:
         nothing completes the full sync here (the sweep, the guard and the staleness check of a plain
         full sync). Raises StaleFullSync, MarksUnavailable (Redis unreachable: retry) and MarksLost.
         """
-        with self._lock, gc_paused():
+        with self._bulk_write(), gc_paused():
             self._sync()
             if self.degraded:
                 raise MarksUnavailable(snapshot_at)
@@ -1029,12 +1042,14 @@ class AdvertisementStore:
     def available_json(self) -> bytes:
         """The rendered list, cached until the mirror changes or an entry is due to expire.
 
-        While a writer holds the store (a full sync being applied), readers get the complete
+        While a bulk write holds the store (a full sync being applied), readers get the complete
         rendering of the mirror as it stands (the version a write bumps once it is done) instead of
         waiting: reconciliation must not slow the list down, and no read misses a finished write.
+        A catch-up with other processes' changes is waited for (milliseconds): a read after it
+        shows them.
         """
         if not self._lock.acquire(blocking=False):
-            body = self._rendering.fresh(self._version)
+            body = self._rendering.fresh(self._version) if self._writing_bulk else None
             if body is not None:
                 return body
             self._lock.acquire()

@@ -7,10 +7,12 @@ and a partition of one of them is a real TCP proxy that is cut.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 
 from peers import store as store_module
@@ -464,3 +466,31 @@ def test_the_available_list_is_kept_in_djangos_cache_until_its_first_entry_expir
         wait_until(lambda: caches["renderings"].get(short.rendering_key) is None, timeout=5)
     finally:
         short.close()
+
+
+def test_a_read_during_a_bulk_write_gets_the_current_rendering_at_once_and_one_after_it_sees_the_write(
+    make_store: MakeStore,
+) -> None:
+    store = make_store()
+    store.advertise(public(register_id(), now_micros()))
+    before = store.available_json()
+    holding, release = threading.Event(), threading.Event()
+
+    def bulk_write_in_progress() -> None:
+        with store._bulk_write():
+            holding.set()
+            release.wait(10)
+            store.advertise(public(register_id(), now_micros()))  # (re-entrant: the write lands under the hold)
+
+    writer = threading.Thread(target=bulk_write_in_progress)
+    writer.start()
+    assert holding.wait(10)
+    started = time.monotonic()
+    during = store.available_json()
+    waited = time.monotonic() - started
+    release.set()
+    writer.join(10)
+
+    assert waited < 1.0  # the writer holds the store for up to 10 s
+    assert during == before
+    assert len(orjson.loads(store.available_json())) == 2
