@@ -1,7 +1,8 @@
 """Full sync throughput, end to end: the Register Service's full-sync function reading its
-database -> HTTP -> the Peer Service (a gunicorn process) -> Redis, cold (all new) and warm
-(nothing changed), beside the floor: the same N entries written with a plain redis-py
-pipeline of SET ... EX. SC-004 asks for 100 registers in 10 s."""
+database -> HTTP -> the Peer Service (a gunicorn process) -> Redis, cold (all new: the first
+full sync, sent in full) and warm (nothing changed: sent by digest, as every full sync after a
+success within one ADVERTISEMENT_TTL), beside the floor: the same N entries written with a
+plain redis-py pipeline of SET ... EX. SC-004 asks for 100 registers in 10 s."""
 
 from __future__ import annotations
 
