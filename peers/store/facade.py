@@ -672,8 +672,9 @@ class AdvertisementStore:
 
     @contextmanager
     def _bulk_write(self) -> Iterator[None]:
-        """The store held for a bulk write: readers meanwhile get the rendering of the mirror as it
-        stands instead of waiting (they do wait for a catch-up or a single write: those are short)."""
+        """The store held for a bulk write (a full sync, a peer's set): readers meanwhile get the
+        rendering of the mirror as it stands instead of waiting (they do wait for a catch-up or a
+        single push: those are short)."""
         with self._lock:
             self._writing_bulk = True
             try:
@@ -752,6 +753,9 @@ class AdvertisementStore:
         Redis works through the script calls (10,000 ids each, so other processes' reads are not held
         up) on its own core while this thread updates the mirror and runs `alongside`.
         """
+        if not register_ids:
+            alongside()
+            return []
         prefix, ttl_ms, step = self.keys.local(""), self._ttl_ms, self.commit_batch * 5
         parts = [register_ids[start : start + step] for start in range(0, len(register_ids), step)]
         replies: list[CommitReply] = []
@@ -914,7 +918,7 @@ class AdvertisementStore:
         A remote entry is stamped with this node's clock when first received in its current
         form, so a peer forgotten (banned) later outranks any write-back of it.
         """
-        with self._lock:
+        with self._bulk_write():
             self._sync()
             now = time.time()
             stamp = now_micros()
