@@ -72,6 +72,22 @@ class PeerAPIView(APIView):
         return super().handle_exception(exc)
 
 
+# The refusals of a request of a full sync (bulk-advertise, reconcile), as the schema documents them.
+FULL_SYNC_ANSWERS = {
+    400: error(400, "Malformed body, or an item out of bounds; `detail` names the field. Nothing applied."),
+    409: error(
+        409,
+        "`snapshotAt`: a full sync built from a snapshot older than the last one applied; or `total`: the marks "
+        "of the sync's earlier requests or pages fall short of it (lost). Nothing swept; send the sync again.",
+    ),
+    503: error(
+        503,
+        "`snapshotAt`: the store cannot reach Redis, where a full sync's marks are shared; nothing was swept "
+        "(the items listed were refreshed). Retry after `Retry-After` seconds.",
+    ),
+}
+
+
 class BulkAdvertiseView(PeerAPIView):
     # Writes: the Register Service (service token) or an operator; a plain user may only read.
     permission_classes = [IsServiceOrStaff]
@@ -80,17 +96,7 @@ class BulkAdvertiseView(PeerAPIView):
         request={"application/json": BulkAdvertiseRequest},
         responses={
             200: BulkAdvertiseResult,
-            400: error(400, "Malformed body, or an item out of bounds; `detail` names the field. Nothing applied."),
-            409: error(
-                409,
-                "`snapshotAt`: a full sync built from a snapshot older than the last one applied; or `total`: the "
-                "marks of the sync's earlier requests fall short of it (lost). Nothing swept; send the sync again.",
-            ),
-            503: error(
-                503,
-                "`snapshotAt`: the store cannot reach Redis, where a full sync's marks are shared; listed items "
-                "were refreshed, nothing was swept. Retry after `Retry-After` seconds.",
-            ),
+            **FULL_SYNC_ANSWERS,
         },
         summary="Advertise many registers; with fullSync the list is the complete local public set",
         description=(
@@ -148,17 +154,7 @@ class ReconcileView(PeerAPIView):
         request={"application/json": DigestRequest},
         responses={
             200: DigestResult,
-            400: error(400, "Malformed body, or an item out of bounds; `detail` names the field. Nothing applied."),
-            409: error(
-                409,
-                "`snapshotAt`: a snapshot older than the last full sync applied; or `total`: the marks of the "
-                "sync's earlier pages and requests fall short of it (lost). Nothing swept; send the sync again.",
-            ),
-            503: error(
-                503,
-                "`snapshotAt`: the store cannot reach Redis, where a full sync's marks are shared; nothing was "
-                "swept. Retry after `Retry-After` seconds.",
-            ),
+            **FULL_SYNC_ANSWERS,
         },
         summary="A full sync by digest: one page of (registerId, sourceUpdatedAt) of the complete local public set",
         description=(
