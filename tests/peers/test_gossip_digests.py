@@ -22,7 +22,8 @@ from rest_framework.test import APIClient
 
 from peers import gossip, outbound
 from peers.models import Peer
-from peers.store import AdvertisementInput, AdvertisementStore, reset_store
+from peers.store import AdvertisementInput, AdvertisementStore, get_store, reset_store
+from tests.helpers import wait_until
 from tests.nodes import Node
 from tests.peers.fake_peers import EXCHANGE, SIGNATURE_HEADER, FakeNode, SocketServer, remote_ad
 from tests.plugin import SESSION_REDIS
@@ -86,7 +87,8 @@ def test_a_digest_only_message_refreshes_the_ttl_of_the_set_held_for_that_peer(
     advertisements = [remote_ad("first"), remote_ad("second")]
     assert send_full(node, advertisements).status_code == 200
     before = expiries(peer_store, node.peer_id)
-    time.sleep(0.05)
+    # (until a refresh made now would expire later than the first write: the clock has moved on)
+    wait_until(lambda: time.time() + peer_store.ttl > max(before.values()), message="the clock past the first write")
 
     response = send_digest_only(node, canonical_digest(advertisements))
 
@@ -175,7 +177,7 @@ def test_a_digest_of_a_set_that_expired_is_answered_409_need_set(settings: Any, 
         node = FakeNode()
         advertisements = [remote_ad()]
         assert send_full(node, advertisements).status_code == 200
-        time.sleep(0.7)
+        wait_until(lambda: not get_store().remote_advertisements(node.peer_id), message="the set expired")
 
         response = send_digest_only(node, canonical_digest(advertisements))
 

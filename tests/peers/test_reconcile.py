@@ -21,6 +21,7 @@ from rest_framework.test import APIClient
 from peers import store as store_module
 from peers.store import AdvertisementStore, MarksLost, StaleFullSync, format_micros, now_micros
 from tests.conftest import register_id
+from tests.helpers import wait_until
 from tests.peers.test_store import local_ids, public
 from tests.plugin import SESSION_REDIS
 from tests.redis_server import RedisServer
@@ -70,10 +71,9 @@ def test_an_unchanged_digest_page_refreshes_the_ttl_in_redis_without_rewriting_o
     store = make_store(ttl=3.0)
     ids, stamp = [register_id() for _ in range(3)], earlier()
     seed(store, ids, stamp)
-    time.sleep(1.0)
+    wait_until(lambda: all(pttl(store, rid) < 2_300 for rid in ids), message="the TTLs running down")
     values = {rid: redis_value(store, rid) for rid in ids}
     generation_before = generation(store)
-    assert all(pttl(store, rid) < 2_300 for rid in ids)
 
     # when: a non-final page lists them with the stamps the store holds
     answer = store.reconcile(digest(ids, stamp), snapshot_at=now_micros(), final=False)
@@ -92,7 +92,7 @@ def test_an_unchanged_final_digest_page_refreshes_the_mirror_needs_nothing_and_c
     store = make_store(ttl=3.0)
     ids, stamp = [register_id() for _ in range(3)], earlier()
     seed(store, ids, stamp)
-    time.sleep(1.0)
+    wait_until(lambda: all(pttl(store, rid) < 2_300 for rid in ids), message="the TTLs running down")
     expiring_at = {rid: store.local_advertisement(rid).expires_at for rid in ids}  # type: ignore[union-attr]
     refreshed_from = time.time()
 
@@ -118,7 +118,8 @@ def test_a_digest_needs_exactly_the_absent_the_expired_and_the_differently_stamp
     stamp = earlier()
     expired, held, older, newer, absent = (register_id() for _ in range(5))
     seed(store, [expired], stamp)
-    time.sleep(1.7)
+    # Redis lets it go no earlier than the mirror does (the mirror counts from before the write)
+    wait_until(lambda: pttl(store, expired) < 0, message="the advertisement expired")
     seed(store, [held], stamp)
     seed(store, [older], stamp - SECOND_US)
     seed(store, [newer], stamp + SECOND_US)
@@ -222,7 +223,7 @@ def test_a_stale_snapshot_on_a_final_page_is_refused_and_changes_nothing(make_st
     stale_snapshot = now_micros() - 10 * SECOND_US
     store.apply_bulk([public(listed, stamp), public(unlisted, stamp)], full_sync=True, snapshot_at=now_micros())
     state = store.status()["lastFullSync"]
-    time.sleep(0.2)
+    wait_until(lambda: pttl(store, listed) < store.ttl * 1000 - 100, message="the TTL running down")
     ttl_before = pttl(store, listed)
 
     # when
@@ -452,7 +453,8 @@ def test_a_malformed_digest_page_gets_400_naming_the_field_and_changes_nothing(
     body.update(change(kept, stamp))
     if body["snapshotAt"] is None:
         del body["snapshotAt"]
-    time.sleep(0.2)  # a refresh would put the TTL back above what is measured next
+    # A refresh would put the TTL back above what is measured next.
+    wait_until(lambda: pttl(peer_store, kept) < peer_store.ttl * 1000 - 100, message="the TTL running down")
     before, ttl_before = served_state(peer_store), pttl(peer_store, kept)
 
     # when
