@@ -14,6 +14,9 @@
 --   S key sua value ttl_ms tombkey log floor [metakey]
 --                                       -> 0 refused (older or tombstoned), 1 written, 2 equal (TTL refreshed);
 --                                          a tombstone left by a sweep ("<stamp>|s") older than floor is ignored
+--   U keyprefix tombprefix ttl_ms log floor (id sua value)...
+--                                       -> S for each register id (key keyprefix..id, tombkey tombprefix..id):
+--                                          a bulk's upserts in one operation, one result per id
 --   D key sua tombkey tomb_ttl_ms kind [metakey]
 --                                       -> 0 nothing removed, 1 removed   (sua -1: unconditional, no tombstone)
 --                                          (key "" only sets the tombstone; kind "r" removal, "s" sweep:
@@ -57,55 +60,88 @@ for _, op in ipairs(ops) do
   end
 end
 
+-- One conditional upsert (S, and each item of U); returns its result character. `held` (optional):
+-- the raw tombstone and the current value already read for this key in this batch (false: none).
+local function upsert(key, sua, value, ttl, tombkey, log, floor, metakey, held_tomb, held_current)
+  local tomb = nil
+  if tombkey ~= "" then
+    local raw = held_tomb
+    if raw == nil then raw = redis.call("GET", tombkey) end
+    tomb = stamp(raw or nil)
+    if tomb and swept(raw) and floor > tomb then
+      tomb = nil
+      redis.call("DEL", tombkey)
+      changed[#changed + 1] = tombkey
+    end
+  end
+  if tomb and tomb >= sua then
+    return "0"
+  end
+  local current = held_current
+  if current == nil then current = redis.call("GET", key) end
+  -- metakey (write-back only): the full-sync state. An entry Redis lacks, older than a full sync
+  -- recorded there that the writer never saw (newer than its floor), was not listed by that
+  -- sync: writing it back would undo its sweep.
+  if not current and metakey and metakey ~= "" then
+    local recorded = stamp(redis.call("GET", metakey))
+    if recorded ~= nil and recorded > sua and recorded > floor then
+      return "0"
+    end
+  end
+  if current and stamp(current) > sua then
+    return "0"
+  end
+  if current == value then
+    redis.call("PEXPIRE", key, ttl)
+    if log == "1" then changed[#changed + 1] = key end
+    return "2"
+  end
+  redis.call("SET", key, value, "PX", ttl)
+  -- A register's newer entry outranks its tombstone from now on; a peer's tombstone stays,
+  -- since it guards every other advertisement of that peer too.
+  if tomb and not string.find(tombkey, ":ptomb:", 1, true) then
+    redis.call("DEL", tombkey)
+    changed[#changed + 1] = tombkey
+  end
+  changed[#changed + 1] = key
+  return "1"
+end
+
+-- A bulk's upserts (U): their tombstones and current values read with two MGETs per slice instead
+-- of two GETs per item. Distinct register ids have distinct keys, so what was read stays true for
+-- the first occurrence of each id; a repeated id is read again.
+local function upsert_all(op)
+  local keyprefix, tombprefix, ttl, log, floor = op[2], op[3], op[4], op[5], tonumber(op[6])
+  local seen = {}
+  for first = 7, #op, 3 * 1000 do
+    local last = math.min(first + 3 * 1000 - 1, #op)
+    local keys, tombkeys = {}, {}
+    for j = first, last, 3 do
+      keys[#keys + 1] = keyprefix .. op[j]
+      tombkeys[#tombkeys + 1] = tombprefix .. op[j]
+    end
+    local currents = redis.call("MGET", unpack(keys))
+    local tombs = redis.call("MGET", unpack(tombkeys))
+    for n = 1, #keys do
+      local j = first + 3 * (n - 1)
+      local id = op[j]
+      local held_tomb, held_current = nil, nil
+      if not seen[id] then
+        seen[id] = true
+        held_tomb, held_current = tombs[n], currents[n]
+      end
+      results[#results + 1] = upsert(keys[n], tonumber(op[j + 1]), op[j + 2], ttl, tombkeys[n], log, floor, nil,
+        held_tomb, held_current)
+    end
+  end
+end
+
 for _, op in ipairs(ops) do
   local code = op[1]
   if code == "S" then
-    local key, sua, value, ttl, tombkey, log = op[2], tonumber(op[3]), op[4], op[5], op[6], op[7]
-    local floor = tonumber(op[8] or "-1")
-    local result = "1"
-    local tomb = nil
-    if tombkey ~= "" then
-      local raw = redis.call("GET", tombkey)
-      tomb = stamp(raw)
-      if tomb and swept(raw) and floor > tomb then
-        tomb = nil
-        redis.call("DEL", tombkey)
-        changed[#changed + 1] = tombkey
-      end
-    end
-    -- op[9] (write-back only): the full-sync state. An entry Redis lacks, older than a full sync
-    -- recorded there that the writer never saw (newer than its floor), was not listed by that
-    -- sync: writing it back would undo its sweep.
-    local unlisted = false
-    local current = nil
-    if not (tomb and tomb >= sua) then
-      current = redis.call("GET", key)
-      if not current and op[9] and op[9] ~= "" then
-        local recorded = stamp(redis.call("GET", op[9]))
-        unlisted = recorded ~= nil and recorded > sua and recorded > floor
-      end
-    end
-    if (tomb and tomb >= sua) or unlisted then
-      result = "0"
-    else
-      if current and stamp(current) > sua then
-        result = "0"
-      elseif current == value then
-        redis.call("PEXPIRE", key, ttl)
-        result = "2"
-        if log == "1" then changed[#changed + 1] = key end
-      else
-        redis.call("SET", key, value, "PX", ttl)
-        -- A register's newer entry outranks its tombstone from now on; a peer's tombstone stays,
-        -- since it guards every other advertisement of that peer too.
-        if tomb and not string.find(tombkey, ":ptomb:", 1, true) then
-          redis.call("DEL", tombkey)
-          changed[#changed + 1] = tombkey
-        end
-        changed[#changed + 1] = key
-      end
-    end
-    results[#results + 1] = result
+    results[#results + 1] = upsert(op[2], tonumber(op[3]), op[4], op[5], op[6], op[7], tonumber(op[8] or "-1"), op[9])
+  elseif code == "U" then
+    upsert_all(op)
   elseif code == "D" then
     local key, sua, tombkey, tombttl, kind = op[2], tonumber(op[3]), op[4], op[5], op[6] or "r"
     local result = "0"

@@ -506,43 +506,44 @@ class AdvertisementStore:
         if not self.degraded:
             self._redis(self._catch_up)
 
-    def _plan_upsert(
-        self,
-        ops: Ops,
-        advertisement: AdvertisementInput,
-        now: float,
-        result: BulkResult,
-        log: bool,
-        floor: int | None,
+    def _open_upserts(self, ops: Ops, now: float, result: BulkResult, log: bool, floor: int | None) -> list[Any]:
+        """Start one U operation in `ops` for the upserts that follow (until a removal or the batch's end);
+        returns the list the planner extends: the op's arguments, then planned (id, stamp, value, current)."""
+        op = [
+            "U",
+            self.keys.local(""),
+            self.keys.tomb(""),
+            str(self._ttl_ms),
+            "1" if log else "0",
+            str(-1 if floor is None else floor),
+        ]
+        planned: list[tuple[str, int, str, Entry | None]] = []
+        ops.add_strings(op, lambda digits: self._upserts_landed(planned, digits, now, result))
+        return [op, planned]
+
+    def _upserts_landed(
+        self, planned: list[tuple[str, int, str, Entry | None]], digits: bytes | None, now: float, result: BulkResult
     ) -> None:
-        register_id = advertisement.register_id
-        stamp = advertisement.source_updated_at if advertisement.source_updated_at is not None else now_micros()
-        current = decide.live(self._local.get(register_id), now)
-        if decide.upsert_is_stale(current, self._tombstones.get(register_id), stamp, now, floor):
-            result.stale += 1
-            return
-        fields = merged_fields(advertisement, current.fields if current else None)
-        value = encode_value(stamp, fields)
-        entry = Entry(register_id, None, stamp, fields, value, now, now + self.ttl, True)
-
-        def landed(outcome: int) -> None:
+        """The mirror follows what each upsert did in Redis (digits None: journaled, applied on faith)."""
+        local, tombstones, expires_at = self._local, self._tombstones, now + self.ttl
+        refused: list[str] = []
+        for index, (register_id, stamp, value, current) in enumerate(planned):
+            outcome = -1 if digits is None else digits[index] - 48
             if outcome == 0:  # Redis holds something newer than this process knew: take it
-                self._refetch([self.keys.local(register_id), self.keys.tomb(register_id)])
+                refused += [self.keys.local(register_id), self.keys.tomb(register_id)]
                 result.stale += 1
-                return
-            unchanged = outcome == 2 or (outcome == -1 and current is not None and current.value == value)
-            if unchanged and current is not None:
-                current.expires_at, current.refreshed_at, current.verified = entry.expires_at, now, True
+            elif current is not None and (outcome == 2 or (outcome == -1 and current.value == value)):
+                current.expires_at, current.refreshed_at, current.verified = expires_at, now, True
                 result.unchanged += 1
-                return
-            if current is None:
-                result.added += 1
             else:
-                result.updated += 1
-            self._local[register_id] = entry
-            self._tombstones.pop(register_id, None)
-
-        ops.add_strings(set_args(self.keys, entry, self.ttl, log=log, floor=-1 if floor is None else floor), landed)
+                if current is None:
+                    result.added += 1
+                else:
+                    result.updated += 1
+                local[register_id] = Entry(register_id, None, stamp, None, value, now, expires_at, True)
+                tombstones.pop(register_id, None)
+        if refused:
+            self._refetch(refused)
 
     def _plan_removal(
         self,
@@ -618,21 +619,40 @@ class AdvertisementStore:
 
     def _apply_items(self, advertisements: Iterable[AdvertisementInput], log: bool, floor: int | None) -> BulkResult:
         """Plan each item against the mirror and write them, a script call per `commit_batch` items sent
-        while the next ones are planned (Redis works on its own core meanwhile)."""
+        while the next ones are planned (Redis works on its own core meanwhile). Consecutive upserts
+        travel as one operation; the items keep their order."""
         result = BulkResult()
         now = time.time()
+        local, tombstones, live, is_stale = self._local, self._tombstones, decide.live, decide.upsert_is_stale
         ops = Ops()
+        upserts: list[Any] | None = None  # the open U operation: [its arguments, what each item becomes]
+        planned = 0
         in_flight: deque[tuple[Ops, tuple[str, Future[CommitReply]]]] = deque()
         try:
             for advertisement in advertisements:
                 result.processed += 1
-                if advertisement.is_public:
-                    self._plan_upsert(ops, advertisement, now, result, log, floor)
+                register_id = advertisement.register_id
+                if not advertisement.is_public:
+                    upserts = None  # a removal between upserts: those after it go in a new operation
+                    self._plan_removal(ops, register_id, advertisement.source_updated_at, now, result)
                 else:
-                    self._plan_removal(ops, advertisement.register_id, advertisement.source_updated_at, now, result)
-                if len(ops) >= self.commit_batch:
+                    stamp = advertisement.source_updated_at
+                    if stamp is None:
+                        stamp = now_micros()
+                    current = live(local.get(register_id), now)
+                    tomb = tombstones.get(register_id)
+                    if (current is not None or tomb is not None) and is_stale(current, tomb, stamp, now, floor):
+                        result.stale += 1
+                        continue
+                    value = encode_value(stamp, merged_fields(advertisement, current.fields if current else None))
+                    if upserts is None:
+                        upserts = self._open_upserts(ops, now, result, log, floor)
+                    upserts[0] += (register_id, str(stamp), value)
+                    upserts[1].append((register_id, stamp, value, current))
+                planned += 1
+                if planned >= self.commit_batch:
                     self._send_ahead(ops, in_flight)
-                    ops = Ops()
+                    ops, upserts, planned = Ops(), None, 0
         finally:
             self._settle(in_flight)
         self._run(ops)

@@ -23,9 +23,11 @@ Arg = bytes | str | int
 # (only keys under the pool's prefixes).
 Page = tuple[float, list[str], list[str], list[int]]
 _RESULT_OPS = frozenset({"S", "D", "M"})  # opcodes for which commit.lua returns one result
-_REFRESH = "T"  # the opcode that returns one result per id it names (from its fourth argument on)
+# Opcodes that return one result per register they name: a refresh (T, ids from its fourth
+# argument on) and a bulk's upserts (U, an (id, sua, value) triple each from its seventh on).
+_RESULTS_PER_ITEM = {"T": lambda op: len(op) - 3, "U": lambda op: (len(op) - 6) // 3}
 # Where each opcode keeps its TTL in milliseconds (a journal replay shortens it by the time spent).
-TTL_INDEX = {"S": 4, "D": 4, "A": 2, "T": 2, "H": 2}
+TTL_INDEX = {"S": 4, "U": 3, "D": 4, "A": 2, "T": 2, "H": 2}
 FETCH_PAGE = 10_000
 
 
@@ -121,17 +123,20 @@ class Ops:
     def deliver(self, results: bytes | None) -> None:
         """Hand each op its result (one digit each); None means it was journaled (-1 to the callbacks).
 
-        A refresh (T) gets the digits of all its ids as bytes (None when journaled).
+        An op with a result per item (T, U) gets the digits of all its items as bytes (None when journaled).
         """
-        replies = iter(results or b"")
+        position = 0
         for op, callback in zip(self.ops, self.callbacks, strict=True):
-            if op[0] == _REFRESH:
-                count = len(op) - 3
-                digits = bytes(next(replies) for _ in range(count)) if results is not None else None
+            per_item = _RESULTS_PER_ITEM.get(op[0])
+            if per_item is not None:
+                count = per_item(op)
+                digits = None if results is None else results[position : position + count]
+                position += count
                 if callback is not None:
                     callback(digits)
             elif op[0] in _RESULT_OPS:
-                result = next(replies) - 48 if results is not None else -1  # ASCII digit to int
+                result = results[position] - 48 if results is not None else -1  # ASCII digit to int
+                position += 1
                 if callback is not None:
                     callback(result)
 

@@ -1,0 +1,94 @@
+"""A bulk's upserts travel as one operation (U) whose script reads the tombstones and current values
+of a slice with one MGET each: what it reads must never be taken for the truth of a later item
+about the same register, and an operation journaled while Redis is away replays like any other."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from peers.store import AdvertisementInput, AdvertisementStore, now_micros
+from peers.store.model import decode_value
+from tests.conftest import register_id
+from tests.helpers import wait_until
+from tests.peers.test_store import public
+from tests.redis_server import RedisServer
+
+MakeStore = Callable[..., AdvertisementStore]
+
+
+def stored(store: AdvertisementStore, rid: str) -> tuple[int, dict] | None:
+    raw = store.client.get(store.keys.local(rid))
+    return None if raw is None else decode_value(raw.decode())
+
+
+def test_a_register_listed_twice_in_one_operation_keeps_the_newer_statement_in_either_order(
+    make_store: MakeStore,
+) -> None:
+    store = make_store()
+    older, newer = now_micros() - 10_000_000, now_micros()
+    first, second = register_id(), register_id()
+
+    result = store.apply_bulk(
+        [
+            public(first, older, name="old"),
+            public(first, newer, name="new"),  # read again after the first write: it overwrites
+            public(second, newer, name="new"),
+            public(second, older, name="old"),  # read again: the newer one written just before refuses it
+        ]
+    )
+
+    assert stored(store, first) == (newer, {**stored(store, first)[1], "name": "new"})
+    assert stored(store, second)[1]["name"] == "new"
+    assert (result.processed, result.stale) == (4, 1)
+    assert {rid: store.local_advertisement(rid).fields["name"] for rid in (first, second)} == {first: "new", second: "new"}
+
+
+def test_a_tombstone_another_process_left_refuses_that_item_alone_and_the_mirror_takes_it(
+    make_store: MakeStore,
+) -> None:
+    writer, other = make_store(start_watcher=False), make_store(start_watcher=False)
+    removed, kept = register_id(), register_id()
+    stamp = now_micros()
+    writer.apply_bulk([public(removed, stamp - 5)])
+    other.remove(removed, source_updated_at=stamp)  # a tombstone newer than what the writer sends next
+
+    result = writer.apply_bulk([public(removed, stamp - 1), public(kept, stamp - 1)], full_sync=False)
+
+    assert (result.added, result.stale) == (1, 1)
+    assert stored(writer, removed) is None
+    assert writer.local_advertisement(removed) is None  # refetched: Redis holds the removal
+    assert stored(writer, kept) is not None
+
+
+def test_an_item_with_only_some_fields_keeps_the_rest_from_what_is_held(make_store: MakeStore) -> None:
+    store = make_store()
+    rid, stamp = register_id(), now_micros()
+    store.apply_bulk([public(rid, stamp - 1, name="ledger", version=4)])
+
+    store.apply_bulk([AdvertisementInput(rid, True, latest_version=5, source_updated_at=stamp)])
+
+    assert stored(store, rid)[1] == {
+        "name": "ledger",
+        "description": "ledger register",
+        "latestVersion": 5,
+        "latestDocketVersion": 4,
+        "isFullReplica": True,
+    }
+
+
+def test_upserts_journaled_during_an_outage_land_with_their_remaining_ttl(
+    make_store: MakeStore, private_redis: RedisServer
+) -> None:
+    store = make_store(redis=private_redis, ttl=60.0, commit_batch=3)
+    rids = [register_id() for _ in range(7)]
+    stamp = now_micros()
+    private_redis.stop()
+
+    result = store.apply_bulk([public(rid, stamp) for rid in rids])
+
+    assert result.added == 7 and store.degraded
+    private_redis.start()
+    client = private_redis.client()
+    wait_until(lambda: (store.available(), client.exists(*[store.keys.local(rid) for rid in rids]))[1] == 7)
+    ttls = [client.pttl(store.keys.local(rid)) for rid in rids]
+    assert all(0 < ttl <= 60_000 for ttl in ttls), ttls
