@@ -40,7 +40,10 @@ def test_a_register_listed_twice_in_one_operation_keeps_the_newer_statement_in_e
     assert stored(store, first) == (newer, {**stored(store, first)[1], "name": "new"})
     assert stored(store, second)[1]["name"] == "new"
     assert (result.processed, result.stale) == (4, 1)
-    assert {rid: store.local_advertisement(rid).fields["name"] for rid in (first, second)} == {first: "new", second: "new"}
+    assert {rid: store.local_advertisement(rid).fields["name"] for rid in (first, second)} == {
+        first: "new",
+        second: "new",
+    }
 
 
 def test_a_tombstone_another_process_left_refuses_that_item_alone_and_the_mirror_takes_it(
