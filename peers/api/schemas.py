@@ -140,15 +140,44 @@ class BulkAdvertiseRequest(BaseModel):
             raise ValueError(f"snapshotAt: {exc}") from None
 
     def to_inputs(self, window: TimeWindow) -> list[AdvertisementInput]:
-        """One cheap pass after pydantic: bounds, and each register listed once (ValueError naming the index)."""
-        inputs = []
+        """One cheap pass after pydantic: bounds, and each register listed once (ValueError naming the index).
+
+        The checks of `to_input` inlined (a full sync's 10,000 items, 100,000 in all): an item that
+        fails one goes through `to_input`, which raises the message that names the field.
+        """
+        inputs: list[AdvertisementInput] = []
+        append = inputs.append
         first_index: dict[str, int] = {}
+        earliest, latest, epoch = window.earliest, window.latest, bounds.EPOCH
         for index, advertisement in enumerate(self.advertisements):
             register_id = advertisement.registerId
             seen_at = first_index.setdefault(register_id, index)
             if seen_at != index:
                 raise ValueError(f"advertisements[{index}].registerId: duplicate of advertisements[{seen_at}]")
-            inputs.append(advertisement.to_input(register_id, window, index))
+            name, description, moment = advertisement.name, advertisement.description, advertisement.sourceUpdatedAt
+            micros = None
+            if moment is not None:
+                delta = moment - epoch  # bounds.moment_micros, inline
+                micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+            if (
+                (name is not None and ("\x00" in name or not name.strip()))
+                or (description is not None and "\x00" in description)
+                or (micros is not None and not earliest <= micros <= latest)
+            ):
+                append(advertisement.to_input(register_id, window, index))  # raises, naming the field
+                continue
+            append(
+                AdvertisementInput(
+                    register_id,
+                    advertisement.isPublic,
+                    name,
+                    description,
+                    advertisement.latestVersion,
+                    advertisement.latestDocketVersion,
+                    advertisement.isFullReplica,
+                    micros,
+                )
+            )
         return inputs
 
 
