@@ -25,7 +25,8 @@
 --   G key snapshot                      -> aborts the whole batch with "stale" if a newer snapshot is stored
 --   T keyprefix ttl_ms id...            -> refreshes the TTL of each keyprefix..id (a digest's unchanged
 --                                          entries): one result per id, 1 refreshed, 0 missing (send it whole)
---   A key ttl_ms member...              -> adds members to a set (full-sync marks)
+--   A key ttl_ms member...              -> appends members to a text of space-separated members (full-sync
+--                                          marks: 100,000 of them read with one GET, dropped with one DEL)
 --   H key ttl_ms field n...             -> adds each n to a field of a hash (a full sync's counts so far)
 --   X key...                            -> deletes bookkeeping keys
 
@@ -184,9 +185,7 @@ for _, op in ipairs(ops) do
       results[#results + 1] = tostring(redis.call("PEXPIRE", prefix .. op[j], ttl))
     end
   elseif code == "A" then
-    for j = 4, #op, 5000 do
-      redis.call("SADD", op[2], unpack(op, j, math.min(j + 4999, #op)))
-    end
+    redis.call("APPEND", op[2], table.concat(op, " ", 4) .. " ")
     redis.call("PEXPIRE", op[2], op[3])
   elseif code == "H" then
     for j = 4, #op - 1, 2 do

@@ -60,10 +60,11 @@ class Keys:
         return f"{self.prefix}:ptomb:{peer_id}"
 
     def mark(self, snapshot_at: int) -> str:
-        return f"{self.prefix}:mark:{snapshot_at}"
+        # ("marks", not "mark": a set under the old name, left by an older version, is never read as text.)
+        return f"{self.prefix}:marks:{snapshot_at}"
 
     def mark_counts(self, snapshot_at: int) -> str:
-        return f"{self.prefix}:mark:{snapshot_at}:counts"
+        return f"{self.prefix}:marks:{snapshot_at}:counts"
 
     def parse(self, key: str) -> tuple[str, ...]:
         """`('l', rid)`, `('r', peer, rid)`, `('tomb', rid)`, `('ptomb', peer)`, `('meta',)` or `()`."""
@@ -234,10 +235,12 @@ class RedisIO:
     def marks(self, snapshot_at: int) -> tuple[set[str], dict[str, int]]:
         """The registers a full sync's earlier requests listed, and what they counted, in one round trip."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.smembers(self.keys.mark(snapshot_at))
+        pipe.get(self.keys.mark(snapshot_at))
         pipe.hgetall(self.keys.mark_counts(snapshot_at))
         members, counts = pipe.execute()
+        if isinstance(members, bytes):
+            members = members.decode()
         return (
-            {m.decode() if isinstance(m, bytes) else m for m in members},
+            set(members.split()) if members else set(),
             {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in counts.items()},
         )
