@@ -10,6 +10,12 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sorcha_site.settings")
 
+if settings.SERVES_PEERS:
+    # Redis starts reading the persisted pool now, on its own core, while this process sets Django up.
+    from peers.store import read_at_start
+
+    read_at_start()
+
 django_application = get_wsgi_application()
 
 from sorcha_site.middleware import ChunkedBodies  # noqa: E402 - after Django is set up
