@@ -3,13 +3,16 @@ begins it before Django is set up), and what changed meanwhile is caught up on t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
+import orjson
 import pytest
 import redis
 
 from peers import store as store_module
 from peers.store import AdvertisementInput, AdvertisementStore, now_micros
+from peers.store.model import format_seconds
 from tests.conftest import register_id
 from tests.helpers import wait_until
 from tests.plugin import SESSION_REDIS
@@ -92,3 +95,22 @@ def test_get_store_builds_the_process_store_from_the_read_read_at_start_began(se
         assert local_ids(store) == {seeded}
     finally:
         store_module.reset_store()
+
+
+def test_a_restarted_store_lists_every_entry_with_the_moment_it_was_last_refreshed(
+    make_store: MakeStore,
+) -> None:
+    writer = make_store()
+    stamp = now_micros()
+    for batch in range(3):  # three moments, each shared by several entries
+        writer.apply_bulk([public(register_id(), stamp, name=f"ledger-{batch}-{n}") for n in range(4)])
+        moment = writer.local_advertisements()[-1].refreshed_at
+        wait_until(lambda moment=moment: time.time() > moment + 0.002, message="the clock never passed the write")
+
+    restarted = make_store()
+    rows = orjson.loads(restarted.available_json())
+
+    expected = {entry.register_id: format_seconds(entry.refreshed_at) for entry in restarted.local_advertisements()}
+    assert len(rows) == 12
+    assert {row["registerId"]: row["lastSeen"] for row in rows} == expected
+    assert len(set(expected.values())) >= 3
