@@ -271,8 +271,12 @@ CACHES = {
     "default": _redis_cache(f"{REDIS_KEY_PREFIX}:cache", IGNORE_EXCEPTIONS=True),
     # The advertisement store's connection (django_redis.get_redis_connection("advertisements")): its keys
     # carry REDIS_KEY_PREFIX themselves, and its errors must reach the store's circuit breaker.
-    # No retries inside redis-py: one failure opens the store's breaker at once.
-    "advertisements": _redis_cache(None, CONNECTION_POOL_KWARGS={"retry": Retry(NoBackoff(), 0)}),
+    # No retries inside redis-py: one failure opens the store's breaker at once. Replies are read 1 MiB
+    # at a time: a start-up page is ~3 MB, read on a thread while the process imports Django, and each
+    # read waits for the GIL (up to 5 ms while the importer holds it): 64 KiB reads cost ~0.5 s at 100k.
+    "advertisements": _redis_cache(
+        None, CONNECTION_POOL_KWARGS={"retry": Retry(NoBackoff(), 0), "socket_read_size": 1 << 20}
+    ),
     # The store's pre-encoded available list: process-local, like the mirror it is rendered from
     # (one entry per store, with the time until its first advertisement expires as its TTL). Kept
     # by reference: LocMemCache would pickle tens of megabytes on every write and every read.

@@ -30,6 +30,7 @@ from peers.store.model import (
     now_micros,
     to_micros,
 )
+from peers.store.redis_io import PoolRead
 
 __all__ = [
     "AdvertisementInput",
@@ -42,6 +43,7 @@ __all__ = [
     "format_micros",
     "get_store",
     "now_micros",
+    "read_at_start",
     "reset_store",
     "to_micros",
 ]
@@ -53,6 +55,8 @@ RENDERING_ALIAS = "renderings"
 
 _store: AdvertisementStore | None = None
 _store_lock = threading.Lock()
+# The start-up read `read_at_start()` began, until `get_store()` builds the store from it.
+_read: PoolRead | None = None
 
 
 def _connection() -> object | None:
@@ -77,9 +81,28 @@ def _rendering_cache() -> BaseCache | None:
     return caches[RENDERING_ALIAS]
 
 
+def read_at_start() -> None:
+    """Start reading the persisted pool now, for the store `get_store()` builds later in this process.
+
+    Needs only the settings (not the app registry): a web process calls it before Django sets up,
+    so Redis reads the pool on its own core while this process imports (SC-002).
+    """
+    global _read
+    with _store_lock:
+        client = _connection() if _store is None and _read is None else None
+        if client is not None:
+            from django.conf import settings
+
+            _read = AdvertisementStore.read_at_start(
+                client,  # type: ignore[arg-type]
+                settings.REDIS_KEY_PREFIX,
+                settings.ADVERTISEMENT_TTL,
+            )
+
+
 def get_store() -> AdvertisementStore:
-    """This process's store, built from settings on first use."""
-    global _store
+    """This process's store, built from settings on first use (from the read `read_at_start` began)."""
+    global _store, _read
     if _store is None:
         with _store_lock:
             if _store is None:
@@ -97,14 +120,16 @@ def get_store() -> AdvertisementStore:
                     journal_max_ops=settings.STORE_JOURNAL_MAX_OPS,
                     journal_max_age=settings.STORE_JOURNAL_MAX_AGE,
                     rendering_cache=_rendering_cache(),
+                    read_at_start=_read,
                 )
+                _read = None
     return _store
 
 
 def reset_store() -> None:
     """Drop this process's store (tests that change settings or restart Redis)."""
-    global _store
+    global _store, _read
     with _store_lock:
         if _store is not None:
             _store.close()
-        _store = None
+        _store, _read = None, None

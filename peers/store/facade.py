@@ -44,11 +44,12 @@ from peers.store.model import (
     format_seconds,
     merged_fields,
     now_micros,
+    value_body,
     value_stamp,
     well_formed,
 )
 from peers.store.recovery import Breaker, Journal, aged, set_args, write_back_ops
-from peers.store.redis_io import CommitReply, Keys, Ops, RedisIO
+from peers.store.redis_io import CommitReply, Keys, Ops, PoolRead, RedisIO
 from peers.store.view import Rendering, aggregate
 from sorcha_site.memory import gc_paused
 
@@ -58,6 +59,10 @@ T = TypeVar("T")
 
 # Bookkeeping keys (generation, change stream, epoch, full-sync state) outlive advertisements.
 _BOOKKEEPING_TTL_S = 86_400.0
+
+
+def _bookkeeping_ttl_ms(ttl: float) -> int:
+    return int(max(_BOOKKEEPING_TTL_S, 10 * float(ttl)) * 1000)
 
 
 class AdvertisementStore:
@@ -79,6 +84,7 @@ class AdvertisementStore:
         journal_max_ops: int = 200_000,
         journal_max_age: float | None = None,
         rendering_cache: BaseCache | None = None,
+        read_at_start: PoolRead | None = None,
     ) -> None:
         self.prefix = prefix
         self.keys = Keys(prefix)
@@ -121,7 +127,7 @@ class AdvertisementStore:
         self._writing_bulk = False  # a bulk write holds the lock (readers do not wait for it)
         self._committer: ThreadPoolExecutor | None = None  # started by the first bulk of several script calls
         self._stop = threading.Event()
-        self._load_at_start()
+        self._load_at_start(read_at_start if read_at_start is not None and read_at_start.prefix == prefix else None)
         self._watcher: threading.Thread | None = None
         if start_watcher:
             self._watcher = threading.Thread(target=self._watch, name=f"store-watcher-{prefix}", daemon=True)
@@ -143,7 +149,7 @@ class AdvertisementStore:
 
     @property
     def _bookkeeping_ttl_ms(self) -> int:
-        return int(max(_BOOKKEEPING_TTL_S, 10 * self.ttl) * 1000)
+        return _bookkeeping_ttl_ms(self.ttl)
 
     # ------------------------------------------------------------------ health
     @property
@@ -222,11 +228,19 @@ class AdvertisementStore:
         self.client.close()
 
     # ------------------------------------------------------------------ loading and catching up
-    def _load_at_start(self) -> None:
+    @staticmethod
+    def read_at_start(client: redis.Redis, prefix: str, ttl: float) -> PoolRead:
+        """Start the read a store for `prefix` loads from at start-up (`read_at_start=`), before building
+        it: a web process starts it before Django is set up, so Redis reads the pool meanwhile."""
+        return RedisIO(client, Keys(prefix)).read_pool(epoch=(secrets.token_hex(8), _bookkeeping_ttl_ms(ttl)))
+
+    def _load_at_start(self, read: PoolRead | None) -> None:
         with self._lock, gc_paused():
             try:
-                self._establish_epoch()
-                self._reload(initial=True)
+                if read is None:
+                    read = self._io.read_pool(epoch=(secrets.token_hex(8), self._bookkeeping_ttl_ms))
+                self._epoch = read.epoch()
+                self._reload(initial=True, read=read)
             except redis.RedisError as exc:
                 self._trip(exc)
                 logger.warning("event=store_start_without_redis prefix=%s error=%r", self.prefix, exc)
@@ -238,12 +252,14 @@ class AdvertisementStore:
         self._epoch = self._io.establish_epoch(secrets.token_hex(8), self._bookkeeping_ttl_ms)
 
     @gc_paused()
-    def _reload(self, initial: bool) -> None:
-        """Rebuild the mirror from Redis (a start-up load, or a gap in the change stream)."""
-        _, generation, last = self._io.head()
+    def _reload(self, initial: bool, read: PoolRead | None = None) -> None:
+        """Rebuild the mirror from Redis (a start-up load, or a gap in the change stream); each page is
+        taken in while the next ones are read."""
+        read = read if read is not None else self._io.read_pool()
+        _, generation, last = read.head()
         previous_local, previous_remote = self._local, self._remote
         self._local, self._remote, self._tombstones, self._peer_tombstones = {}, {}, {}, {}
-        for asked_at, keys, values, ttls in self._io.scan():
+        for asked_at, keys, values, ttls in read.pages():
             self._absorb_page(keys, values, ttls, asked_at)
         if not initial:
             # Entries equal to what this process held keep their verification; others were written since.
@@ -272,6 +288,7 @@ class AdvertisementStore:
         local, ttl, local_prefix = self._local, self.ttl, self.keys.local("")
         cut = len(local_prefix)
         soonest = self._expiry_horizon
+        taken: list[tuple[str, str, int, float]] = []  # (register id, value, its stamp, expires at)
         for key, raw, pttl in zip(keys, values, ttls, strict=True):
             if not raw or pttl <= 0:
                 continue
@@ -282,13 +299,35 @@ class AdvertisementStore:
                 continue
             try:
                 stamp = value_stamp(raw)
-                well_formed(raw)  # (the fields it decodes are dropped at once: the mirror keeps `raw`)
-            except (ValueError, orjson.JSONDecodeError) as exc:
+            except ValueError as exc:
                 logger.error("event=store_entry_unreadable prefix=%s key=%s error=%r", self.prefix, key, exc)
                 continue
+            taken.append((register_id, raw, stamp, expires_at))
+        for register_id, raw, stamp, expires_at in self._well_formed(taken):
             soonest = min(soonest, expires_at)
             local[register_id] = Entry(register_id, None, stamp, None, raw, expires_at - ttl, expires_at, False)
         self._expiry_horizon = min(self._expiry_horizon, soonest)
+
+    def _well_formed(self, taken: list[tuple[str, str, int, float]]) -> list[tuple[str, str, int, float]]:
+        """The local values of a page whose fields decode to an object (the mirror keeps the value, not
+        the fields): checked as one JSON array, entry by entry only when that fails."""
+        try:
+            decoded = orjson.loads("[" + ",".join([value_body(item[1]) for item in taken]) + "]")
+        except orjson.JSONDecodeError:
+            decoded = None
+        if decoded is not None and all(type(fields) is dict for fields in decoded):
+            return taken
+        kept = []
+        for item in taken:
+            try:
+                well_formed(item[1])
+            except (ValueError, orjson.JSONDecodeError) as exc:
+                logger.error(
+                    "event=store_entry_unreadable prefix=%s key=%s error=%r", self.prefix, self.keys.local(item[0]), exc
+                )
+                continue
+            kept.append(item)
+        return kept
 
     def _absorb(self, key: str, stored: bytes | None, expires_at: float, verified: bool | None) -> None:
         """Take one key's current Redis state into the mirror (None: it is gone)."""

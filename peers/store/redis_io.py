@@ -7,6 +7,8 @@ decides anything: the façade plans, this module carries the plan.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -180,6 +182,10 @@ class RedisIO:
         for asked_at, raw in self.scan_pages():
             yield self.parse_page(asked_at, raw)
 
+    def read_pool(self, epoch: tuple[str, int] | None = None) -> PoolRead:
+        """Start reading the whole pool on a thread of its own (see `PoolRead`)."""
+        return PoolRead(self, epoch)
+
     def scan_pages(self) -> Iterator[tuple[float, bytes]]:
         """The scan's pages as `fetch.lua` encodes them (one JSON document each), each with the
         moment it was asked for (its TTLs count from no earlier)."""
@@ -244,3 +250,63 @@ class RedisIO:
             set(members.split()) if members else set(),
             {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in counts.items()},
         )
+
+
+_READ_END = object()
+
+
+class PoolRead:
+    """The pool read from Redis on a thread of its own, pages ahead of whoever takes them in.
+
+    Redis works on its own core: while this process takes one page into its mirror (or, at
+    start-up, while it is still importing Django) the next pages are already being read. The
+    thread only waits on the socket, so it costs the process's other work nothing.
+
+    In order: the epoch (when `epoch` gives a candidate and its TTL: established as
+    `RedisIO.establish_epoch` does), the head (read before the first page, so whatever
+    changes during the scan is in the change stream after it), then every page of the scan.
+    An error (a `RedisError`, say) ends the read; whoever takes the next item gets it raised
+    in its own thread.
+    """
+
+    def __init__(self, io: RedisIO, epoch: tuple[str, int] | None = None) -> None:
+        self.prefix = io.keys.prefix
+        self._io = io
+        self._epoch = epoch
+        self._items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._read, name=f"store-read-{self.prefix}", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            if self._epoch is not None:
+                self._items.put(self._io.establish_epoch(*self._epoch))
+            self._items.put(self._io.head())
+            for page in self._io.scan_pages():
+                self._items.put(page)
+        except Exception as exc:  # handed to the taker, who raises it in its own thread
+            self._items.put(exc)
+        self._items.put(_READ_END)
+
+    def _next(self) -> Any:
+        item = self._items.get()
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    def epoch(self) -> str:
+        """The epoch this read established (only when it was given a candidate)."""
+        assert self._epoch is not None
+        epoch: str = self._next()
+        return epoch
+
+    def head(self) -> tuple[bytes | None, int, list[Any]]:
+        """As `RedisIO.head`, read before the scan's first page."""
+        head: tuple[bytes | None, int, list[Any]] = self._next()
+        return head
+
+    def pages(self) -> Iterator[Page]:
+        """The scan's pages, parsed here (in the taker's thread) as they arrive."""
+        while (item := self._next()) is not _READ_END:
+            asked_at, raw = item
+            yield self._io.parse_page(asked_at, raw)

@@ -24,17 +24,18 @@ _VOTED_FIELDS = ("name", "description", "latestVersion", "latestDocketVersion")
 
 class _Moments:
     """lastSeen texts: a bulk refresh gives thousands of entries one moment, and a restart gives
-    each its own moment within a few seconds: format each second once, append the microseconds."""
+    each its own moment within a few seconds (many sharing a millisecond): each moment is formatted
+    once, and each second once, its microseconds appended."""
 
     def __init__(self) -> None:
         self._seconds: dict[int, str | None] = {}
-        self._last: tuple[float, str | None] = (_INF, None)
+        self._texts: dict[float, str | None] = {}
 
     def __call__(self, seconds: float) -> str | None:
-        if seconds == self._last[0]:
-            return self._last[1]
-        text = self._format(seconds)
-        self._last = (seconds, text)
+        texts = self._texts
+        if seconds in texts:
+            return texts[seconds]
+        text = texts[seconds] = self._format(seconds)
         return text
 
     def _format(self, seconds: float) -> str | None:
@@ -50,9 +51,6 @@ class _Moments:
         if prefix is None:
             return None
         return f"{prefix}.{micros:06d}Z" if micros else f"{prefix}Z"
-
-
-_INF = float("inf")
 
 
 def decoded(entries: list[Entry]) -> list[dict[str, Any]]:

@@ -41,6 +41,21 @@ def test_a_value_redis_holds_that_does_not_decode_is_left_out_of_the_mirror(make
     assert {entry.register_id for entry in store.local_advertisements()} == {kept}
 
 
+def test_a_value_whose_fields_are_not_an_object_is_left_out_and_the_rest_of_its_page_is_kept(
+    make_store: MakeStore, prefix: str
+) -> None:
+    kept = [register_id() for _ in range(3)]
+    make_store().apply_bulk([public(rid, now_micros()) for rid in kept])
+    client = SESSION_REDIS.client()
+    client.set(f"{prefix}:ad:l:{register_id()}", "12|[1,2]", px=300_000)
+    client.set(f"{prefix}:ad:l:{register_id()}", "no stamp", px=300_000)
+
+    store = make_store()
+
+    assert {entry.register_id for entry in store.local_advertisements()} == set(kept)
+    assert {row["registerId"] for row in orjson.loads(store.available_json())} == set(kept)
+
+
 # ---------------------------------------------------------------- the rendering
 def test_a_full_sync_that_only_refreshes_patches_the_served_list_into_what_a_full_render_gives(
     make_store: MakeStore,

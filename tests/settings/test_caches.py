@@ -48,6 +48,8 @@ def test_the_advertisements_alias_has_the_store_timeouts_and_lets_errors_through
     assert "KEY_PREFIX" not in advertisements
     # And redis-py does not retry behind the breaker's back: one failure opens it.
     assert "Retry" in advertisements["OPTIONS"]["CONNECTION_POOL_KWARGS"]["retry"]
+    # Replies are read a mebibyte at a time (a start-up page is read on a thread while Django imports).
+    assert advertisements["OPTIONS"]["CONNECTION_POOL_KWARGS"]["socket_read_size"] == 1 << 20
 
 
 def test_with_sentinels_both_aliases_ask_the_sentinels_for_the_service() -> None:

@@ -1,0 +1,116 @@
+"""Start-up: the pool is read from Redis on a thread begun before the store is built (a web process
+begins it before Django is set up), and what changed meanwhile is caught up on the first read."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import orjson
+import pytest
+import redis
+
+from peers import store as store_module
+from peers.store import AdvertisementInput, AdvertisementStore, now_micros
+from peers.store.model import format_seconds
+from tests.conftest import register_id
+from tests.helpers import wait_until
+from tests.plugin import SESSION_REDIS
+from tests.redis_server import RedisServer
+
+MakeStore = Callable[..., AdvertisementStore]
+
+
+def public(rid: str, stamp: int, name: str = "ledger") -> AdvertisementInput:
+    return AdvertisementInput(rid, True, name=name, description=f"{name} register", source_updated_at=stamp)
+
+
+def local_ids(store: AdvertisementStore) -> set[str]:
+    return {entry.register_id for entry in store.local_advertisements()}
+
+
+def test_a_store_built_from_a_read_begun_earlier_serves_the_pool_and_what_changed_after_the_read_began(
+    make_store: MakeStore, prefix: str
+) -> None:
+    writer = make_store()
+    stamp = now_micros()
+    kept, removed, added = register_id(), register_id(), register_id()
+    writer.apply_bulk([public(kept, stamp), public(removed, stamp)])
+    read = AdvertisementStore.read_at_start(SESSION_REDIS.client(), prefix, 300.0)
+    wait_until(lambda: not read._thread.is_alive(), timeout=10, message="the read never ended")
+
+    writer.remove(removed, source_updated_at=stamp + 1)
+    writer.advertise(public(added, stamp + 1))
+    restarted = make_store(read_at_start=read)
+
+    assert local_ids(restarted) == {kept, added}
+    assert {row["registerId"] for row in restarted.available()} == {kept, added}
+    assert not restarted.local_advertisement(kept).verified  # loaded, not refreshed by its source
+
+
+def test_a_read_begun_for_another_prefix_is_not_taken_and_the_store_reads_its_own(
+    make_store: MakeStore, prefix: str
+) -> None:
+    make_store().advertise(public(register_id(), now_micros()))
+    elsewhere = AdvertisementStore.read_at_start(SESSION_REDIS.client(), f"{prefix}-other", 300.0)
+
+    store = make_store(read_at_start=elsewhere)
+
+    assert len(store.local_advertisements()) == 1
+
+
+def test_a_read_begun_while_redis_is_down_starts_the_store_degraded_and_it_recovers(
+    make_store: MakeStore, private_redis: RedisServer, prefix: str
+) -> None:
+    make_store(redis=private_redis).advertise(public(register_id(), now_micros()))
+    private_redis.stop()
+    client = redis.Redis.from_url(private_redis.url, socket_timeout=0.3, socket_connect_timeout=0.3)
+    read = AdvertisementStore.read_at_start(client, prefix, 300.0)
+
+    store = make_store(redis=private_redis, client=client, read_at_start=read)
+
+    assert store.degraded
+    assert store.available() == []
+    private_redis.start()
+    wait_until(lambda: not store.degraded, timeout=10, message="store never recovered")
+
+
+@pytest.mark.django_db
+def test_get_store_builds_the_process_store_from_the_read_read_at_start_began(settings: object, prefix: str) -> None:
+    settings.REDIS_KEY_PREFIX = prefix  # type: ignore[attr-defined]
+    store_module.reset_store()
+    seeded = register_id()
+    seeder = AdvertisementStore(SESSION_REDIS.url, prefix, 300.0, start_watcher=False)
+    seeder.advertise(public(seeded, now_micros()))
+    seeder.close()
+    try:
+        store_module.read_at_start()
+        begun = store_module._read
+        assert begun is not None
+
+        store = store_module.get_store()
+
+        assert store_module._read is None  # taken by the store, not kept beside it
+        assert not begun._thread.is_alive()
+        assert local_ids(store) == {seeded}
+    finally:
+        store_module.reset_store()
+
+
+def test_a_restarted_store_lists_every_entry_with_the_moment_it_was_last_refreshed(
+    make_store: MakeStore,
+) -> None:
+    writer = make_store()
+    stamp = now_micros()
+    for batch in range(3):  # three moments, each shared by several entries
+        writer.apply_bulk([public(register_id(), stamp, name=f"ledger-{batch}-{n}") for n in range(4)])
+        moment = writer.local_advertisements()[-1].refreshed_at
+        wait_until(lambda moment=moment: time.time() > moment + 0.002, message="the clock never passed the write")
+
+    restarted = make_store()
+    rows = orjson.loads(restarted.available_json())
+
+    expected = {entry.register_id: format_seconds(entry.refreshed_at) for entry in restarted.local_advertisements()}
+    assert len(rows) == 12
+    assert {row["registerId"]: row["lastSeen"] for row in rows} == expected
+    assert len(set(expected.values())) >= 3
