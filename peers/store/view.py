@@ -292,32 +292,55 @@ class Rendering:
         tails = self._tails if self._tails is not None else _tails(body)
         if len(tails) != 2 * len(self._local_ids):
             return False
+        # The new tail of each local row (None for a remote one, left as it is); a full sync gives most
+        # rows the same one.
         moment = _Moments()
-        pieces: list[bytes] = []
-        patched_tails = array("q")
-        length = done = 0
+        made: dict[tuple[bool, float], bytes] = {}
+        new: list[bytes | None] = []
+        same_lengths = True
         for row, register_id in enumerate(self._local_ids):
-            start, end = tails[2 * row], tails[2 * row + 1]
             if register_id is None:
-                tail = body[start:end]
-            else:
-                entry = local.get(register_id)
-                if entry is None:
-                    return False
-                tail = _tail(entry.verified, moment(entry.refreshed_at))
-            pieces.append(body[done:start])
-            length += start - done
-            patched_tails.append(length)
-            pieces.append(tail)
-            length += len(tail)
-            patched_tails.append(length)
-            done = end
-        pieces.append(body[done:])
-        patched = b"".join(pieces)
-        del pieces
-        self._tails = patched_tails
-        self._keep(version, patched, valid_until)
+                new.append(None)
+                continue
+            entry = local.get(register_id)
+            if entry is None:
+                return False
+            key = (entry.verified, entry.refreshed_at)
+            tail = made.get(key)
+            if tail is None:
+                tail = made[key] = _tail(entry.verified, moment(entry.refreshed_at))
+            if same_lengths and len(tail) != tails[2 * row + 1] - tails[2 * row]:
+                same_lengths = False
+            new.append(tail)
+        if same_lengths:  # every refresh after the first: each tail written over the old one, nothing moves
+            patched = bytearray(body)
+            for row, tail in enumerate(new):
+                if tail is not None:
+                    patched[tails[2 * row] : tails[2 * row + 1]] = tail
+            self._tails = tails
+            self._keep(version, bytes(patched), valid_until)
+        else:  # `verified` turned, or a `lastSeen` of another length: the rows after it move
+            shifted, self._tails = _shifted(body, tails, new)
+            self._keep(version, shifted, valid_until)
         return True
+
+
+def _shifted(body: bytes, tails: array[int], new: list[bytes | None]) -> tuple[bytes, array[int]]:
+    """`body` with each row's tail replaced by `new` (None: kept), and where each tail now lies."""
+    pieces: list[bytes] = []
+    moved = array("q")
+    done = shift = 0
+    for row, tail in enumerate(new):
+        start, end = tails[2 * row], tails[2 * row + 1]
+        moved.append(start + shift)
+        if tail is not None:
+            pieces.append(body[done:start])
+            pieces.append(tail)
+            shift += len(tail) - (end - start)
+            done = end
+        moved.append(end + shift)
+    pieces.append(body[done:])
+    return b"".join(pieces), moved
 
 
 # Every row ends with these two members, in this order (`local_row`, `remote_row`); the key with

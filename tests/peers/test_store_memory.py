@@ -73,6 +73,14 @@ def test_a_full_sync_that_only_refreshes_patches_the_served_list_into_what_a_ful
     assert body == orjson.dumps(reader.available())
     assert all(row["verified"] for row in orjson.loads(body) if row["isLocal"])
 
+    # A later refresh changes only `lastSeen`, a tail of the same length: written over in place.
+    last_seen = {row["registerId"]: row["lastSeen"] for row in orjson.loads(body)}
+    writer.apply_bulk(ads, full_sync=True, snapshot_at=stamp + 3)
+    again = reader.available_json()
+
+    assert again == orjson.dumps(reader.available())
+    assert all(row["lastSeen"] > last_seen[row["registerId"]] for row in orjson.loads(again) if row["isLocal"])
+
 
 def test_the_rendering_cache_hands_back_the_body_itself_not_a_copy() -> None:
     from django.core.cache import caches
