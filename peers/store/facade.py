@@ -125,6 +125,8 @@ class AdvertisementStore:
         # No entry expires before this moment (only ever lowered by entries taken from Redis).
         self._expiry_horizon = 0.0
         self._writing_bulk = False  # a bulk write holds the lock (readers do not wait for it)
+        # Another process's full sync refreshed the mirror since the rendering was made: patch it when read.
+        self._refresh_unpatched = False
         self._committer: ThreadPoolExecutor | None = None  # started by the first bulk of several script calls
         self._stop = threading.Event()
         self._load_at_start(read_at_start if read_at_start is not None and read_at_start.prefix == prefix else None)
@@ -420,9 +422,12 @@ class AdvertisementStore:
         self._generation = generation
         self._stream_id = entries[-1][0]
         if keys == [self.keys.meta.encode()]:
-            # A full sync that only refreshed: patch the rendering instead of re-aggregating it all.
-            if not self._rendering.patch_refreshed(self._version, self._next_expiry(), self._local):
-                self._changed()
+            # A full sync that only refreshed: the rendering is patched instead of re-aggregated; now if its
+            # body was read, else when it next is (a process nobody reads from spends nothing on it, and
+            # refreshes in a row cost one patch).
+            self._refresh_unpatched = True
+            if self._rendering.read:
+                self._patch_refreshed()
         else:
             self._changed()
 
@@ -495,6 +500,7 @@ class AdvertisementStore:
 
     def _changed(self) -> None:
         self._version += 1
+        self._refresh_unpatched = False  # the next rendering is made from the mirror as a whole
 
     # ------------------------------------------------------------------ recovery
     def _try_recover(self) -> None:
@@ -786,6 +792,7 @@ class AdvertisementStore:
             def patch_rendering() -> None:
                 nonlocal patched
                 patched = self._rendering.patch_refreshed(self._version, self._next_expiry(), self._local)
+                self._refresh_unpatched = self._refresh_unpatched and not patched
 
             missing = self._refresh(held, now, alongside=patch_rendering)
             if missing:  # gone from Redis meanwhile (removed by another process): sent in full, or refused
@@ -1114,15 +1121,26 @@ class AdvertisementStore:
         if not self._lock.acquire(blocking=False):
             body = self._rendering.fresh(self._version) if self._writing_bulk else None
             if body is not None:
+                self._rendering.read = True
                 return body
             self._lock.acquire()
         try:
             self._read()
-            return self._render()
+            body = self._render()
+            self._rendering.read = True
+            return body
         finally:
             self._lock.release()
 
+    def _patch_refreshed(self) -> None:
+        """Patch the refreshes still missing from the rendering into it (or have it made again)."""
+        self._refresh_unpatched = False
+        if not self._rendering.patch_refreshed(self._version, self._next_expiry(), self._local):
+            self._changed()
+
     def _render(self) -> bytes:
+        if self._refresh_unpatched:
+            self._patch_refreshed()
         body = self._rendering.fresh(self._version)
         if body is None:
             with gc_paused():  # a row dict per register: nothing cyclic for the collector to find

@@ -221,14 +221,17 @@ class Rendering:
         self._held: tuple[int, bytes] | None = None  # (version, body) when there is no cache
         self._held_until = 0.0
         self.served = False  # rendered for a reader at least once: someone reads the list
+        self.read = False  # the body kept now was handed to a reader (the store sets it)
         self._version = -1
         # Row by row, the register id of a local row (None for a remote one), and once a refresh
         # needed them, where each row's `verified` and `lastSeen` lie in the body.
         self._local_ids: list[str | None] = []
+        self._local_rows = 0  # how many of them are local
         self._tails: array[int] | None = None
 
     def _keep(self, version: int, body: bytes, valid_until: float) -> None:
         self._version = version
+        self.read = False
         if self._cache is None:
             self._held, self._held_until = (version, body), valid_until
             return
@@ -271,6 +274,7 @@ class Rendering:
         ordered = _Ordered(local, remote)
         # Which rows are local (their register ids, shared with the mirror's keys): all a refresh needs.
         self._local_ids = ordered.local_ids()
+        self._local_rows = len(self._local_ids) - self._local_ids.count(None)
         self._tails = None
         body = ordered.encode()
         ordered.release()
@@ -287,7 +291,7 @@ class Rendering:
         body = self.fresh(version)
         if not self.served or self._version != version or body is None:
             return False
-        if sum(1 for register_id in self._local_ids if register_id is not None) != len(local):
+        if self._local_rows != len(local):
             return False
         tails = self._tails if self._tails is not None else _tails(body)
         if len(tails) != 2 * len(self._local_ids):

@@ -11,6 +11,7 @@ import pytest
 from peers.store import AdvertisementInput, AdvertisementStore, now_micros
 from peers.store.model import Entry, encode_value
 from tests.conftest import register_id
+from tests.helpers import wait_until
 from tests.plugin import SESSION_REDIS
 
 MakeStore = Callable[..., AdvertisementStore]
@@ -80,6 +81,36 @@ def test_a_full_sync_that_only_refreshes_patches_the_served_list_into_what_a_ful
 
     assert again == orjson.dumps(reader.available())
     assert all(row["lastSeen"] > last_seen[row["registerId"]] for row in orjson.loads(again) if row["isLocal"])
+
+
+def last_seen(body: bytes) -> dict[str, str]:
+    return {row["registerId"]: row["lastSeen"] for row in orjson.loads(body) if row["isLocal"]}
+
+
+def test_another_processs_refresh_is_patched_at_once_where_the_list_is_read_and_on_the_next_read_elsewhere(
+    make_store: MakeStore,
+) -> None:
+    writer, reader = make_store(), make_store()
+    stamp = now_micros()
+    ads = [public(register_id(), stamp, name=f"ledger-{n}") for n in range(20)]
+    writer.apply_bulk(ads, full_sync=True, snapshot_at=stamp + 1)
+    wait_until(lambda: len(reader.local_advertisements()) == 20)
+    before = last_seen(reader.available_json())  # read: the watcher patches the next refresh itself
+
+    writer.apply_bulk(ads, full_sync=True, snapshot_at=stamp + 2)  # only refreshes
+    wait_until(lambda: reader._stream_id == writer._stream_id)
+
+    patched = reader._rendering.fresh(reader._version)
+    assert patched is not None and all(last_seen(patched)[rid] > seen for rid, seen in before.items())
+
+    # Nobody read that body: the next refresh waits for a reader, who gets it patched.
+    writer.apply_bulk(ads, full_sync=True, snapshot_at=stamp + 3)
+    wait_until(lambda: reader._stream_id == writer._stream_id)
+
+    assert reader._rendering.fresh(reader._version) == patched
+    body = reader.available_json()
+    assert body == orjson.dumps(reader.available())
+    assert all(last_seen(body)[rid] > seen for rid, seen in last_seen(patched).items())
 
 
 def test_the_rendering_cache_hands_back_the_body_itself_not_a_copy() -> None:
