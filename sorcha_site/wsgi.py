@@ -5,9 +5,14 @@ from __future__ import annotations
 import gc
 import os
 
+from sorcha_site.memory import keep_large_blocks_mapped
+
 # Start-up allocates what lives as long as the process (modules, the mirror): a collection in the
 # middle of it walks all of that and frees nothing (~300 collections, ~0.1 s of a start).
 gc.disable()
+# The pool is read in pages of megabytes while the process imports: each page must go back to the
+# system once taken in, not stay in the heap among the modules (~10 MiB a process at 100,000).
+keep_large_blocks_mapped()
 
 from django.conf import settings  # noqa: E402 - after the collector is paused
 from django.core.wsgi import get_wsgi_application  # noqa: E402
