@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import BigIntegerField, CharField, Expression, Func, TextField, Value
+from django.db.models import BigIntegerField, CharField, Func, TextField, Value
+from django.db.models.expressions import Combinable
 from django.db.models.functions import Cast
 
 
@@ -97,8 +98,8 @@ class JsonText(Func):
 
     output_field = TextField()
 
-    def __init__(self, **members: Expression) -> None:
-        expressions: list[Expression] = []
+    def __init__(self, **members: Combinable) -> None:
+        expressions: list[Combinable] = []
         for key, value in members.items():
             expressions += [Cast(Value(key), TextField()), value]
         super().__init__(*expressions)
