@@ -317,7 +317,8 @@ class AdvertisementStore:
             decoded = orjson.loads("[" + ",".join([value_body(item[1]) for item in taken]) + "]")
         except orjson.JSONDecodeError:
             decoded = None
-        if decoded is not None and all(type(fields) is dict for fields in decoded):
+        # As many objects as values: a value holding two objects ("{...},{...}") would pass as two.
+        if decoded is not None and len(decoded) == len(taken) and all(type(fields) is dict for fields in decoded):
             return taken
         kept = []
         for item in taken:

@@ -42,13 +42,21 @@ def test_a_value_redis_holds_that_does_not_decode_is_left_out_of_the_mirror(make
     assert {entry.register_id for entry in store.local_advertisements()} == {kept}
 
 
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        "12|[1,2]",
+        # Two objects: a page checked as one JSON array would take them for two well-formed values.
+        '12|{"name":"a"},{"name":"b"}',
+    ],
+)
 def test_a_value_whose_fields_are_not_an_object_is_left_out_and_the_rest_of_its_page_is_kept(
-    make_store: MakeStore, prefix: str
+    make_store: MakeStore, prefix: str, malformed: str
 ) -> None:
     kept = [register_id() for _ in range(3)]
     make_store().apply_bulk([public(rid, now_micros()) for rid in kept])
     client = SESSION_REDIS.client()
-    client.set(f"{prefix}:ad:l:{register_id()}", "12|[1,2]", px=300_000)
+    client.set(f"{prefix}:ad:l:{register_id()}", malformed, px=300_000)
     client.set(f"{prefix}:ad:l:{register_id()}", "no stamp", px=300_000)
 
     store = make_store()
