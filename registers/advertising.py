@@ -19,11 +19,10 @@ from typing import Any, NamedTuple, TypeVar
 import orjson
 from django.conf import settings
 from django.db import connections
-from django.db.models import F, Value
 from django.utils import timezone
 
 from registers import sync_state
-from registers.expressions import EpochMicros, IsoUtc, JsonBool, JsonText
+from registers.expressions import EpochMicros, IsoUtc
 from registers.models import Register
 from registers.peer_client import PeerServiceClient, PeerServiceError, PeerServiceRejected, PeerServiceUnavailable
 from registers.sync_lock import exclusive_full_sync
@@ -125,29 +124,38 @@ def public_advertisements(page_size: int | None = None) -> Iterator[PlannedAdver
     """Every public register, encoded, read page by page in primary-key order.
 
     Each page is one short query (no cursor, and on SQLite no read lock, is held open while the
-    Peer Service answers a request) whose rows arrive as `(id, name, item)`, the item a bulk
-    item's JSON already encoded by the database: no per-row conversion or encoding here.
+    Peer Service answers a request), its rows fetched as plain tuples with `sourceUpdatedAt`
+    already written as text by the database: no per-row conversion before the encoding.
     """
     page_size = page_size or settings.SORCHA_BULK_MAX_ITEMS
     public = Register.objects.filter(advertise=True).order_by("pk")
-    item = JsonText(
-        registerId=F("id"),
-        isPublic=JsonBool(Value(True)),
-        name=F("name"),
-        description=F("description"),
-        isFullReplica=JsonBool(F("is_full_replica")),
-        latestVersion=F("latest_version"),
-        latestDocketVersion=F("latest_docket_version"),
-        sourceUpdatedAt=IsoUtc("updated_at"),
-    )
+    columns = ("id", "name", "description", "is_full_replica", "latest_version", "latest_docket_version")
     last_id = ""
     while True:
-        page = public.filter(pk__gt=last_id).values_list("id", "name", item)[:page_size]
+        page = public.filter(pk__gt=last_id).values_list(*columns, IsoUtc("updated_at"))[:page_size]
         sql, params = page.query.sql_with_params()
         with gc_paused(), connections[page.db].cursor() as cursor:  # thousands of short-lived rows: no collection
             cursor.execute(sql, params)
             rows = cursor.fetchall()
-            planned = [PlannedAdvertisement(register_id, name, text.encode()) for register_id, name, text in rows]
+            planned = [
+                PlannedAdvertisement(
+                    register_id,
+                    name,
+                    orjson.dumps(
+                        {
+                            "registerId": register_id,
+                            "isPublic": True,
+                            "name": name,
+                            "description": description,
+                            "isFullReplica": bool(is_full_replica),  # SQLite answers 0 or 1
+                            "latestVersion": latest_version,
+                            "latestDocketVersion": latest_docket,
+                            "sourceUpdatedAt": updated_at,
+                        }
+                    ),
+                )
+                for register_id, name, description, is_full_replica, latest_version, latest_docket, updated_at in rows
+            ]
         yield from planned
         if len(rows) < page_size:
             return

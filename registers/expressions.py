@@ -1,12 +1,10 @@
-"""Database expressions the Register Service reads its digest and its advertisements with."""
+"""Database expressions the Register Service reads its digest with."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import BigIntegerField, CharField, Func, TextField, Value
-from django.db.models.expressions import Combinable
-from django.db.models.functions import Cast
+from django.db.models import BigIntegerField, CharField, Func
 
 
 class EpochMicros(Func):
@@ -67,45 +65,3 @@ class IsoUtc(Func):
             template="to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')",
             **extra_context,
         )
-
-
-class JsonBool(Func):
-    """A boolean as a JSON value inside `JsonText`: SQLite keeps booleans as 0 and 1, which a
-    JSON object would carry as numbers (a strict reader refuses them)."""
-
-    arity = 1
-    output_field = TextField()
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, Any]:
-        return self.as_sql(
-            compiler,
-            connection,
-            template="json(CASE WHEN %(expressions)s THEN 'true' ELSE 'false' END)",
-            **extra_context,
-        )
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, Any]:
-        return self.as_sql(compiler, connection, template="(%(expressions)s)::boolean", **extra_context)
-
-
-class JsonText(Func):
-    """A JSON object of the given members, encoded by the database and read as text, in the order given.
-
-    A full sync reads 100,000 advertisements: encoded by the database, each row arrives ready to
-    send, without a dict and an encoding per row in Python. Text, not a JSON column: the driver
-    must not decode it.
-    """
-
-    output_field = TextField()
-
-    def __init__(self, **members: Combinable) -> None:
-        expressions: list[Combinable] = []
-        for key, value in members.items():
-            expressions += [Cast(Value(key), TextField()), value]
-        super().__init__(*expressions)
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, Any]:
-        return self.as_sql(compiler, connection, function="json_object", **extra_context)
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, Any]:
-        return self.as_sql(compiler, connection, template="json_build_object(%(expressions)s)::text", **extra_context)
