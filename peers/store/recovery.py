@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import orjson
 
 from peers.store.model import SWEPT, Entry, FullSyncState, Tombstone
-from peers.store.redis_io import TTL_INDEX, Keys, Ops
+from peers.store.redis_io import TTL_INDEX, Keys, Ops, writes_in
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +54,12 @@ class Breaker:
 
 
 class Journal:
-    """Operations not yet in Redis, in order, bounded by count and by age.
+    """Writes not yet in Redis, in order, bounded by count and by age.
 
     Each batch is kept with the moment it was journaled, so a replay gives every write only
-    the TTL it has left (an entry that expired during the outage is not brought back). What
-    the bounds drop is counted; the write-back of the live mirror still covers the entries.
+    the TTL it has left (an entry that expired during the outage is not brought back). The
+    count is of writes: an operation carrying a bulk's upserts counts each of them. What the
+    bounds drop is counted; the write-back of the live mirror still covers the entries.
     """
 
     def __init__(self, max_ops: int, max_age: float) -> None:
@@ -73,16 +74,17 @@ class Journal:
 
     def append(self, ops: list[list[str]]) -> None:
         self._batches.append((time.monotonic(), ops))
-        self._ops += len(ops)
+        self._ops += writes_in(ops)
         self._trim()
 
     def _trim(self) -> None:
         horizon = time.monotonic() - self.max_age
         while self._batches and (self._ops > self.max_ops or self._batches[0][0] < horizon):
             _, ops = self._batches.popleft()
-            self._ops -= len(ops)
-            self.dropped += len(ops)
-            logger.warning("event=store_journal_dropped ops=%d dropped_total=%d", len(ops), self.dropped)
+            writes = writes_in(ops)
+            self._ops -= writes
+            self.dropped += writes
+            logger.warning("event=store_journal_dropped ops=%d dropped_total=%d", writes, self.dropped)
 
     def take(self) -> list[tuple[float, list[list[str]]]]:
         self._trim()
@@ -92,7 +94,7 @@ class Journal:
     def put_back(self, batches: list[tuple[float, list[list[str]]]]) -> None:
         """A replay that failed: the batches go back in front, in order."""
         self._batches.extendleft(reversed(batches))
-        self._ops += sum(len(ops) for _, ops in batches)
+        self._ops += sum(writes_in(ops) for _, ops in batches)
 
 
 def aged(batch: tuple[float, list[list[str]]]) -> bytes | None:

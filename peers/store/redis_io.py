@@ -28,6 +28,17 @@ _RESULT_OPS = frozenset({"S", "D", "M"})  # opcodes for which commit.lua returns
 # Opcodes that return one result per register they name: a refresh (T, ids from its fourth
 # argument on) and a bulk's upserts (U, an (id, sua, value) triple each from its seventh on).
 _RESULTS_PER_ITEM = {"T": lambda op: len(op) - 3, "U": lambda op: (len(op) - 6) // 3}
+
+
+def writes_in(ops: Sequence[Sequence[str]]) -> int:
+    """How many writes operations carry: one each, or one per item for those that name several (T, U)."""
+    total = 0
+    for op in ops:
+        per_item = _RESULTS_PER_ITEM.get(op[0])
+        total += 1 if per_item is None else max(1, per_item(op))
+    return total
+
+
 # Where each opcode keeps its TTL in milliseconds (a journal replay shortens it by the time spent).
 TTL_INDEX = {"S": 4, "U": 3, "D": 4, "A": 2, "T": 2, "H": 2}
 FETCH_PAGE = 10_000

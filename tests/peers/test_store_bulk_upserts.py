@@ -79,7 +79,7 @@ def test_an_item_with_only_some_fields_keeps_the_rest_from_what_is_held(make_sto
     }
 
 
-def test_upserts_journaled_during_an_outage_land_with_their_remaining_ttl(
+def test_upserts_journaled_during_an_outage_count_one_each_and_land_with_their_remaining_ttl(
     make_store: MakeStore, private_redis: RedisServer
 ) -> None:
     store = make_store(redis=private_redis, ttl=60.0, commit_batch=3)
@@ -90,6 +90,7 @@ def test_upserts_journaled_during_an_outage_land_with_their_remaining_ttl(
     result = store.apply_bulk([public(rid, stamp) for rid in rids])
 
     assert result.added == 7 and store.degraded
+    assert store.status()["journalLength"] == 7  # writes, not the operations that carry them
     private_redis.start()
     client = private_redis.client()
     wait_until(lambda: (store.available(), client.exists(*[store.keys.local(rid) for rid in rids]))[1] == 7)
