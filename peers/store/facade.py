@@ -44,7 +44,6 @@ from peers.store.model import (
     format_seconds,
     merged_fields,
     now_micros,
-    value_body,
     value_stamp,
     well_formed,
 )
@@ -290,7 +289,6 @@ class AdvertisementStore:
         local, ttl, local_prefix = self._local, self.ttl, self.keys.local("")
         cut = len(local_prefix)
         soonest = self._expiry_horizon
-        taken: list[tuple[str, str, int, float]] = []  # (register id, value, its stamp, expires at)
         for key, raw, pttl in zip(keys, values, ttls, strict=True):
             if not raw or pttl <= 0:
                 continue
@@ -301,36 +299,15 @@ class AdvertisementStore:
                 continue
             try:
                 stamp = value_stamp(raw)
-            except ValueError as exc:
+                # Each value on its own: values joined into one array can be fooled by two corrupt
+                # neighbours that make valid JSON together. (The fields it decodes are dropped at once.)
+                well_formed(raw)
+            except (ValueError, orjson.JSONDecodeError) as exc:
                 logger.error("event=store_entry_unreadable prefix=%s key=%s error=%r", self.prefix, key, exc)
                 continue
-            taken.append((register_id, raw, stamp, expires_at))
-        for register_id, raw, stamp, expires_at in self._well_formed(taken):
             soonest = min(soonest, expires_at)
             local[register_id] = Entry(register_id, None, stamp, None, raw, expires_at - ttl, expires_at, False)
         self._expiry_horizon = min(self._expiry_horizon, soonest)
-
-    def _well_formed(self, taken: list[tuple[str, str, int, float]]) -> list[tuple[str, str, int, float]]:
-        """The local values of a page whose fields decode to an object (the mirror keeps the value, not
-        the fields): checked as one JSON array, entry by entry only when that fails."""
-        try:
-            decoded = orjson.loads("[" + ",".join([value_body(item[1]) for item in taken]) + "]")
-        except orjson.JSONDecodeError:
-            decoded = None
-        # As many objects as values: a value holding two objects ("{...},{...}") would pass as two.
-        if decoded is not None and len(decoded) == len(taken) and all(type(fields) is dict for fields in decoded):
-            return taken
-        kept = []
-        for item in taken:
-            try:
-                well_formed(item[1])
-            except (ValueError, orjson.JSONDecodeError) as exc:
-                logger.error(
-                    "event=store_entry_unreadable prefix=%s key=%s error=%r", self.prefix, self.keys.local(item[0]), exc
-                )
-                continue
-            kept.append(item)
-        return kept
 
     def _absorb(self, key: str, stored: bytes | None, expires_at: float, verified: bool | None) -> None:
         """Take one key's current Redis state into the mirror (None: it is gone)."""
@@ -426,8 +403,9 @@ class AdvertisementStore:
             # A full sync that only refreshed: the rendering is patched instead of re-aggregated; now if its
             # body was read, else when it next is (a process nobody reads from spends nothing on it, and
             # refreshes in a row cost one patch).
+            # A bulk write holding the store serves the kept body to readers meanwhile: patched now too.
             self._refresh_unpatched = True
-            if self._rendering.read:
+            if self._rendering.read or self._writing_bulk:
                 self._patch_refreshed()
         else:
             self._changed()
@@ -699,6 +677,7 @@ class AdvertisementStore:
                 if planned >= self.commit_batch:
                     self._send_ahead(ops, in_flight)
                     ops, upserts, planned = Ops(), None, 0
+                    local, tombstones = self._local, self._tombstones  # a recovery meanwhile rebuilt them
         finally:
             self._settle(in_flight)
         self._run(ops)

@@ -264,6 +264,7 @@ class RedisIO:
 
 
 _READ_END = object()
+_READ_AHEAD = 16  # pages (10,000 entries each) a start-up read holds ahead of whoever takes them in
 
 
 class PoolRead:
@@ -284,24 +285,40 @@ class PoolRead:
         self.prefix = io.keys.prefix
         self._io = io
         self._epoch = epoch
-        self._items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # A few pages ahead at most: a pool of millions is never buffered whole.
+        self._items: queue.Queue[Any] = queue.Queue(maxsize=_READ_AHEAD)
+        self._abandoned = threading.Event()  # the taker stopped taking: the thread ends
         self._thread = threading.Thread(target=self._read, name=f"store-read-{self.prefix}", daemon=True)
         self._thread.start()
 
+    def _put(self, item: Any) -> bool:
+        """Hand an item over, waiting while the taker is behind; False once it stopped taking."""
+        while not self._abandoned.is_set():
+            try:
+                self._items.put(item, timeout=1.0)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def _read(self) -> None:
         try:
-            if self._epoch is not None:
-                self._items.put(self._io.establish_epoch(*self._epoch))
-            self._items.put(self._io.head())
+            if self._epoch is not None and not self._put(self._io.establish_epoch(*self._epoch)):
+                return
+            if not self._put(self._io.head()):
+                return
             for page in self._io.scan_pages():
-                self._items.put(page)
-        except Exception as exc:  # handed to the taker, who raises it in its own thread
-            self._items.put(exc)
-        self._items.put(_READ_END)
+                if not self._put(page):
+                    return
+        except BaseException as exc:  # handed to the taker, who raises it in its own thread
+            self._put(exc)
+        finally:
+            self._put(_READ_END)  # (never waited for in vain: the taker's get has no timeout)
 
     def _next(self) -> Any:
         item = self._items.get()
-        if isinstance(item, Exception):
+        if isinstance(item, BaseException):
+            self._abandoned.set()  # the read ended with it: nothing more is taken
             raise item
         return item
 
@@ -317,7 +334,11 @@ class PoolRead:
         return head
 
     def pages(self) -> Iterator[Page]:
-        """The scan's pages, parsed here (in the taker's thread) as they arrive."""
-        while (item := self._next()) is not _READ_END:
-            asked_at, raw = item
-            yield self._io.parse_page(asked_at, raw)
+        """The scan's pages, parsed here (in the taker's thread) as they arrive. A taker that stops
+        early (it failed on a page) releases the thread, which reads no further."""
+        try:
+            while (item := self._next()) is not _READ_END:
+                asked_at, raw = item
+                yield self._io.parse_page(asked_at, raw)
+        finally:
+            self._abandoned.set()

@@ -6,8 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from peers.store import AdvertisementInput, AdvertisementStore, now_micros
+import orjson
+import pytest
+
+from peers.store import AdvertisementInput, AdvertisementStore, now_micros, recovery, redis_io
 from peers.store.model import decode_value
+from peers.store.recovery import aged
+from peers.store.redis_io import Keys, PoolRead, RedisIO
 from tests.conftest import register_id
 from tests.helpers import wait_until
 from tests.peers.test_store import public
@@ -96,3 +101,38 @@ def test_upserts_journaled_during_an_outage_count_one_each_and_land_with_their_r
     wait_until(lambda: (store.available(), client.exists(*[store.keys.local(rid) for rid in rids]))[1] == 7)
     ttls = [client.pttl(store.keys.local(rid)) for rid in rids]
     assert all(0 < ttl <= 60_000 for ttl in ttls), ttls
+
+
+def test_a_journaled_upsert_operation_replays_with_its_ttl_shortened_and_not_at_all_once_lapsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    op = ["U", "p:ad:l:", "p:tomb:", "60000", "1", "-1", "a" * 32, "5", '5|{"name":"x"}']
+    clock = [100.0]
+    monkeypatch.setattr(recovery.time, "monotonic", lambda: clock[0])
+
+    clock[0] = 100.0 + 20.0  # 20 s in the journal
+    assert orjson.loads(aged((100.0, [op]))) == [[*op[:3], "40000", *op[4:]]]
+
+    clock[0] = 100.0 + 61.0  # past its TTL: nothing left to replay
+    assert aged((100.0, [op])) is None
+
+
+def test_a_pool_read_whose_taker_stops_early_reads_no_further(
+    make_store: MakeStore, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = make_store()
+    store.apply_bulk([public(register_id(), now_micros()) for _ in range(60)])
+    monkeypatch.setattr(redis_io, "FETCH_PAGE", 2)  # ~30 pages: far more than a read holds ahead
+    scanned: list[int] = []
+    io = RedisIO(store.client, Keys(prefix))
+    pages = io.scan_pages
+    monkeypatch.setattr(io, "scan_pages", lambda: (scanned.append(1) or page for page in pages()))
+
+    read = PoolRead(io)
+    read.head()
+    taken = read.pages()
+    next(taken)
+    taken.close()  # the taker gave up after one page
+
+    wait_until(lambda: not read._thread.is_alive(), timeout=10, message="the read thread ended")
+    assert len(scanned) < 10  # it stopped, instead of reading the ~30 pages nobody takes

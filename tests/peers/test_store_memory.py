@@ -129,3 +129,16 @@ def test_the_rendering_cache_hands_back_the_body_itself_not_a_copy() -> None:
 
     assert caches["renderings"].get("probe")[1] is body
     caches["renderings"].delete("probe")
+
+
+def test_two_corrupt_values_that_make_valid_json_together_are_both_left_out(make_store: MakeStore, prefix: str) -> None:
+    kept = register_id()
+    make_store().advertise(public(kept, now_micros()))
+    client = SESSION_REDIS.client()
+    # Joined into one array they would read as two objects: `[{"a":"},{"},{}]`.
+    client.set(f"{prefix}:ad:l:{register_id()}", '12|{"a":"}', px=300_000)
+    client.set(f"{prefix}:ad:l:{register_id()}", '12|{"},{}', px=300_000)
+
+    store = make_store()
+
+    assert {entry.register_id for entry in store.local_advertisements()} == {kept}
