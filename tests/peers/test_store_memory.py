@@ -66,13 +66,23 @@ def test_a_value_whose_fields_are_not_an_object_is_left_out_and_the_rest_of_its_
 
 
 # ---------------------------------------------------------------- the rendering
+def last_seen(body: bytes) -> dict[str, str]:
+    return {row["registerId"]: row["lastSeen"] for row in orjson.loads(body) if row["isLocal"]}
+
+
+def fully_synced(make_store: MakeStore, count: int) -> tuple[AdvertisementStore, AdvertisementStore, list, int]:
+    """A writer and a reader sharing a pool, after a full sync of `count` local ads by the writer."""
+    writer, reader = make_store(), make_store()
+    stamp = now_micros()
+    ads = [public(register_id(), stamp, name=f"ledger-{n}") for n in range(count)]
+    writer.apply_bulk(ads, full_sync=True, snapshot_at=stamp + 1)
+    return writer, reader, ads, stamp
+
+
 def test_a_full_sync_that_only_refreshes_patches_the_served_list_into_what_a_full_render_gives(
     make_store: MakeStore,
 ) -> None:
-    reader, writer = make_store(), make_store()
-    stamp = now_micros()
-    ads = [public(register_id(), stamp, name=f"ledger-{n}") for n in range(50)]
-    writer.apply_bulk(ads, full_sync=True, snapshot_at=stamp + 1)
+    writer, reader, ads, stamp = fully_synced(make_store, 50)
     writer.replace_remote("peer-a", [public(ads[0].register_id, 0, name="theirs"), public(register_id(), 0)])
     reader.available_json()  # served: later changes render for readers
 
@@ -83,25 +93,18 @@ def test_a_full_sync_that_only_refreshes_patches_the_served_list_into_what_a_ful
     assert all(row["verified"] for row in orjson.loads(body) if row["isLocal"])
 
     # A later refresh changes only `lastSeen`, a tail of the same length: written over in place.
-    last_seen = {row["registerId"]: row["lastSeen"] for row in orjson.loads(body)}
+    before = last_seen(body)
     writer.apply_bulk(ads, full_sync=True, snapshot_at=stamp + 3)
     again = reader.available_json()
 
     assert again == orjson.dumps(reader.available())
-    assert all(row["lastSeen"] > last_seen[row["registerId"]] for row in orjson.loads(again) if row["isLocal"])
-
-
-def last_seen(body: bytes) -> dict[str, str]:
-    return {row["registerId"]: row["lastSeen"] for row in orjson.loads(body) if row["isLocal"]}
+    assert all(seen > before[rid] for rid, seen in last_seen(again).items())
 
 
 def test_another_processs_refresh_is_patched_at_once_where_the_list_is_read_and_on_the_next_read_elsewhere(
     make_store: MakeStore,
 ) -> None:
-    writer, reader = make_store(), make_store()
-    stamp = now_micros()
-    ads = [public(register_id(), stamp, name=f"ledger-{n}") for n in range(20)]
-    writer.apply_bulk(ads, full_sync=True, snapshot_at=stamp + 1)
+    writer, reader, ads, stamp = fully_synced(make_store, 20)
     wait_until(lambda: len(reader.local_advertisements()) == 20)
     before = last_seen(reader.available_json())  # read: the watcher patches the next refresh itself
 
