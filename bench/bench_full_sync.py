@@ -2,7 +2,11 @@
 database -> HTTP -> the Peer Service (a gunicorn process) -> Redis, cold (all new: the first
 full sync, sent in full) and warm (nothing changed: sent by digest, as every full sync after a
 success within one ADVERTISEMENT_TTL), beside the floor: the same N entries written with a
-plain redis-py pipeline of SET ... EX. SC-004 asks for 100 registers in 10 s."""
+plain redis-py pipeline of SET ... EX. SC-004 asks for 100 registers in 10 s.
+
+Also timed, beside them: a full sync to a Peer Service that lost its store while the Register
+Service still counts on its last success (`lost_s`): a digest that comes back needing everything,
+then everything in full."""
 
 from __future__ import annotations
 
@@ -76,6 +80,13 @@ def floor(redis: RedisServer, count: int) -> float:
     return elapsed
 
 
+def forget_last_success() -> None:
+    """The Register Service as before its first full sync: no success to count on (sent in full)."""
+    from registers.models import AdvertisementSyncState
+
+    AdvertisementSyncState.objects.all().delete()
+
+
 def timed_full_sync() -> tuple[float, dict[str, int]]:
     from registers.advertising import full_sync
 
@@ -84,50 +95,76 @@ def timed_full_sync() -> tuple[float, dict[str, int]]:
     return time.perf_counter() - started, result.counts
 
 
+def synced_twice(
+    redis: RedisServer, name: str, twice: bool = True
+) -> tuple[float, dict[str, int], float, dict[str, int]]:
+    """A new Peer Service (one gunicorn process) and a timed full sync to it; then another when `twice`."""
+    from django.conf import settings
+
+    peer = Node(name, redis, SORCHA_SERVICE="peer")
+    peer.start_web(workers=1)
+    settings.PEER_SERVICE_URL = peer.url
+    try:
+        first, first_counts = timed_full_sync()
+        second, second_counts = timed_full_sync() if twice else (0.0, {})
+    finally:
+        peer.stop_all()
+    return first, first_counts, second, second_counts
+
+
 def main() -> None:
     redis = RedisServer()
     redis.start()
     database = migrated_database(Path(tempfile.mkdtemp(prefix="sorcha-bench-register-")))
     configure_register_service(redis, str(database))
-    from django.conf import settings
 
     rows = []
     try:
         for count in SIZES:
             fill(count)
-            peer = Node(f"bench{count}", redis, SORCHA_SERVICE="peer")
-            peer.start_web(workers=1)
-            settings.PEER_SERVICE_URL = peer.url
-            try:
-                cold, cold_counts = timed_full_sync()
-                warm, warm_counts = timed_full_sync()
-            finally:
-                peer.stop_all()
+            forget_last_success()
+            cold, cold_counts, warm, warm_counts = synced_twice(redis, f"bench{count}")
             assert cold_counts["added"] == count, cold_counts
             assert warm_counts["unchanged"] == count, warm_counts
+            # The same set to another Peer Service holding nothing, after that success: by digest first.
+            lost, lost_counts, _, _ = synced_twice(redis, f"bench{count}-lost", twice=False)
+            assert lost_counts["added"] == count and lost_counts["unchanged"] == 0, lost_counts
             base = floor(redis, count)
-            rows.append((count, cold, warm, base))
-            print(f"N={count}: cold {cold:.3f} s, warm {warm:.3f} s, floor {base:.3f} s", file=sys.stderr)
+            rows.append((count, cold, warm, base, lost))
+            print(
+                f"N={count}: cold {cold:.3f} s, warm {warm:.3f} s, lost store {lost:.3f} s, floor {base:.3f} s",
+                file=sys.stderr,
+            )
     finally:
         redis.stop()
 
     print_table(
         "Full sync end to end (Register DB -> HTTP -> Peer store in Redis)",
-        ["N", "cold s", "cold reg/s", "warm s", "warm reg/s", "floor s", "cold/floor"],
+        ["N", "cold s", "cold reg/s", "warm s", "warm reg/s", "floor s", "cold/floor", "lost store s"],
         [
-            (n, f"{c:.3f}", f"{n / c:,.0f}", f"{w:.3f}", f"{n / w:,.0f}", f"{b:.3f}", f"{c / b:.2f}")
-            for n, c, w, b in rows
+            (n, f"{c:.3f}", f"{n / c:,.0f}", f"{w:.3f}", f"{n / w:,.0f}", f"{b:.3f}", f"{c / b:.2f}", f"{lost:.3f}")
+            for n, c, w, b, lost in rows
         ],
     )
     write_results(
         "full_sync",
-        {"rows": [{"n": n, "cold_s": c, "warm_s": w, "floor_s": b, "cold_over_floor": c / b} for n, c, w, b in rows]},
+        {
+            "rows": [
+                {"n": n, "cold_s": c, "warm_s": w, "floor_s": b, "cold_over_floor": c / b, "lost_store_s": lost}
+                for n, c, w, b, lost in rows
+            ]
+        },
     )
     bar_chart(
         "full_sync",
         "Full sync end to end vs raw pipeline floor",
         [f"{n:,}" for n, *_ in rows],
-        {"cold": [c for _, c, _, _ in rows], "warm": [w for _, _, w, _ in rows], "floor": [b for *_, b in rows]},
+        {
+            "cold": [row[1] for row in rows],
+            "warm": [row[2] for row in rows],
+            "floor": [row[3] for row in rows],
+            "lost store": [row[4] for row in rows],
+        },
         "seconds",
     )
 

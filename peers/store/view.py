@@ -7,11 +7,13 @@ most recently seen), so one liar cannot override honest peers (ARCHITECTURE §4)
 
 from __future__ import annotations
 
+import operator
 import re
 import time
 from array import array
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -223,10 +225,12 @@ class Rendering:
         self.served = False  # rendered for a reader at least once: someone reads the list
         self.read = False  # the body kept now was handed to a reader (the store sets it)
         self._version = -1
-        # Row by row, the register id of a local row (None for a remote one), and once a refresh
-        # needed them, where each row's `verified` and `lastSeen` lie in the body.
-        self._local_ids: list[str | None] = []
-        self._local_rows = 0  # how many of them are local
+        # The register ids of the local rows, in row order; which rows they are (None: every row is
+        # local); how many rows in all; and once a refresh needed them, where each local row's
+        # `verified` and `lastSeen` lie in the body.
+        self._row_ids: list[str] = []
+        self._positions: array[int] | None = None
+        self._rows = 0
         self._tails: array[int] | None = None
 
     def _keep(self, version: int, body: bytes, valid_until: float) -> None:
@@ -273,8 +277,14 @@ class Rendering:
         any reader (at start-up), which does not make later writes render for readers."""
         ordered = _Ordered(local, remote)
         # Which rows are local (their register ids, shared with the mirror's keys): all a refresh needs.
-        self._local_ids = ordered.local_ids()
-        self._local_rows = len(self._local_ids) - self._local_ids.count(None)
+        local_ids = ordered.local_ids()
+        self._rows = len(local_ids)
+        self._row_ids = [register_id for register_id in local_ids if register_id is not None]
+        self._positions = (
+            None
+            if len(self._row_ids) == self._rows
+            else array("q", [row for row, register_id in enumerate(local_ids) if register_id is not None])
+        )
         self._tails = None
         body = ordered.encode()
         ordered.release()
@@ -291,36 +301,26 @@ class Rendering:
         body = self.fresh(version)
         if not self.served or self._version != version or body is None:
             return False
-        if self._local_rows != len(local):
+        if len(self._row_ids) != len(local):
             return False
-        tails = self._tails if self._tails is not None else _tails(body)
-        if len(tails) != 2 * len(self._local_ids):
+        tails = self._tails if self._tails is not None else self._local_tails(body)
+        if tails is None:
             return False
-        # The new tail of each local row (None for a remote one, left as it is); a full sync gives most
-        # rows the same one.
+        try:  # every local row's entry (as many as rows: the same registers), found in C
+            entries = list(map(local.__getitem__, self._row_ids))
+        except KeyError:
+            return False
+        # The new tail of each local row; a full sync gives most rows the same one, made once.
+        states = list(map(_STATE, entries))
         moment = _Moments()
-        made: dict[tuple[bool, float], bytes] = {}
-        new: list[bytes | None] = []
-        same_lengths = True
-        for row, register_id in enumerate(self._local_ids):
-            if register_id is None:
-                new.append(None)
-                continue
-            entry = local.get(register_id)
-            if entry is None:
-                return False
-            key = (entry.verified, entry.refreshed_at)
-            tail = made.get(key)
-            if tail is None:
-                tail = made[key] = _tail(entry.verified, moment(entry.refreshed_at))
-            if same_lengths and len(tail) != tails[2 * row + 1] - tails[2 * row]:
-                same_lengths = False
-            new.append(tail)
-        if same_lengths:  # every refresh after the first: each tail written over the old one, nothing moves
+        made = {state: _tail(state[0], moment(state[1])) for state in set(states)}
+        new = list(map(made.__getitem__, states))
+        starts = tails[0::2]
+        if list(map(len, new)) == list(map(operator.sub, tails[1::2], starts)):
+            # Every refresh after the first: each tail written over the old one, nothing moves.
             patched = bytearray(body)
-            for row, tail in enumerate(new):
-                if tail is not None:
-                    patched[tails[2 * row] : tails[2 * row + 1]] = tail
+            for start, tail in zip(starts, new, strict=True):
+                patched[start : start + len(tail)] = tail
             self._tails = tails
             self._keep(version, bytes(patched), valid_until)
         else:  # `verified` turned, or a `lastSeen` of another length: the rows after it move
@@ -328,21 +328,33 @@ class Rendering:
             self._keep(version, shifted, valid_until)
         return True
 
+    def _local_tails(self, body: bytes) -> array[int] | None:
+        """Where the local rows' tails lie in `body` (None when the body does not have one per row)."""
+        found = _tails(body)
+        if len(found) != 2 * self._rows:
+            return None
+        if self._positions is None:
+            return found
+        return array("q", chain.from_iterable((found[2 * row], found[2 * row + 1]) for row in self._positions))
 
-def _shifted(body: bytes, tails: array[int], new: list[bytes | None]) -> tuple[bytes, array[int]]:
-    """`body` with each row's tail replaced by `new` (None: kept), and where each tail now lies."""
+
+# Each entry's part of its row's tail.
+_STATE = operator.attrgetter("verified", "refreshed_at")
+
+
+def _shifted(body: bytes, tails: array[int], new: list[bytes]) -> tuple[bytes, array[int]]:
+    """`body` with each local row's tail (at `tails`) replaced by `new`, and where each tail now lies."""
     pieces: list[bytes] = []
     moved = array("q")
     done = shift = 0
-    for row, tail in enumerate(new):
-        start, end = tails[2 * row], tails[2 * row + 1]
+    for index, tail in enumerate(new):
+        start, end = tails[2 * index], tails[2 * index + 1]
+        pieces.append(body[done:start])
+        pieces.append(tail)
         moved.append(start + shift)
-        if tail is not None:
-            pieces.append(body[done:start])
-            pieces.append(tail)
-            shift += len(tail) - (end - start)
-            done = end
+        shift += len(tail) - (end - start)
         moved.append(end + shift)
+        done = end
     pieces.append(body[done:])
     return b"".join(pieces), moved
 

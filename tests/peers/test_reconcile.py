@@ -86,6 +86,31 @@ def test_an_unchanged_digest_page_refreshes_the_ttl_in_redis_without_rewriting_o
     assert generation(store) == generation_before
 
 
+def test_a_refresh_is_sent_in_script_calls_of_at_most_a_thousand_ids_so_no_read_waits_long_behind_one(
+    make_store: MakeStore,
+) -> None:
+    # given: 2,500 advertisements held as stated, and every script call the store sends seen on its way
+    store = make_store()
+    ids, stamp = [register_id() for _ in range(2_500)], earlier()
+    seed(store, ids, stamp)
+    refreshed: list[list[str]] = []
+    commit = store._io.commit
+
+    def seen(epoch: str, ttl_ms: int, batch: bytes) -> Any:
+        refreshed.extend(op[3:] for op in orjson.loads(batch) if op[0] == "T")
+        return commit(epoch, ttl_ms, batch)
+
+    store._io.commit = seen  # type: ignore[method-assign]
+
+    # when: a digest page lists them all
+    answer = store.reconcile(digest(ids, stamp), snapshot_at=now_micros(), final=False)
+
+    # then: every one refreshed, in calls of at most 1,000 (Redis runs one script at a time)
+    assert answer.result.unchanged == 2_500
+    assert sorted(rid for call in refreshed for rid in call) == sorted(ids)
+    assert [len(call) for call in refreshed] == [1_000, 1_000, 500]
+
+
 def test_an_unchanged_final_digest_page_refreshes_the_mirror_needs_nothing_and_completes(
     make_store: MakeStore,
 ) -> None:

@@ -90,6 +90,7 @@ def test_a_full_sync_that_only_refreshes_patches_the_served_list_into_what_a_ful
     body = reader.available_json()
 
     assert body == orjson.dumps(reader.available())
+    assert reader._rendering._tails is not None  # patched (where the tails lie is known), not rendered again
     assert all(row["verified"] for row in orjson.loads(body) if row["isLocal"])
 
     # A later refresh changes only `lastSeen`, a tail of the same length: written over in place.
