@@ -49,7 +49,7 @@ from peers.store.model import (
     well_formed,
 )
 from peers.store.recovery import Breaker, Journal, aged, set_args, write_back_ops
-from peers.store.redis_io import CommitReply, Keys, Ops, PoolRead, RedisIO
+from peers.store.redis_io import CommitReply, Keys, Ops, PoolRead, RedisIO, stream_order
 from peers.store.view import Rendering, aggregate
 from sorcha_site.memory import gc_paused
 
@@ -185,39 +185,47 @@ class AdvertisementStore:
         """Notice other processes' changes as they are made, and Redis coming back (or coming back empty),
         without waiting for a request: a read then finds the mirror and its rendering up to date."""
         while True:
-            woke, seen = False, self._stream_id
+            seen, after = self._stream_id, None  # after: the entry that woke the watcher
             if self.degraded:
                 if self._stop.wait(self._breaker.cooldown):
                     return
             else:
-                woke = self._await_change(seen)
+                after = self._await_change(seen)
                 if self._stop.is_set():
                     return
+                if self._followed(after):
+                    continue
             try:
                 with self._lock:
                     if self.degraded:
                         self._try_recover()
-                    else:
+                    elif not self._followed(after):  # (its writer may have followed it meanwhile)
                         self._redis(self._catch_up)
                     self._prune_tombstones()
             except Exception:
                 logger.exception("event=store_watcher_failed prefix=%s", self.prefix)
-            if woke and self._stream_id == seen:  # an entry the catch-up did not take: do not spin on it
+            if after is not None and self._stream_id == seen:  # an entry the catch-up did not take: no spin
                 self._stop.wait(self._change_wait)
+
+    def _followed(self, entry_id: bytes | None) -> bool:
+        """Whether the mirror holds the change-stream entry `entry_id` already: this process's own change,
+        followed as it wrote it. The watcher skips those: a catch-up would hold the store from this
+        process's next write and from its reads for nothing (a Redis round trip under the lock)."""
+        return entry_id is not None and stream_order(entry_id) <= stream_order(self._stream_id)
 
     @property
     def _change_wait(self) -> float:
         """How long the watcher blocks on the change stream: under the socket timeout, at most a cooldown."""
         return min(self._breaker.cooldown, self._socket_timeout / 2)
 
-    def _await_change(self, seen: bytes) -> bool:
-        """Block until the change stream has an entry after `seen` (True), or for `_change_wait` (False);
+    def _await_change(self, seen: bytes) -> bytes | None:
+        """Block until the change stream has an entry after `seen` (its id), or for `_change_wait` (None);
         a failure is left to the catch-up that follows to notice."""
         try:
             return self._io.await_change(seen, int(self._change_wait * 1000))
         except redis.RedisError:
             self._stop.wait(self._change_wait)
-            return False
+            return None
 
     def _prune_tombstones(self) -> None:
         now = time.time()

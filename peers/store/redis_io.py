@@ -245,9 +245,15 @@ class RedisIO:
         epoch, generation, entries = pipe.execute()
         return epoch, int(generation or 0), entries
 
-    def await_change(self, stream_id: bytes, block_ms: int) -> bool:
-        """Whether the change stream has an entry after `stream_id`, waiting for one up to `block_ms`."""
-        return bool(self.client.xread({self.keys.changes: stream_id}, count=1, block=max(1, block_ms)))
+    def await_change(self, stream_id: bytes, block_ms: int) -> bytes | None:
+        """The id of the change stream's first entry after `stream_id`, waiting for one up to `block_ms`
+        (None: none came)."""
+        reply: Any = self.client.xread({self.keys.changes: stream_id}, count=1, block=max(1, block_ms))
+        if not reply:
+            return None
+        _, entries = reply[0]
+        entry_id: bytes = entries[0][0]
+        return entry_id
 
     def marks(self, snapshot_at: int) -> tuple[set[str], dict[str, int]]:
         """The registers a full sync's earlier requests listed, and what they counted, in one round trip."""
@@ -261,6 +267,12 @@ class RedisIO:
             set(members.split()) if members else set(),
             {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in counts.items()},
         )
+
+
+def stream_order(entry_id: bytes) -> tuple[int, int]:
+    """A change-stream entry id ("milliseconds-sequence") as what orders it."""
+    milliseconds, _, sequence = entry_id.partition(b"-")
+    return int(milliseconds), int(sequence or 0)
 
 
 _READ_END = object()

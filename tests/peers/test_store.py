@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
 import pytest
 
 from peers.store import AdvertisementInput, AdvertisementStore, StaleFullSync, now_micros
+from peers.store.redis_io import RedisIO
 from tests.conftest import register_id
 from tests.helpers import wait_until
 from tests.redis_server import RedisServer
@@ -291,6 +293,47 @@ def test_a_change_made_by_one_process_is_served_by_another(make_store: MakeStore
 
     first.remove(rid, source_updated_at=stamp + 1)
     assert second.available() == []
+
+
+def test_the_watcher_catches_up_with_another_processs_change_but_not_with_its_own(
+    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: a store's watcher seen where it waits on the change stream, its catch-ups counted (writes
+    # run their own catch-up: not counted), and no periodic catch-up in the test (it waits 30 s at most)
+    waiting_after: list[bytes] = []
+    catch_ups = 0
+    await_change, catch_up = RedisIO.await_change, AdvertisementStore._catch_up
+
+    def waits(io: RedisIO, stream_id: bytes, block_ms: int) -> bytes | None:
+        waiting_after.append(stream_id)
+        return await_change(io, stream_id, block_ms)
+
+    def caught_up(store: AdvertisementStore) -> None:
+        nonlocal catch_ups
+        catch_ups += threading.current_thread() is store._watcher
+        catch_up(store)
+
+    monkeypatch.setattr(RedisIO, "await_change", waits)
+    monkeypatch.setattr(AdvertisementStore, "_catch_up", caught_up)
+    other = make_store(start_watcher=False)
+    watched = make_store(breaker_cooldown=60.0, socket_timeout=60.0)
+    stamp = now_micros()
+
+    # when: it writes 10 changes of its own, its watcher waiting after each before the next ...
+    for _ in range(10):
+        watched.advertise(public(register_id(), stamp))
+        wait_until(
+            lambda: waiting_after[-1:] == [watched._stream_id], timeout=10, message="the watcher never waited again"
+        )
+    # ... then another process writes one
+    theirs = register_id()
+    other.advertise(public(theirs, stamp))
+
+    # then: the watcher takes the other process's change into the mirror by itself (no read asks it to),
+    # and ran no catch-up for its own 10: it followed them as it wrote them (each catch-up would hold
+    # the store from its next write and its reads for nothing)
+    wait_until(lambda: theirs in watched._local, timeout=10, message="the watcher never caught up")
+    assert catch_ups == 1
 
 
 # ---------------------------------------------------------------- restart
