@@ -310,13 +310,26 @@ class Rendering:
             entries = list(map(local.__getitem__, self._row_ids))
         except KeyError:
             return False
-        # The new tail of each local row; a full sync gives most rows the same one, made once.
-        states = list(map(_STATE, entries))
+        verified, refreshed_at = list(map(_VERIFIED, entries)), list(map(_REFRESHED_AT, entries))
         moment = _Moments()
-        made = {state: _tail(state[0], moment(state[1])) for state in set(states)}
-        new = list(map(made.__getitem__, states))
-        starts = tails[0::2]
-        if list(map(len, new)) == list(map(operator.sub, tails[1::2], starts)):
+        starts, lengths = tails[0::2], list(map(operator.sub, tails[1::2], tails[0::2]))
+        if (
+            entries
+            and verified.count(verified[0]) == len(verified)
+            and refreshed_at.count(refreshed_at[0]) == len(verified)
+        ):
+            # One full sync refreshed every row alike (the usual case): one tail for all of them.
+            tail = _tail(verified[0], moment(refreshed_at[0]))
+            if lengths.count(len(tail)) == len(lengths):  # and every refresh after the first: nothing moves
+                self._tails = tails
+                self._keep(version, _written_over(body, tails, tail), valid_until)
+                return True
+            new = [tail] * len(entries)
+        else:  # the new tail of each row, each distinct one made once
+            states = list(zip(verified, refreshed_at, strict=True))
+            made = {state: _tail(state[0], moment(state[1])) for state in set(states)}
+            new = list(map(made.__getitem__, states))
+        if list(map(len, new)) == lengths:
             # Every refresh after the first: each tail written over the old one, nothing moves.
             patched = bytearray(body)
             for start, tail in zip(starts, new, strict=True):
@@ -338,8 +351,23 @@ class Rendering:
         return array("q", chain.from_iterable((found[2 * row], found[2 * row + 1]) for row in self._positions))
 
 
-# Each entry's part of its row's tail.
-_STATE = operator.attrgetter("verified", "refreshed_at")
+# Each entry's parts of its row's tail.
+_VERIFIED, _REFRESHED_AT = operator.attrgetter("verified"), operator.attrgetter("refreshed_at")
+
+
+def _written_over(body: bytes, tails: array[int], tail: bytes) -> bytes:
+    """`body` with `tail` written over every local row's tail (each of its length): the stretches
+    between them joined by it, in C, a chunk of rows at a time (a view of each stretch, not a copy)."""
+    view = memoryview(body)
+    parts: list[bytes | memoryview] = []
+    done = 0
+    for first in range(0, len(tails) // 2, _CHUNK):
+        starts, ends = tails[2 * first : 2 * (first + _CHUNK) : 2], tails[2 * first + 1 : 2 * (first + _CHUNK) : 2]
+        between = map(view.__getitem__, map(slice, chain((done,), ends[:-1]), starts))
+        parts += (tail.join(between), tail)
+        done = ends[-1]
+    parts.append(view[done:])
+    return b"".join(parts)
 
 
 def _shifted(body: bytes, tails: array[int], new: list[bytes]) -> tuple[bytes, array[int]]:

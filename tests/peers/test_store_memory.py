@@ -79,10 +79,11 @@ def fully_synced(make_store: MakeStore, count: int) -> tuple[AdvertisementStore,
     return writer, reader, ads, stamp
 
 
+@pytest.mark.parametrize("count", [50, 5_000], ids=["a few rows", "more rows than one chunk of the patch"])
 def test_a_full_sync_that_only_refreshes_patches_the_served_list_into_what_a_full_render_gives(
-    make_store: MakeStore,
+    make_store: MakeStore, count: int
 ) -> None:
-    writer, reader, ads, stamp = fully_synced(make_store, 50)
+    writer, reader, ads, stamp = fully_synced(make_store, count)
     writer.replace_remote("peer-a", [public(ads[0].register_id, 0, name="theirs"), public(register_id(), 0)])
     reader.available_json()  # served: later changes render for readers
 
