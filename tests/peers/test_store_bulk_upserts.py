@@ -136,3 +136,26 @@ def test_a_pool_read_whose_taker_stops_early_reads_no_further(
 
     wait_until(lambda: not read._thread.is_alive(), timeout=10, message="the read thread ended")
     assert len(scanned) < 10  # it stopped, instead of reading the ~30 pages nobody takes
+
+
+def test_a_bulk_is_written_in_script_calls_of_at_most_a_thousand_items_so_no_read_waits_long_behind_one(
+    make_store: MakeStore,
+) -> None:
+    # given: every script call the store sends seen on its way (Redis runs one script at a time)
+    store = make_store()
+    written: list[int] = []
+    commit = store._io.commit
+
+    def seen(epoch: str, ttl_ms: int, batch: bytes) -> redis_io.CommitReply:
+        written.append(sum((len(op) - 6) // 3 for op in orjson.loads(batch) if op[0] == "U"))
+        return commit(epoch, ttl_ms, batch)
+
+    store._io.commit = seen  # type: ignore[method-assign]
+    ids, stamp = [register_id() for _ in range(2_500)], now_micros()
+
+    # when: a bulk of 2,500 new advertisements is applied
+    result = store.apply_bulk([public(rid, stamp) for rid in ids])
+
+    # then: every one written, in calls of at most 1,000
+    assert result.added == 2_500 and all(stored(store, rid) is not None for rid in ids)
+    assert sum(written) == 2_500 and max(written) <= 1_000
