@@ -95,21 +95,17 @@ def timed_full_sync() -> tuple[float, dict[str, int]]:
     return time.perf_counter() - started, result.counts
 
 
-def synced_twice(
-    redis: RedisServer, name: str, twice: bool = True
-) -> tuple[float, dict[str, int], float, dict[str, int]]:
-    """A new Peer Service (one gunicorn process) and a timed full sync to it; then another when `twice`."""
+def timed_syncs(redis: RedisServer, name: str, count: int) -> list[tuple[float, dict[str, int]]]:
+    """A new Peer Service (one gunicorn process) and `count` timed full syncs to it, one after another."""
     from django.conf import settings
 
     peer = Node(name, redis, SORCHA_SERVICE="peer")
     peer.start_web(workers=1)
     settings.PEER_SERVICE_URL = peer.url
     try:
-        first, first_counts = timed_full_sync()
-        second, second_counts = timed_full_sync() if twice else (0.0, {})
+        return [timed_full_sync() for _ in range(count)]
     finally:
         peer.stop_all()
-    return first, first_counts, second, second_counts
 
 
 def main() -> None:
@@ -123,13 +119,13 @@ def main() -> None:
         for count in SIZES:
             fill(count)
             forget_last_success()
-            cold, cold_counts, warm, warm_counts = synced_twice(redis, f"bench{count}")
+            (cold, cold_counts), (warm, warm_counts) = timed_syncs(redis, f"bench{count}", 2)
             assert cold_counts["added"] == count, cold_counts
             assert warm_counts["unchanged"] == count, warm_counts
+            base = floor(redis, count)  # (beside one pool, as before the lost-store run was added)
             # The same set to another Peer Service holding nothing, after that success: by digest first.
-            lost, lost_counts, _, _ = synced_twice(redis, f"bench{count}-lost", twice=False)
+            [(lost, lost_counts)] = timed_syncs(redis, f"bench{count}-lost", 1)
             assert lost_counts["added"] == count and lost_counts["unchanged"] == 0, lost_counts
-            base = floor(redis, count)
             rows.append((count, cold, warm, base, lost))
             print(
                 f"N={count}: cold {cold:.3f} s, warm {warm:.3f} s, lost store {lost:.3f} s, floor {base:.3f} s",

@@ -133,6 +133,7 @@ class AdvertisementStore:
         # No entry expires before this moment (only ever lowered by entries taken from Redis).
         self._expiry_horizon = 0.0
         self._writing_bulk = False  # a bulk write holds the lock (readers do not wait for it)
+        self._pruned_at = 0.0  # when the watcher last pruned expired tombstones (time.monotonic)
         # Another process's full sync refreshed the mirror since the rendering was made: patch it when read.
         self._refresh_unpatched = False
         self._committer: ThreadPoolExecutor | None = None  # started by the first bulk of several script calls
@@ -196,8 +197,8 @@ class AdvertisementStore:
                 after = self._await_change(seen)
                 if self._stop.is_set():
                     return
-                if self._followed(after):
-                    continue
+                if self._followed(after) and time.monotonic() < self._pruned_at + self._change_wait:
+                    continue  # (tombstones are still pruned once a `_change_wait` when only skipping)
             try:
                 with self._lock:
                     if self.degraded:
@@ -205,6 +206,7 @@ class AdvertisementStore:
                     elif not self._followed(after):  # (its writer may have followed it meanwhile)
                         self._redis(self._catch_up)
                     self._prune_tombstones()
+                    self._pruned_at = time.monotonic()
             except Exception:
                 logger.exception("event=store_watcher_failed prefix=%s", self.prefix)
             if after is not None and self._stream_id == seen:  # an entry the catch-up did not take: no spin
@@ -227,6 +229,10 @@ class AdvertisementStore:
         try:
             return self._io.await_change(seen, int(self._change_wait * 1000))
         except redis.RedisError:
+            self._stop.wait(self._change_wait)
+            return None
+        except Exception:  # a reply of another shape: the watcher goes on (the catch-up that follows reads)
+            logger.exception("event=store_watcher_failed prefix=%s", self.prefix)
             self._stop.wait(self._change_wait)
             return None
 

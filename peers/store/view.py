@@ -312,30 +312,17 @@ class Rendering:
             return False
         verified, refreshed_at = list(map(_VERIFIED, entries)), list(map(_REFRESHED_AT, entries))
         moment = _Moments()
-        starts, lengths = tails[0::2], list(map(operator.sub, tails[1::2], tails[0::2]))
-        if (
-            entries
-            and verified.count(verified[0]) == len(verified)
-            and refreshed_at.count(refreshed_at[0]) == len(verified)
-        ):
+        if entries and verified.count(verified[0]) == len(verified) == refreshed_at.count(refreshed_at[0]):
             # One full sync refreshed every row alike (the usual case): one tail for all of them.
-            tail = _tail(verified[0], moment(refreshed_at[0]))
-            if lengths.count(len(tail)) == len(lengths):  # and every refresh after the first: nothing moves
-                self._tails = tails
-                self._keep(version, _written_over(body, tails, tail), valid_until)
-                return True
-            new = [tail] * len(entries)
+            new = [_tail(verified[0], moment(refreshed_at[0]))] * len(entries)
         else:  # the new tail of each row, each distinct one made once
             states = list(zip(verified, refreshed_at, strict=True))
             made = {state: _tail(state[0], moment(state[1])) for state in set(states)}
             new = list(map(made.__getitem__, states))
-        if list(map(len, new)) == lengths:
+        if list(map(len, new)) == list(map(operator.sub, tails[1::2], tails[0::2])):
             # Every refresh after the first: each tail written over the old one, nothing moves.
-            patched = bytearray(body)
-            for start, tail in zip(starts, new, strict=True):
-                patched[start : start + len(tail)] = tail
             self._tails = tails
-            self._keep(version, bytes(patched), valid_until)
+            self._keep(version, _written_over(body, tails, new), valid_until)
         else:  # `verified` turned, or a `lastSeen` of another length: the rows after it move
             shifted, self._tails = _shifted(body, tails, new)
             self._keep(version, shifted, valid_until)
@@ -355,16 +342,17 @@ class Rendering:
 _VERIFIED, _REFRESHED_AT = operator.attrgetter("verified"), operator.attrgetter("refreshed_at")
 
 
-def _written_over(body: bytes, tails: array[int], tail: bytes) -> bytes:
-    """`body` with `tail` written over every local row's tail (each of its length): the stretches
-    between them joined by it, in C, a chunk of rows at a time (a view of each stretch, not a copy)."""
+def _written_over(body: bytes, tails: array[int], new: list[bytes]) -> bytes:
+    """`body` with each local row's tail (at `tails`) replaced by `new`, of the same length: the stretches
+    between the tails and the new tails joined in C, a chunk of rows at a time (a view of each stretch,
+    not a copy)."""
     view = memoryview(body)
     parts: list[bytes | memoryview] = []
     done = 0
-    for first in range(0, len(tails) // 2, _CHUNK):
+    for first in range(0, len(new), _CHUNK):
         starts, ends = tails[2 * first : 2 * (first + _CHUNK) : 2], tails[2 * first + 1 : 2 * (first + _CHUNK) : 2]
         between = map(view.__getitem__, map(slice, chain((done,), ends[:-1]), starts))
-        parts += (tail.join(between), tail)
+        parts.append(b"".join(chain.from_iterable(zip(between, new[first : first + _CHUNK], strict=True))))
         done = ends[-1]
     parts.append(view[done:])
     return b"".join(parts)
@@ -393,7 +381,7 @@ _TAIL = re.compile(rb',"verified":(?:true|false),"lastSeen":(?:null|"[^"]*")(?=}
 
 
 def _tails(body: bytes) -> array[int]:
-    """Start and end of each row's tail in an encoded list, found once and then kept up to date."""
+    """Start and end of each row's tail in an encoded list (the rendering keeps those of its local rows)."""
     found = array("q")
     for match in _TAIL.finditer(body):
         found.append(match.start())

@@ -310,7 +310,8 @@ def test_the_watcher_catches_up_with_another_processs_change_but_not_with_its_ow
 
     def caught_up(store: AdvertisementStore) -> None:
         nonlocal catch_ups
-        catch_ups += threading.current_thread() is store._watcher
+        if threading.current_thread() is store._watcher:
+            catch_ups += 1
         catch_up(store)
 
     monkeypatch.setattr(RedisIO, "await_change", waits)
@@ -334,6 +335,35 @@ def test_the_watcher_catches_up_with_another_processs_change_but_not_with_its_ow
     # the store from its next write and its reads for nothing)
     wait_until(lambda: theirs in watched._local, timeout=10, message="the watcher never caught up")
     assert catch_ups == 1
+
+
+def test_a_watcher_kept_busy_by_its_own_writes_still_prunes_expired_tombstones(
+    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: a removal's tombstone, living one TTL (a second), in a store whose watcher waits 0.2 s at most
+    # and takes every change that wakes it for its own (one it followed as it wrote it)
+    monkeypatch.setattr(AdvertisementStore, "_followed", lambda store, entry_id: entry_id is not None)
+    store = make_store(ttl=1.0)
+    removed, stamp = register_id(), now_micros()
+    store.advertise(public(removed, stamp))
+    store.remove(removed, source_updated_at=stamp + 1)
+    assert removed in store._tombstones
+
+    # when: the store keeps writing changes of its own, more often than its watcher waits
+    stop = threading.Event()
+
+    def keep_writing() -> None:
+        while not stop.wait(0.05):
+            store.advertise(public(register_id(), now_micros()))
+
+    writer = threading.Thread(target=keep_writing, daemon=True)
+    writer.start()
+    try:
+        # then: the expired tombstone is dropped all the same (the watcher skips its own changes, not pruning)
+        wait_until(lambda: removed not in store._tombstones, timeout=10, message="the tombstone was never pruned")
+    finally:
+        stop.set()
+        writer.join(timeout=5)
 
 
 # ---------------------------------------------------------------- restart

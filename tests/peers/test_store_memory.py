@@ -8,7 +8,7 @@ from collections.abc import Callable
 import orjson
 import pytest
 
-from peers.store import AdvertisementInput, AdvertisementStore, now_micros
+from peers.store import AdvertisementInput, AdvertisementStore, now_micros, view
 from peers.store.model import Entry, encode_value
 from tests.conftest import register_id
 from tests.helpers import wait_until
@@ -81,8 +81,13 @@ def fully_synced(make_store: MakeStore, count: int) -> tuple[AdvertisementStore,
 
 @pytest.mark.parametrize("count", [50, 5_000], ids=["a few rows", "more rows than one chunk of the patch"])
 def test_a_full_sync_that_only_refreshes_patches_the_served_list_into_what_a_full_render_gives(
-    make_store: MakeStore, count: int
+    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch, count: int
 ) -> None:
+    written_over: list[int] = []  # rows each in-place patch wrote (the real one runs)
+    write_over = view._written_over
+    monkeypatch.setattr(
+        view, "_written_over", lambda body, tails, new: written_over.append(len(new)) or write_over(body, tails, new)
+    )
     writer, reader, ads, stamp = fully_synced(make_store, count)
     writer.replace_remote("peer-a", [public(ads[0].register_id, 0, name="theirs"), public(register_id(), 0)])
     reader.available_json()  # served: later changes render for readers
@@ -101,6 +106,7 @@ def test_a_full_sync_that_only_refreshes_patches_the_served_list_into_what_a_ful
 
     assert again == orjson.dumps(reader.available())
     assert all(seen > before[rid] for rid, seen in last_seen(again).items())
+    assert written_over and set(written_over) == {count}  # in place, every local row, across chunks
 
 
 def test_another_processs_refresh_is_patched_at_once_where_the_list_is_read_and_on_the_next_read_elsewhere(
