@@ -21,23 +21,48 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-# glibc's mallopt parameter for the size from which a block is mapped on its own (malloc.h).
+# glibc's mallopt parameters (malloc.h): the size from which a block is mapped on its own, and how
+# much free memory at the top of the heap is kept rather than returned to the system.
 _M_MMAP_THRESHOLD = -3
-# Blocks of this size and more: Redis replies of megabytes, request bodies, the rendered list.
+_M_TRIM_THRESHOLD = -1
+# While starting: blocks of this size and more (the pool's pages of megabytes) are mapped on their own.
 LARGE_BLOCK_BYTES = 256 * 1024
+# While serving: blocks under this size (a 10,000-register list, a bulk body) come from the heap ...
+SERVING_MAPPED_BYTES = 4 * 1024 * 1024
+# ... which keeps at most this much free at its top.
+SERVING_KEPT_FREE_BYTES = 8 * 1024 * 1024
+
+
+def _mallopt(*settings: tuple[int, int]) -> bool:
+    """Set glibc's malloc parameters; True when every one was taken. Elsewhere (another C library)
+    nothing changes."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return all([bool(mallopt(parameter, value)) for parameter, value in settings])
 
 
 def keep_large_blocks_mapped() -> bool:
-    """Give every large block its own mapping, returned to the system when freed; True when set.
+    """While a web process starts: give every large block its own mapping, returned to the system
+    when freed; True when set.
 
     glibc maps a large block on its own, but once one is freed it raises that threshold (up to
     32 MiB) and serves later large blocks from the heap, where they stay when freed: a web process
     that has read its pool page by page (megabytes each) keeps ~10 MiB it no longer uses. A fixed
-    threshold turns that adjustment off. Elsewhere (another C library) nothing changes.
+    threshold turns that adjustment off.
     """
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, LARGE_BLOCK_BYTES))
+    return _mallopt((_M_MMAP_THRESHOLD, LARGE_BLOCK_BYTES))
+
+
+def reuse_mid_size_blocks() -> bool:
+    """Once a web process serves: blocks of a few megabytes come from the heap again, and are reused
+    there; True when set.
+
+    Requests allocate and free them all the time (a refresh patch makes a new 2.6 MB list at 10,000
+    registers, a bulk request reads a body as large). Each one mapped on its own is faulted in
+    afresh, page by page: measured, 2.7 ms more for another process's refresh and 3.8 ms more for
+    a digest sync of 6,000. Blocks of 4 MiB and more stay mapped; at most 8 MiB of free heap top is
+    kept (the start-up pages are gone by then).
+    """
+    return _mallopt((_M_MMAP_THRESHOLD, SERVING_MAPPED_BYTES), (_M_TRIM_THRESHOLD, SERVING_KEPT_FREE_BYTES))
