@@ -271,6 +271,29 @@ def test_redis_restored_from_an_older_dump_gets_the_newer_state_written_back(
     assert result.stale == 1
 
 
+def test_another_processs_write_that_takes_a_generation_this_process_held_before_a_restore_is_still_seen(
+    make_store: MakeStore, private_redis: RedisServer
+) -> None:
+    # given: a process (no watcher: only its own reads catch up) that wrote once more after a dump was taken
+    store = make_store(redis=private_redis, start_watcher=False)
+    kept, after_dump = register_id(), register_id()
+    store.advertise(public(kept, now_micros()))
+    old_dump = private_redis.dump()
+    store.advertise(public(after_dump, now_micros()))
+
+    # when: Redis goes back to that dump, and another process writes first: its change takes the
+    # generation number this process already holds for its own last write
+    private_redis.restore(old_dump)
+    other = make_store(redis=private_redis, start_watcher=False)
+    theirs = register_id()
+    other.advertise(public(theirs, now_micros()))
+
+    # then: this process's next read sees it (the same number is not the same change), and the write
+    # the dump lost is written back
+    assert local_ids(store) == {kept, after_dump, theirs}
+    assert redis_local_ids(store) == {kept, after_dump, theirs}
+
+
 def test_the_api_answers_503_with_retry_after_when_a_final_chunk_cannot_read_its_marks(
     api: Any, settings: Any, private_redis: RedisServer, prefix: str
 ) -> None:
