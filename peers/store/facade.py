@@ -400,11 +400,11 @@ class AdvertisementStore:
             logger.warning("event=store_epoch_changed prefix=%s action=write_back", self.prefix)
             self._recover()
             return
-        if generation == self._generation and not entries:
-            return
-        # (Entries after this process's place in the stream at its own generation: Redis went back to an
-        # older dump, and another process's change took a generation number this process held already.)
         sequence = [int(fields[b"g"]) for _, fields in entries]
+        if generation == self._generation and (not sequence or sequence[0] > self._generation):
+            return  # nothing new (an entry written between reading the generation and the stream: next time)
+        # An entry after this process's place in the stream at no newer a generation than its own: Redis
+        # went back to an older dump, and another process's change took a number this process held already.
         if generation < self._generation or (sequence and sequence[0] <= self._generation):
             # Redis went back in time (an older dump, a lagging replica): this process holds newer state.
             logger.warning(

@@ -294,6 +294,40 @@ def test_another_processs_write_that_takes_a_generation_this_process_held_before
     assert redis_local_ids(store) == {kept, after_dump, theirs}
 
 
+def test_a_change_written_between_reading_the_generation_and_the_stream_waits_for_the_next_catch_up(
+    make_store: MakeStore,
+) -> None:
+    # given: a caught-up process, another process's change, and every reload of the whole pool counted
+    store, other = make_store(start_watcher=False), make_store(start_watcher=False)
+    store.local_advertisements()
+    theirs = register_id()
+    other.advertise(public(theirs, now_micros()))
+    reloads = 0
+    reload, changes_since = store._reload, store._io.changes_since
+
+    def counted(*args: Any, **kwargs: Any) -> None:
+        nonlocal reloads
+        reloads += 1
+        reload(*args, **kwargs)
+
+    def raced(stream_id: bytes) -> tuple[bytes | None, int, list[Any]]:
+        epoch, generation, entries = changes_since(stream_id)
+        return epoch, generation - 1, entries  # the generation as read just before that change was written
+
+    store._reload = counted  # type: ignore[method-assign]
+    store._io.changes_since = raced  # type: ignore[method-assign]
+
+    # when: a catch-up reads the generation, then the stream with that change in it
+    with store._lock:
+        store._catch_up()
+
+    # then: it is taken for nothing new (not for a gap: no reload of the whole pool), and the next
+    # catch-up applies it
+    assert theirs not in store._local and reloads == 0
+    store._io.changes_since = changes_since  # type: ignore[method-assign]
+    assert theirs in local_ids(store) and reloads == 0
+
+
 def test_the_api_answers_503_with_retry_after_when_a_final_chunk_cannot_read_its_marks(
     api: Any, settings: Any, private_redis: RedisServer, prefix: str
 ) -> None:
