@@ -13,7 +13,7 @@ import time
 from array import array
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from itertools import chain
+from itertools import accumulate, chain
 from typing import Any
 
 import orjson
@@ -319,13 +319,8 @@ class Rendering:
             states = list(zip(verified, refreshed_at, strict=True))
             made = {state: _tail(state[0], moment(state[1])) for state in set(states)}
             new = list(map(made.__getitem__, states))
-        if list(map(len, new)) == list(map(operator.sub, tails[1::2], tails[0::2])):
-            # Every refresh after the first: each tail written over the old one, nothing moves.
-            self._tails = tails
-            self._keep(version, _written_over(body, tails, new), valid_until)
-        else:  # `verified` turned, or a `lastSeen` of another length: the rows after it move
-            shifted, self._tails = _shifted(body, tails, new)
-            self._keep(version, shifted, valid_until)
+        patched, self._tails = _written_over(body, tails, new)
+        self._keep(version, patched, valid_until)
         return True
 
     def _local_tails(self, body: bytes) -> array[int] | None:
@@ -342,10 +337,13 @@ class Rendering:
 _VERIFIED, _REFRESHED_AT = operator.attrgetter("verified"), operator.attrgetter("refreshed_at")
 
 
-def _written_over(body: bytes, tails: array[int], new: list[bytes]) -> bytes:
-    """`body` with each local row's tail (at `tails`) replaced by `new`, of the same length: the stretches
-    between the tails and the new tails joined in C, a chunk of rows at a time (a view of each stretch,
-    not a copy)."""
+def _written_over(body: bytes, tails: array[int], new: list[bytes]) -> tuple[bytes, array[int]]:
+    """`body` with each local row's tail (at `tails`) replaced by `new`, and where each tail now lies.
+
+    The stretches between the tails and the new tails are joined in C, a chunk of rows at a time (a
+    view of each stretch, not a copy). Every refresh after the first writes tails of the same length:
+    nothing moves. When `verified` turned, or a `lastSeen` has another length, the rows after it move.
+    """
     view = memoryview(body)
     parts: list[bytes | memoryview] = []
     done = 0
@@ -355,24 +353,15 @@ def _written_over(body: bytes, tails: array[int], new: list[bytes]) -> bytes:
         parts.append(b"".join(chain.from_iterable(zip(between, new[first : first + _CHUNK], strict=True))))
         done = ends[-1]
     parts.append(view[done:])
-    return b"".join(parts)
-
-
-def _shifted(body: bytes, tails: array[int], new: list[bytes]) -> tuple[bytes, array[int]]:
-    """`body` with each local row's tail (at `tails`) replaced by `new`, and where each tail now lies."""
-    pieces: list[bytes] = []
-    moved = array("q")
-    done = shift = 0
-    for index, tail in enumerate(new):
-        start, end = tails[2 * index], tails[2 * index + 1]
-        pieces.append(body[done:start])
-        pieces.append(tail)
-        moved.append(start + shift)
-        shift += len(tail) - (end - start)
-        moved.append(end + shift)
-        done = end
-    pieces.append(body[done:])
-    return b"".join(pieces), moved
+    lengths = list(map(len, new))
+    old_lengths = list(map(operator.sub, tails[1::2], tails[0::2]))
+    if lengths == old_lengths:
+        return b"".join(parts), tails
+    # Each tail moves by what the tails before it grew or shrank.
+    shifts = accumulate(map(operator.sub, lengths, old_lengths), initial=0)
+    moved_starts = list(map(operator.add, tails[0::2], shifts))  # (the last shift, after every row, unused)
+    moved_ends = list(map(operator.add, moved_starts, lengths))
+    return b"".join(parts), array("q", chain.from_iterable(zip(moved_starts, moved_ends, strict=True)))
 
 
 # Every row ends with these two members, in this order (`local_row`, `remote_row`); the key with

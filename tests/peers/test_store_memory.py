@@ -83,7 +83,7 @@ def fully_synced(make_store: MakeStore, count: int) -> tuple[AdvertisementStore,
 def test_a_full_sync_that_only_refreshes_patches_the_served_list_into_what_a_full_render_gives(
     make_store: MakeStore, monkeypatch: pytest.MonkeyPatch, count: int
 ) -> None:
-    written_over: list[int] = []  # rows each in-place patch wrote (the real one runs)
+    written_over: list[int] = []  # rows each patch wrote (the real one runs)
     write_over = view._written_over
     monkeypatch.setattr(
         view, "_written_over", lambda body, tails, new: written_over.append(len(new)) or write_over(body, tails, new)
@@ -106,7 +106,7 @@ def test_a_full_sync_that_only_refreshes_patches_the_served_list_into_what_a_ful
 
     assert again == orjson.dumps(reader.available())
     assert all(seen > before[rid] for rid, seen in last_seen(again).items())
-    assert written_over and set(written_over) == {count}  # in place, every local row, across chunks
+    assert written_over and set(written_over) == {count}  # patched, not rendered: every local row, across chunks
 
 
 def test_another_processs_refresh_is_patched_at_once_where_the_list_is_read_and_on_the_next_read_elsewhere(
