@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import os
 
-from sorcha_site.memory import keep_large_blocks_mapped, reuse_mid_size_blocks
+from sorcha_site.memory import drop_free_lists, keep_large_blocks_mapped, reuse_mid_size_blocks
 
 # Start-up allocates what lives as long as the process (modules, the mirror): a collection in the
 # middle of it walks all of that and frees nothing (~300 collections, ~0.1 s of a start).
@@ -34,17 +34,22 @@ application = ChunkedBodies(django_application)
 
 if settings.SERVES_PEERS:
     # Load the persisted pool now, so the first request is already served from it (FR-002, SC-002).
-    from peers.gossip import trigger_round
     from peers.store import get_store
 
     get_store()
-    # Tell our peers we are back (and hear theirs) without waiting for the periodic round.
-    trigger_round()
 
 # Loaded: the blocks of a few megabytes that requests allocate and free are reused from the heap.
 reuse_mid_size_blocks()
 
 # Everything loaded so far lives as long as the process: keep the cyclic collector from walking it
-# again on every collection (hot paths allocate heavily; see ARCHITECTURE "Performance").
+# again on every collection (hot paths allocate heavily; see ARCHITECTURE "Performance"). The free
+# lists go now, before anything else is allocated among what the start-up rendering freed.
 gc.freeze()
+drop_free_lists()
 gc.enable()
+
+if settings.SERVES_PEERS:
+    from peers.gossip import trigger_round
+
+    # Tell our peers we are back (and hear theirs) without waiting for the periodic round.
+    trigger_round()

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from sorcha_site.memory import keep_large_blocks_mapped, reuse_mid_size_blocks
+from sorcha_site.memory import drop_free_lists, keep_large_blocks_mapped, reuse_mid_size_blocks
 from tests.settings.helpers import ROOT, environment
 
 
@@ -36,9 +36,13 @@ def test_a_web_process_maps_large_blocks_while_it_loads_and_reuses_mid_size_ones
     code = (
         "import sorcha_site.memory as memory\n"
         "calls = []\n"
-        "for name in ('keep_large_blocks_mapped', 'reuse_mid_size_blocks'):\n"
+        "import gc\n"
+        "for name in ('keep_large_blocks_mapped', 'reuse_mid_size_blocks', 'drop_free_lists'):\n"
         "    original = getattr(memory, name)\n"
-        "    setattr(memory, name, lambda name=name, original=original: calls.append((name, original())) or True)\n"
+        "    def record(name=name, original=original):\n"
+        "        calls.append((name, original(), gc.get_freeze_count() > 0))\n"
+        "        return True\n"
+        "    setattr(memory, name, record)\n"
         "import sorcha_site.wsgi\n"
         "import django.apps\n"
         "print(calls, django.apps.apps.ready)"
@@ -53,6 +57,30 @@ def test_a_web_process_maps_large_blocks_while_it_loads_and_reuses_mid_size_ones
     )
 
     # the pool's pages of megabytes are mapped (freed, they go back to the system) while the process
-    # starts; once it is loaded, the blocks of a few megabytes that requests make come from the heap
+    # starts; once it is loaded, the blocks of a few megabytes that requests make come from the heap,
+    # and the free lists are emptied once what was loaded is frozen (the collection walks nothing)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[('keep_large_blocks_mapped', True), ('reuse_mid_size_blocks', True)] True"
+    assert result.stdout.strip() == (
+        "[('keep_large_blocks_mapped', True, False), ('reuse_mid_size_blocks', True, False), "
+        "('drop_free_lists', None, True)] True"
+    )
+
+
+def free_dicts(capfd: pytest.CaptureFixture[str]) -> int:
+    """How many dicts the interpreter keeps on its free list (CPython reports it on the C stderr)."""
+    capfd.readouterr()
+    sys._debugmallocstats()
+    report = capfd.readouterr().err
+    return next(int(line.split()[0]) for line in report.splitlines() if "free PyDictObjects" in line)
+
+
+def test_dropping_the_free_lists_empties_them(capfd: pytest.CaptureFixture[str]) -> None:
+    kept = [{"row": n} for n in range(10)]
+    scattered = [{"row": n} for n in range(200)]
+    del scattered  # the last 80 freed wait on the free list (CPython keeps at most 80), wherever they lie
+    assert free_dicts(capfd) == 80
+
+    drop_free_lists()
+
+    assert free_dicts(capfd) <= 2  # (what reading the report itself freed since)
+    assert kept == [{"row": n} for n in range(10)]
