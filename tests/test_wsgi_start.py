@@ -71,7 +71,9 @@ def free_dicts(capfd: pytest.CaptureFixture[str]) -> int:
     capfd.readouterr()
     sys._debugmallocstats()
     report = capfd.readouterr().err
-    return next(int(line.split()[0]) for line in report.splitlines() if "free PyDictObjects" in line)
+    counts = [int(line.split()[0]) for line in report.splitlines() if "free PyDictObjects" in line]
+    assert counts, f"CPython reported no dict free list:\n{report[:2000]}"
+    return counts[0]
 
 
 def test_dropping_the_free_lists_empties_them(capfd: pytest.CaptureFixture[str]) -> None:

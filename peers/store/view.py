@@ -116,8 +116,9 @@ def remote_row(register_id: str, remote: list[Entry], moment: Callable[[float], 
     }
 
 
-# Entries are decoded a few thousand at a time: the fields of a whole pool at once would be freed only
-# after its rows were built, and each web process would keep that peak as fragmentation.
+# Rows are built, decoded and encoded a few thousand at a time (and a refresh patch joins as many at a
+# time): the fields of a whole pool at once would be freed only after its rows were built, and each web
+# process would keep that peak as fragmentation.
 _CHUNK = 4_096
 
 
@@ -170,9 +171,10 @@ def aggregate(local: Mapping[str, Entry], remote: Mapping[str, Mapping[str, Entr
     return sorted(_unsorted_rows(local, remote, _Moments()), key=_sort_key)
 
 
-# Every row is a flat object whose first member is its register id (its texts are strings: a name is
-# folded for the order): in an encoded run of rows, this text occurs only where one row ends and the
-# next begins (inside a string every quote is escaped). tests/peers/test_store_view.py holds it to that.
+# Every row's first member is its register id. In an encoded run of flat rows, this text occurs only
+# where one row ends and the next begins (inside a string every quote is escaped). A row is not flat
+# only when a stored value holds an object or a list in a field (a corrupt value: the store writes
+# scalars); its chunk then cuts into more pieces than rows, and is encoded row by row instead.
 _ROW_START = b'{"registerId":'
 _BETWEEN_ROWS = b"}," + _ROW_START
 
@@ -195,7 +197,10 @@ def encode_list(
     rows = _unsorted_rows(local, remote, _Moments())
     while chunk := list(islice(rows, _CHUNK)):
         keys.extend([(row["name"].lower(), row["registerId"]) for row in chunk])
-        pieces.extend(orjson.dumps(chunk)[1 + len(_ROW_START) : -2].split(_BETWEEN_ROWS))
+        cut = orjson.dumps(chunk)[1 + len(_ROW_START) : -2].split(_BETWEEN_ROWS)
+        if len(cut) != len(chunk):  # a row that is not flat (above): a cut can only add pieces
+            cut = [orjson.dumps(row)[len(_ROW_START) : -1] for row in chunk]
+        pieces.extend(cut)
     order = sorted(range(len(keys)), key=keys.__getitem__)
     local_count = len(local)
     local_ids = [keys[index][1] if index < local_count else None for index in order]
