@@ -5,8 +5,10 @@ Every web process mirrors the whole pool, so its per-entry cost multiplies by th
 processes. For each N a private Redis is emptied, its `used_memory` read (the baseline), N local
 advertisements seeded and `used_memory` read again; then one gunicorn worker is started over
 it, the available list is read once (so its rendering exists, as in production) and the
-worker's VmRSS (and VmHWM, its peak) is read from /proc. An idle worker over an empty pool
-gives the process's own baseline.
+worker's VmRSS (and VmHWM, its peak) is read from /proc. Then one register is advertised (the
+list, being read, is rendered again with N + 1 rows), the list read again, and VmRSS read again
+("after write": what a serving process keeps once it renders at run time). An idle worker over
+an empty pool gives the process's own baseline.
 
 Target (the tracker issue): the RSS of one web process holding 100k advertisements is at most
 2.5 x Redis's `used_memory` for the same data ("ratio" below: RSS / used_memory, both whole).
@@ -16,6 +18,7 @@ The client parses replies with orjson: the bench measures the server, not stdlib
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ import requests
 
 from bench.bench_restart import node_bin, seed
 from bench.common import bar_chart, print_table, write_results
+from tests.constants import SERVICE_TOKEN
 from tests.nodes import Node, Process
 from tests.redis_server import RedisServer
 
@@ -82,8 +86,14 @@ def serve(node: Node, count: int) -> dict[str, Any]:
         node.session.get(f"{node.url}/api/registers/available", timeout=60).raise_for_status()
         second_read = time.perf_counter() - before
         pid = worker_pid(web)
+        rss = status_kib(pid, "VmRSS") * 1024
+        write_one(node)  # the list was read: the write renders it again (all N + 1 rows)
+        again = orjson.loads(node.session.get(f"{node.url}/api/registers/available", timeout=60).content)
+        if len(again) != count + 1:
+            raise RuntimeError(f"served {len(again)} of {count + 1} after a write\n{web.tail()}")
         return {
-            "rss": status_kib(pid, "VmRSS") * 1024,
+            "rss": rss,
+            "rss_after_write": status_kib(pid, "VmRSS") * 1024,
             "peak": status_kib(pid, "VmHWM") * 1024,
             "healthy_after": healthy_after,
             "first_read": first_read,
@@ -94,6 +104,28 @@ def serve(node: Node, count: int) -> dict[str, Any]:
         raise RuntimeError(f"{exc}\n{web.tail()}") from exc
     finally:
         node.stop_all()
+
+
+def write_one(node: Node) -> None:
+    """One register advertised, as the Register Service pushes a change."""
+    body = {
+        "advertisements": [
+            {
+                "registerId": uuid.uuid4().hex,
+                "isPublic": True,
+                "name": "one more",
+                "sourceUpdatedAt": "2026-01-01T00:00:00Z",
+            }
+        ],
+        "fullSync": False,
+    }
+    response = node.session.post(
+        f"{node.url}/api/registers/bulk-advertise",
+        json=body,
+        headers={"Authorization": f"Bearer {SERVICE_TOKEN}"},
+        timeout=60,
+    )
+    response.raise_for_status()
 
 
 def measure(redis: RedisServer, count: int, idle_rss: int) -> dict[str, Any]:
@@ -113,6 +145,8 @@ def measure(redis: RedisServer, count: int, idle_rss: int) -> dict[str, Any]:
         "ratio": round(rss / data, 2),
         "ratio_minus_idle": round((rss - idle_rss) / data, 2),
         "bytes_per_entry": round((rss - idle_rss) / count),
+        "rss_after_write_minus_idle_mib": round((served["rss_after_write"] - idle_rss) / MIB, 1),
+        "ratio_after_write_minus_idle": round((served["rss_after_write"] - idle_rss) / data, 2),
         "first_read_seconds": round(served["first_read"], 3),
         "second_read_seconds": round(served["second_read"], 4),
         "body_mib": round(served["body_bytes"] / MIB, 1),

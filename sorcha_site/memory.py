@@ -69,12 +69,14 @@ def reuse_mid_size_blocks() -> bool:
 
 
 def drop_free_lists() -> None:
-    """Once a web process has loaded (call after `gc.freeze()`): empty the interpreter's free lists.
+    """Empty the interpreter's free lists: once a web process has loaded (after `gc.freeze()`), and
+    after each render of a large list.
 
     CPython keeps the last objects freed of a few types (up to 80 dicts, 2,000 tuples of each
     size, ...) for reuse. After the start-up rendering, those are rows of it scattered over the
     heap, and each one keeps its whole 1 MiB arena of small-object memory from going back to the
     system: measured, ~34 MiB a process at 100,000 registers. Only a full collection empties them;
-    with everything frozen, it has no object to walk (well under a millisecond).
+    it walks only what is not frozen (well under a millisecond once a web process has loaded, ~3 ms
+    while it serves; ~0.1 s in a process that froze nothing and holds 100,000 entries).
     """
     gc.collect()

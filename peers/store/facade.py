@@ -51,7 +51,7 @@ from peers.store.model import (
 from peers.store.recovery import Breaker, Journal, aged, set_args, write_back_ops
 from peers.store.redis_io import CommitReply, Keys, Ops, PoolRead, RedisIO, stream_order
 from peers.store.view import Rendering, aggregate
-from sorcha_site.memory import gc_paused
+from sorcha_site.memory import drop_free_lists, gc_paused
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,8 @@ _REFRESH_STEP = 1_000
 # the p99 of reads during plain full syncs of 6,000; the full syncs themselves were no slower with 1,000.)
 _COMMIT_BATCH = 1_000
 _EXPIRES_AT = operator.attrgetter("expires_at")
+# A render of this many rows or more empties the interpreter's free lists after it (see `_render`).
+_RELEASE_AFTER_ROWS = 50_000
 
 
 def _bookkeeping_ttl_ms(ttl: float) -> int:
@@ -1150,6 +1152,11 @@ class AdvertisementStore:
         if body is None:
             with gc_paused():  # a row dict per register: nothing cyclic for the collector to find
                 body = self._rendering.render(self._version, self._next_expiry(), self._local, self._remote)
+            if self._rendering.rows >= _RELEASE_AFTER_ROWS:
+                # The last rows freed wait on the free lists, scattered over the heap, and would keep
+                # ~30 MiB of it at 100,000 (measured: 188 -> 220 MiB after a render). In a web process,
+                # whose start-up objects are frozen, emptying them costs ~3 ms against a ~0.3 s render.
+                drop_free_lists()
         return body
 
     def _rerender_if_served(self) -> None:

@@ -240,6 +240,11 @@ class Rendering:
         self._rows = 0
         self._tails: array[int] | None = None
 
+    @property
+    def rows(self) -> int:
+        """How many rows the list had when it was last rendered."""
+        return self._rows
+
     def _keep(self, version: int, body: bytes, valid_until: float) -> None:
         self._version = version
         self.read = False

@@ -153,3 +153,22 @@ def test_two_corrupt_values_that_make_valid_json_together_are_both_left_out(make
     store = make_store()
 
     assert {entry.register_id for entry in store.local_advertisements()} == {kept}
+
+
+def test_a_render_of_a_large_list_empties_the_free_lists_after_it_and_a_small_one_does_not(
+    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from peers.store import facade
+
+    dropped: list[int] = []  # the rows of the render after which the free lists were emptied
+    store = make_store()
+    monkeypatch.setattr(facade, "drop_free_lists", lambda: dropped.append(store._rendering.rows))
+    monkeypatch.setattr(facade, "_RELEASE_AFTER_ROWS", 3)
+    stamp = now_micros()
+    store.apply_bulk([public(register_id(), stamp, name=f"ledger-{n}") for n in range(2)])
+    store.available_json()  # 2 rows
+
+    store.advertise(public(register_id(), stamp))  # served: rendered again after the write, 3 rows
+    store.available_json()
+
+    assert dropped == [3]
