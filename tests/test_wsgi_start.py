@@ -5,10 +5,13 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from sorcha_site.memory import drop_free_lists, keep_large_blocks_mapped, reuse_mid_size_blocks
+from tests.nodes import base_environment, migrated_database
+from tests.plugin import SESSION_REDIS
 from tests.settings.helpers import ROOT, environment
 
 
@@ -86,3 +89,30 @@ def test_dropping_the_free_lists_empties_them(capfd: pytest.CaptureFixture[str])
 
     assert free_dicts(capfd) <= 2  # (what reading the report itself freed since)
     assert kept == [{"row": n} for n in range(10)]
+
+
+def test_a_peer_service_loads_its_store_then_empties_the_free_lists_then_tells_its_peers_it_is_back(
+    tmp_path: Path, prefix: str
+) -> None:
+    # The gossip round is recorded only if it comes after the free lists were emptied (the recorder
+    # takes its place then); the real round, called earlier, would leave no record.
+    code = (
+        "import gc\n"
+        "import sorcha_site.memory as memory\n"
+        "calls = []\n"
+        "original = memory.drop_free_lists\n"
+        "def drop():\n"
+        "    import peers.gossip, peers.store\n"
+        "    calls.append(('drop_free_lists', peers.store._store is not None, gc.get_freeze_count() > 0))\n"
+        "    peers.gossip.trigger_round = lambda: calls.append(('trigger_round',))\n"
+        "    original()\n"
+        "memory.drop_free_lists = drop\n"
+        "import sorcha_site.wsgi\n"
+        "print(calls)"
+    )
+    env = base_environment(migrated_database(tmp_path), SESSION_REDIS, prefix)
+    env["SORCHA_SERVICE"] = "peer"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[('drop_free_lists', True, True), ('trigger_round',)]"
