@@ -27,7 +27,6 @@ import requests
 
 from bench.bench_restart import node_bin, seed
 from bench.common import bar_chart, print_table, write_results
-from tests.constants import SERVICE_TOKEN
 from tests.nodes import Node, Process
 from tests.redis_server import RedisServer
 
@@ -87,8 +86,10 @@ def serve(node: Node, count: int) -> dict[str, Any]:
         second_read = time.perf_counter() - before
         pid = worker_pid(web)
         rss = status_kib(pid, "VmRSS") * 1024
-        write_one(node)  # the list was read: the write renders it again (all N + 1 rows)
-        again = orjson.loads(node.session.get(f"{node.url}/api/registers/available", timeout=60).content)
+        # One register advertised, as the Register Service pushes a change: the list was read, so the
+        # write renders it again (all N + 1 rows).
+        node.advertise([{"registerId": uuid.uuid4().hex, "isPublic": True, "name": "one more"}])
+        again = node.available()
         if len(again) != count + 1:
             raise RuntimeError(f"served {len(again)} of {count + 1} after a write\n{web.tail()}")
         return {
@@ -104,28 +105,6 @@ def serve(node: Node, count: int) -> dict[str, Any]:
         raise RuntimeError(f"{exc}\n{web.tail()}") from exc
     finally:
         node.stop_all()
-
-
-def write_one(node: Node) -> None:
-    """One register advertised, as the Register Service pushes a change."""
-    body = {
-        "advertisements": [
-            {
-                "registerId": uuid.uuid4().hex,
-                "isPublic": True,
-                "name": "one more",
-                "sourceUpdatedAt": "2026-01-01T00:00:00Z",
-            }
-        ],
-        "fullSync": False,
-    }
-    response = node.session.post(
-        f"{node.url}/api/registers/bulk-advertise",
-        json=body,
-        headers={"Authorization": f"Bearer {SERVICE_TOKEN}"},
-        timeout=60,
-    )
-    response.raise_for_status()
 
 
 def measure(redis: RedisServer, count: int, idle_rss: int) -> dict[str, Any]:
