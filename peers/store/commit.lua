@@ -200,8 +200,11 @@ for _, op in ipairs(ops) do
 end
 
 local generation = tonumber(redis.call("GET", KEYS[1]) or "0")
-local entry = ""
+local entry, previous = "", ""
 if #changed > 0 then
+  -- The entry this one follows: the writer takes its own entry as seen only right after its place.
+  local last = redis.call("XREVRANGE", KEYS[2], "+", "-", "COUNT", 1)
+  if #last > 0 then previous = last[1][1] end
   generation = redis.call("INCR", KEYS[1])
   entry = redis.call("XADD", KEYS[2], "MAXLEN", "~", "2000", "*", "g", generation, "k", table.concat(changed, " "))
 end
@@ -210,4 +213,5 @@ if epoch then
 end
 -- One character per result: cheaper to send and parse than thousands of integers. The stream entry
 -- is "" when this batch changed nothing: the caller must not take the generation as its own then.
-return {"ok", generation, table.concat(results), entry}
+-- `previous` is the stream's last entry before this batch's ("" when there was none).
+return {"ok", generation, table.concat(results), entry, previous}

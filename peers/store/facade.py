@@ -470,7 +470,7 @@ class AdvertisementStore:
                     raise StaleFullSync(int(part.ops[0][2]), int(reply.stored))
                 else:
                     part.deliver(reply.results)
-                    self._follow_own_generation(reply.generation, reply.entry)
+                    self._follow_own_generation(reply)
                     return
         self._journal.append(part.ops)
         part.deliver(None)
@@ -496,13 +496,15 @@ class AdvertisementStore:
         while in_flight:
             self._commit(*in_flight.popleft())
 
-    def _follow_own_generation(self, generation: int, entry: bytes) -> None:
+    def _follow_own_generation(self, reply: CommitReply) -> None:
         """Our own change is already in the mirror: take its generation as seen, but only when this
-        batch made exactly the next one. Otherwise (it changed nothing, or another process's change
-        came in between) the next catch-up reads the stream from where this process left it."""
-        if entry and generation == self._generation + 1:
-            self._generation = generation
-            self._stream_id = entry
+        batch's entry is the one right after this process's place in the stream, at the next number.
+        Otherwise (it changed nothing, another process's change came in between, or Redis went back
+        to an older dump whose numbers another process's change then reused) the next catch-up reads
+        the stream from where this process left it."""
+        if reply.entry and reply.previous == self._stream_id and reply.generation == self._generation + 1:
+            self._generation = reply.generation
+            self._stream_id = reply.entry
 
     def _changed(self) -> None:
         self._version += 1

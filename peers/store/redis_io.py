@@ -156,7 +156,7 @@ class Ops:
 
 
 class CommitReply:
-    __slots__ = ("entry", "generation", "results", "status", "stored")
+    __slots__ = ("entry", "generation", "previous", "results", "status", "stored")
 
     def __init__(self, reply: list[Any]) -> None:
         self.status = reply[0].decode()
@@ -166,6 +166,8 @@ class CommitReply:
         self.results: bytes | None = reply[2] if ok else None
         # The change-stream entry this batch added; empty when it changed nothing.
         self.entry: bytes = reply[3] if ok and len(reply) > 3 else b""
+        # The stream's last entry before it (b"0-0" when the stream was empty, or the reply lacks it).
+        self.previous: bytes = (reply[4] if ok and len(reply) > 4 else b"") or b"0-0"
 
 
 class RedisIO:

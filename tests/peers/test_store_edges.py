@@ -294,6 +294,39 @@ def test_another_processs_write_that_takes_a_generation_this_process_held_before
     assert redis_local_ids(store) == {kept, after_dump, theirs}
 
 
+def test_a_restore_and_another_processs_write_between_a_catch_up_and_a_commit_are_still_seen(
+    make_store: MakeStore, private_redis: RedisServer
+) -> None:
+    # given: a process (no watcher) that wrote once more after a dump was taken
+    store = make_store(redis=private_redis, start_watcher=False)
+    kept, after_dump, theirs, mine = register_id(), register_id(), register_id(), register_id()
+    store.advertise(public(kept, now_micros()))
+    old_dump = private_redis.dump()
+    store.advertise(public(after_dump, now_micros()))
+    commit = store._io.commit
+    interleaved = False
+
+    def after_its_catch_up(*args: Any) -> Any:
+        # when: after this process caught up for its next write and before that write lands, Redis goes
+        # back to the dump and another process writes: its change takes the number after the dump's, and
+        # this process's write the number after that (the next one after what this process held)
+        nonlocal interleaved
+        if not interleaved:
+            interleaved = True
+            private_redis.restore(old_dump)
+            make_store(redis=private_redis, start_watcher=False).advertise(public(theirs, now_micros()))
+        return commit(*args)
+
+    store._io.commit = after_its_catch_up  # type: ignore[method-assign]
+    store.advertise(public(mine, now_micros()))
+    assert interleaved
+
+    # then: its own write is not taken for the next change after its place in the stream: its next read
+    # sees the other process's change, and the write the dump lost is written back
+    assert local_ids(store) == {kept, after_dump, theirs, mine}
+    assert redis_local_ids(store) == {kept, after_dump, theirs, mine}
+
+
 def test_a_change_written_between_reading_the_generation_and_the_stream_waits_for_the_next_catch_up(
     make_store: MakeStore,
 ) -> None:
