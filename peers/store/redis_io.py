@@ -166,8 +166,9 @@ class CommitReply:
         self.results: bytes | None = reply[2] if ok else None
         # The change-stream entry this batch added; empty when it changed nothing.
         self.entry: bytes = reply[3] if ok and len(reply) > 3 else b""
-        # The stream's last entry before it (b"0-0" when the stream was empty, or the reply lacks it).
-        self.previous: bytes = (reply[4] if ok and len(reply) > 4 else b"") or b"0-0"
+        # The stream's last entry before it: b"0-0" when the stream was empty, b"" (no place in a stream)
+        # when the reply does not say, so that the writer never takes its entry as seen on faith.
+        self.previous: bytes = (reply[4] or b"0-0") if ok and len(reply) > 4 else b""
 
 
 class RedisIO:
