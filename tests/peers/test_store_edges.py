@@ -303,23 +303,17 @@ def test_a_restore_and_another_processs_write_between_a_catch_up_and_a_commit_ar
     store.advertise(public(kept, now_micros()))
     old_dump = private_redis.dump()
     store.advertise(public(after_dump, now_micros()))
-    commit = store._io.commit
-    interleaved = False
 
-    def after_its_catch_up(*args: Any) -> Any:
-        # when: after this process caught up for its next write and before that write lands, Redis goes
-        # back to the dump and another process writes: its change takes the number after the dump's, and
-        # this process's write the number after that (the next one after what this process held)
-        nonlocal interleaved
-        if not interleaved:
-            interleaved = True
-            private_redis.restore(old_dump)
-            make_store(redis=private_redis, start_watcher=False).advertise(public(theirs, now_micros()))
-        return commit(*args)
-
-    store._io.commit = after_its_catch_up  # type: ignore[method-assign]
-    store.advertise(public(mine, now_micros()))
-    assert interleaved
+    # when: a single push's steps, as `advertise` runs them under the store's lock, with Redis going back
+    # to the dump and another process writing between its catch-up and its commit: the other change
+    # takes the number after the dump's, and this process's write the number after that (the next one
+    # after what this process held)
+    with store._lock:
+        store._sync()
+        private_redis.restore(old_dump)
+        make_store(redis=private_redis, start_watcher=False).advertise(public(theirs, now_micros()))
+        store._apply_items([public(mine, now_micros())], log=True, floor=None)
+        store._changed()
 
     # then: its own write is not taken for the next change after its place in the stream: its next read
     # sees the other process's change, and the write the dump lost is written back
