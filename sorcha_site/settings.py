@@ -17,6 +17,7 @@ from kombu import Exchange, Queue
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from sorcha_site.local_address import local_url, parse_port
 from tasks.schedule import beat_schedule
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -317,7 +318,22 @@ if 2 * max(RECONCILE_INTERVAL, GOSSIP_INTERVAL) > ADVERTISEMENT_TTL:
 STORE_JOURNAL_MAX_AGE = _seconds("STORE_JOURNAL_MAX_AGE", ADVERTISEMENT_TTL)
 
 # --- service-to-service ---------------------------------------------------------------------------
-PEER_SERVICE_URL = _url("PEER_SERVICE_URL", "http://127.0.0.1:8000", ("http", "https")).rstrip("/")
+
+
+def _own_url() -> str:
+    """Where this node serves (HOST and PORT, as `make run` passes them), reached from the node itself."""
+    try:
+        port = parse_port(str(_read("PORT", str, "8000")))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"PORT is malformed: {exc}") from exc
+    return local_url(str(_read("HOST", str, "127.0.0.1")), port)
+
+
+# Unless set (in the environment, or in .env, read into it above), the Peer Service is this node's own:
+# make run serves both services on HOST:PORT. PORT is read only then, as platforms and process managers
+# set it for purposes of their own too.
+_peer_service_url_default = "" if "PEER_SERVICE_URL" in os.environ else _own_url()
+PEER_SERVICE_URL = _url("PEER_SERVICE_URL", _peer_service_url_default, ("http", "https")).rstrip("/")
 SORCHA_SERVICE_TOKEN = str(_read("SORCHA_SERVICE_TOKEN", str, ""))
 if not SORCHA_SERVICE_TOKEN and not DEBUG:
     raise ImproperlyConfigured("SORCHA_SERVICE_TOKEN is required when DEBUG is off (make run writes one into .env)")
