@@ -16,7 +16,7 @@ import redis
 from django.conf import settings
 from kombu.exceptions import OperationalError
 
-from registers import task_names
+from registers import push_recovery, task_names
 from registers.pending_pushes import PendingPushes
 from sorcha_site.celery import app
 
@@ -54,6 +54,7 @@ def enqueue_push(register_id: str, deleted_at: datetime | None = None) -> str | 
         _broker_down_until = time.monotonic() + BROKER_COOLDOWN_SECONDS
         logger.warning("event=push_deferred register_id=%s error=%r", register_id, str(exc))
         _release_quietly(pending, chain)
+        push_recovery.note_deferred()
         return None
     logger.debug("event=push_enqueued register_id=%s task_id=%s", register_id, task_id)
     return task_id
@@ -82,6 +83,20 @@ def scheduled_hold_seconds() -> float:
 def _release_quietly(pending: PendingPushes, chain: str) -> None:
     with contextlib.suppress(redis.RedisError):  # the key expires by itself after scheduled_hold_seconds()
         pending.release(chain)
+
+
+def enqueue_recovery_if_due() -> str | None:
+    """Queue a full sync when pushes were lost or deferred (`registers.push_recovery`); its task id, or None.
+
+    Raises RedisError when Redis cannot be asked, or one of BROKER_ERRORS (the repair stays due).
+    """
+    if not push_recovery.claim_repair():
+        return None
+    try:
+        return enqueue_full_sync(push_recovery.REASON)
+    except BROKER_ERRORS:
+        push_recovery.note_deferred()
+        raise
 
 
 def enqueue_full_sync(reason: str) -> str:

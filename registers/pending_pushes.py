@@ -25,7 +25,7 @@ from datetime import datetime
 import redis
 from django.conf import settings
 
-from registers.sync_lock import lease_client
+from sorcha_site import redis_connections
 
 _NOTE = """
 if ARGV[2] == '' then redis.call('sadd', KEYS[1], ARGV[1]) else redis.call('hset', KEYS[2], ARGV[1], ARGV[2]) end
@@ -71,7 +71,7 @@ class TakenChanges:
 
 class PendingPushes:
     def __init__(self, client: redis.Redis | None = None, prefix: str | None = None) -> None:
-        self.client = client or lease_client()
+        self.client = client or redis_connections.connection(redis_connections.COORDINATION)
         # Named like the node's queues (fixed when the settings load): the flush task that reads these
         # keys is consumed from those queues, by workers that share the node's REDIS_KEY_PREFIX.
         base = f"{prefix or settings.CELERY_TASK_DEFAULT_QUEUE.removesuffix('.default')}:registers:push"

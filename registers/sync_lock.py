@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,6 +16,8 @@ from contextlib import contextmanager
 
 import redis
 from django.conf import settings
+
+from sorcha_site import redis_connections
 
 logger = logging.getLogger(__name__)
 
@@ -35,18 +36,6 @@ class FullSyncBusy(Exception):
     """Another full sync of this node is running."""
 
 
-_clients: dict[str, redis.Redis] = {}
-_clients_lock = threading.Lock()
-
-
-def lease_client() -> redis.Redis:
-    url = settings.REDIS_URL
-    with _clients_lock:
-        if url not in _clients:
-            _clients[url] = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
-        return _clients[url]
-
-
 def full_sync_lease_seconds() -> float:
     """Long enough for one request to the Peer Service (renewed before each one), plus a margin that
     scales with the reconcile interval: a worker killed mid-sync must not hold reconciliation off for
@@ -63,7 +52,7 @@ def backoff_cap_seconds() -> int:
 class Lease:
     def __init__(self, name: str, client: redis.Redis | None = None) -> None:
         self.key = f"{settings.REDIS_KEY_PREFIX}:registers:{name}"
-        self.client = client or lease_client()
+        self.client = client or redis_connections.connection(redis_connections.COORDINATION)
 
     def acquire(self, token: str, seconds: float) -> bool:
         return bool(self.client.set(self.key, token, nx=True, px=_millis(seconds)))

@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from sorcha_site import redis_connections
 from sorcha_site.api import error_response
 from sorcha_site.schema import error
 
@@ -31,18 +32,9 @@ logger = logging.getLogger(__name__)
 FULL_SYNC_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _COUNTERS_TTL = 30 * 86_400
 
-_client: redis.Redis | None = None
-
 
 def _redis() -> redis.Redis:
-    global _client
-    if _client is None:
-        _client = redis.Redis.from_url(
-            settings.REDIS_URL,
-            socket_timeout=settings.STORE_SOCKET_TIMEOUT,
-            socket_connect_timeout=settings.STORE_SOCKET_TIMEOUT,
-        )
-    return _client
+    return redis_connections.connection(redis_connections.METRICS)
 
 
 def _key() -> str:

@@ -278,6 +278,18 @@ CACHES = {
     "advertisements": _redis_cache(
         None, CONNECTION_POOL_KWARGS={"retry": Retry(NoBackoff(), 0), "socket_read_size": 1 << 20}
     ),
+    # The Register Service's coordination keys (pending pushes, full-sync leases, the startup claim, the
+    # Redis lineage mark): their keys carry REDIS_KEY_PREFIX themselves.
+    # A command is tried once more at once on a lost connection (a failover moves it to the new primary).
+    "coordination": _redis_cache(
+        None,
+        SOCKET_CONNECT_TIMEOUT=2.0,
+        SOCKET_TIMEOUT=2.0,
+        CONNECTION_POOL_KWARGS={"retry": Retry(NoBackoff(), 1)},
+    ),
+    # The node's metric counters (sorcha_site.metrics): the store's short timeouts, so a Redis outage
+    # drops a count quickly instead of slowing the request that counts it.
+    "metrics": _redis_cache(None, CONNECTION_POOL_KWARGS={"retry": Retry(NoBackoff(), 0)}),
     # The store's pre-encoded available list: process-local, like the mirror it is rendered from
     # (one entry per store, with the time until its first advertisement expires as its TTL). Kept
     # by reference: LocMemCache would pickle tens of megabytes on every write and every read.
@@ -300,6 +312,9 @@ RESYNC_BACKOFF_MAX = _seconds("RESYNC_BACKOFF_MAX", 30.0)
 # A full sync's snapshotAt is taken this long before the Register Service reads its database,
 # so a register whose transaction was still open during the read (its updated_at already set)
 # counts as changed after the snapshot and is never swept. At least the longest transaction.
+# How often the beat checks that the Register Service's Redis kept its pending pushes (a failover to a
+# replica that had not received them, or a restart that came back empty, queues a full sync at once).
+REDIS_CHECK_INTERVAL = _seconds("REDIS_CHECK_INTERVAL", 5.0)
 FULL_SYNC_SNAPSHOT_MARGIN = _seconds("FULL_SYNC_SNAPSHOT_MARGIN", min(30.0, RECONCILE_INTERVAL / 5))
 if FULL_SYNC_SNAPSHOT_MARGIN >= RECONCILE_INTERVAL:
     raise ImproperlyConfigured(
@@ -316,6 +331,9 @@ if 2 * max(RECONCILE_INTERVAL, GOSSIP_INTERVAL) > ADVERTISEMENT_TTL:
     )
 
 STORE_JOURNAL_MAX_AGE = _seconds("STORE_JOURNAL_MAX_AGE", ADVERTISEMENT_TTL)
+# Full-sync runs the Register Service keeps for the admin's Sync Status tab and
+# GET /api/registers/sync-history (the oldest beyond it are deleted as each run is recorded).
+SYNC_HISTORY_MAX = _positive_int("SYNC_HISTORY_MAX", 500)
 
 # --- service-to-service ---------------------------------------------------------------------------
 
@@ -442,13 +460,22 @@ LOGGING = {
 }
 
 # --- Celery: workers push advertisements, beat schedules reconciliation -----------------------------
-# Where tasks are queued (its own Redis database, apart from the advertisement store's).
-CELERY_BROKER_URL = _url("CELERY_BROKER_URL", "redis://127.0.0.1:6379/1", ("redis", "rediss", "unix"))
+# Where tasks are queued (its own Redis database, apart from the advertisement store's). An explicit
+# CELERY_BROKER_URL wins; otherwise, with REDIS_SENTINELS set, the broker is the Sentinel service too
+# (kombu's `sentinel://` transport, which asks the sentinels for the primary on every connect), in the
+# database after REDIS_URL's.
+CELERY_BROKER_URL = _url("CELERY_BROKER_URL", "redis://127.0.0.1:6379/1", ("redis", "rediss", "unix", "sentinel"))
+_BROKER_ON_SENTINEL = bool(REDIS_SENTINELS) and "CELERY_BROKER_URL" not in os.environ
+if _BROKER_ON_SENTINEL:
+    _store_url = urlparse(REDIS_URL)
+    _broker_db = int((_store_url.path or "/0").lstrip("/") or 0) + 1
+    _password = f":{_store_url.password}@" if _store_url.password else ""
+    CELERY_BROKER_URL = ";".join(f"sentinel://{_password}{host}:{port}/{_broker_db}" for host, port in REDIS_SENTINELS)
 # Publishing while the broker is down must fail within seconds (a register save logs the push as deferred).
 CELERY_BROKER_CONNECTION_TIMEOUT = 2.0
 # Workers started before the broker wait for it instead of exiting.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
     # Redelivery of an unacknowledged task after a worker died; longer than any task plus its retry delay.
     "visibility_timeout": 3600,
     # A connection to an unreachable broker is given up after this long...
@@ -462,6 +489,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "interval_step": 0.2,
     "interval_max": 0.5,
 }
+if CELERY_BROKER_URL.startswith("sentinel://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_SERVICE
+    # The sentinels themselves answer within the same bounds as the primary.
+    CELERY_BROKER_TRANSPORT_OPTIONS["sentinel_kwargs"] = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+    if not CELERY_BROKER_TRANSPORT_OPTIONS["master_name"]:
+        raise ImproperlyConfigured("a sentinel:// CELERY_BROKER_URL needs REDIS_SENTINEL_SERVICE (the service's name)")
 # A retried publish (e.g. of a task's own retry) tries briefly, then fails loudly.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 # JSON only: no pickle, so a message on the broker can never execute code.
@@ -515,6 +548,7 @@ CELERY_BEAT_SCHEDULE = beat_schedule(
     reconcile_interval=RECONCILE_INTERVAL,
     serves_peers=SERVES_PEERS,
     gossip_interval=GOSSIP_INTERVAL,
+    redis_check_interval=REDIS_CHECK_INTERVAL,
 )
 # Beat's state file, under var/ with the other runtime files.
 CELERY_BEAT_SCHEDULE_FILENAME = str(_var_dir / "celerybeat-schedule")

@@ -19,6 +19,7 @@ def beat_schedule(
     reconcile_interval: float,
     serves_peers: bool = False,
     gossip_interval: float = 150.0,
+    redis_check_interval: float = 5.0,
 ) -> dict[str, dict[str, Any]]:
     schedule: dict[str, dict[str, Any]] = {}
     if serves_registers:
@@ -28,6 +29,12 @@ def beat_schedule(
             "schedule": reconcile_interval,
             "kwargs": {"reason": "periodic"},
             "options": {"expires": reconcile_interval},
+        }
+        # Pending pushes lost with a failed-over or emptied Redis are repaired at once, not at the next sync.
+        schedule["check-redis"] = {
+            "task": task_names.CHECK_REDIS,
+            "schedule": redis_check_interval,
+            "options": {"expires": redis_check_interval},
         }
     if serves_peers:
         # Tell every peer our set (and hear theirs) so remote advertisements stay refreshed (user story 4).

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import OperationalError
 from django.utils import timezone
 
-from registers import advertising, coalescing, sync_state, task_names
+from registers import advertising, coalescing, enqueue, sync_state, task_names
 from registers.peer_client import PeerServiceRejected, PeerServiceUnavailable
 from registers.sync_lock import FullSyncBusy, backoff_cap_seconds
 from sorcha_site import metrics
@@ -83,6 +83,8 @@ def flush_pushes(chain: str, requested_at: float) -> dict[str, int] | None:
         )
         coalescing.release(chain)
         return None
+    # Pending changes lost with the primary they were written to are carried by a full sync (at once).
+    enqueue.enqueue_recovery_if_due()
     return coalescing.flush(chain).counts
 
 
@@ -133,6 +135,16 @@ def note_full_sync_retry(sender: Task | None = None, request: Any = None, reason
         at = when if isinstance(when, datetime) else timezone.now() + timedelta(seconds=float(when))
         sync_state.record_next_retry(at)
     startup.renew_claim((request.kwargs or {}).get("startup_claim") if request is not None else None)
+
+
+@shared_task(name=task_names.CHECK_REDIS, ignore_result=True)
+def check_redis() -> str | None:
+    """The beat's check for pushes lost with Redis (a failover, an empty restart) or deferred; see push_recovery."""
+    try:
+        return enqueue.enqueue_recovery_if_due()
+    except enqueue.BROKER_ERRORS as exc:
+        logger.info("event=redis_check_skipped error=%r (the next check tries again)", exc)
+        return None
 
 
 @shared_task(name=PEERS_GOSSIP_ROUND, ignore_result=True)

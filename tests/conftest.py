@@ -64,9 +64,20 @@ def make_store(prefix: str) -> Iterator[object]:
 
 def point_store_at(settings: object, url: str) -> None:
     """Point the process's store at another Redis: REDIS_URL and the django-redis alias it connects through."""
+    point_aliases_at(settings, url, "advertisements")
+
+
+def point_coordination_at(settings: object, url: str) -> None:
+    """Point the Register Service's coordination keys (pending pushes, leases, claims, lineage) at another Redis."""
+    point_aliases_at(settings, url, "coordination")
+
+
+def point_aliases_at(settings: object, url: str, *aliases: str) -> None:
     settings.REDIS_URL = url  # type: ignore[attr-defined]
-    caches = settings.CACHES  # type: ignore[attr-defined]
-    settings.CACHES = {**caches, "advertisements": {**caches["advertisements"], "LOCATION": url}}  # type: ignore[attr-defined]
+    caches = dict(settings.CACHES)  # type: ignore[attr-defined]
+    for alias in aliases:
+        caches[alias] = {**caches[alias], "LOCATION": url}
+    settings.CACHES = caches  # type: ignore[attr-defined]
 
 
 @pytest.fixture

@@ -65,9 +65,9 @@ def _connection() -> object | None:
 
     if CONNECTION_ALIAS not in getattr(settings, "CACHES", {}):
         return None
-    from django_redis import get_redis_connection
+    from sorcha_site import redis_connections
 
-    return get_redis_connection(CONNECTION_ALIAS)
+    return redis_connections.connection(CONNECTION_ALIAS)
 
 
 def _rendering_cache() -> BaseCache | None:

@@ -24,8 +24,6 @@ from typing import Any, TypeVar
 import orjson
 import redis
 from django.core.cache.backends.base import BaseCache
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from peers.store import decide
 from peers.store.model import (
@@ -51,6 +49,7 @@ from peers.store.model import (
 from peers.store.recovery import Breaker, Journal, aged, set_args, write_back_ops
 from peers.store.redis_io import CommitReply, Keys, Ops, PoolRead, RedisIO, stream_order
 from peers.store.view import Rendering, aggregate
+from sorcha_site import redis_connections
 from sorcha_site.memory import drop_free_lists, gc_paused
 
 logger = logging.getLogger(__name__)
@@ -106,13 +105,7 @@ class AdvertisementStore:
         if client is None:
             if redis_url is None:
                 raise ValueError("AdvertisementStore needs a redis_url or a client")
-            client = redis.Redis.from_url(
-                redis_url,
-                socket_timeout=socket_timeout,
-                socket_connect_timeout=socket_timeout,
-                retry=Retry(NoBackoff(), 0),
-                health_check_interval=0,
-            )
+            client = redis_connections.client_for_url(redis_url, socket_timeout=socket_timeout)
         self.client = client
         self._socket_timeout = socket_timeout
         self._io = RedisIO(client, self.keys)

@@ -15,6 +15,7 @@ import requests
 from rest_framework.test import APIClient
 
 from registers.models import Register
+from tests.conftest import point_coordination_at
 from tests.helpers import wait_until
 from tests.orchestration.processes import BIN, NodeProcess, node_env
 from tests.plugin import SERVICE_TOKEN
@@ -117,7 +118,7 @@ def test_creating_a_public_register_succeeds_while_redis_is_down_and_the_push_is
     api: APIClient, settings: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     # given: the Redis where changes wait for their flush does not answer
-    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    point_coordination_at(settings, f"redis://127.0.0.1:{free_port()}/0")
 
     # when
     response = api.post("/api/registers/", register_body(advertise=True), format="json")

@@ -10,6 +10,7 @@ import pytest
 from peers.store import AdvertisementStore
 from registers.sync_lock import Lease
 from tasks import startup
+from tests.conftest import point_coordination_at
 from tests.helpers import wait_until
 from tests.orchestration.peer_server import LatePeerService
 from tests.orchestration.processes import NodeProcess, node_env, worker_command
@@ -126,7 +127,7 @@ def test_a_startup_sync_is_still_enqueued_when_its_claim_cannot_be_taken(
     published_tasks: list[tuple[str, dict[str, Any]]], settings: Any, private_redis: Any
 ) -> None:
     # given: the Redis holding the claim is down
-    settings.REDIS_URL = private_redis.url
+    point_coordination_at(settings, private_redis.url)
     private_redis.stop()
 
     # when

@@ -14,23 +14,29 @@ from tests.helpers import wait_until
 from tests.redis_server import RedisServer, free_port
 from tests.settings.helpers import manage
 
+# Every django-redis alias: the one place (sorcha_site.redis_connections) hands out their connections.
+REDIS_ALIASES = ("default", "advertisements", "coordination", "metrics")
 
-def caches(**changes: str) -> dict[str, Any]:
+
+def caches(**changes: str | None) -> dict[str, Any]:
     code = (
         "import json; from django.conf import settings; "
         "print(json.dumps({'CACHES': settings.CACHES, "
-        "'FACTORY': getattr(settings, 'DJANGO_REDIS_CONNECTION_FACTORY', None)}, default=repr))"
+        "'FACTORY': getattr(settings, 'DJANGO_REDIS_CONNECTION_FACTORY', None), "
+        "'BROKER': settings.CELERY_BROKER_URL, 'BROKER_OPTIONS': settings.CELERY_BROKER_TRANSPORT_OPTIONS}, "
+        "default=repr))"
     )
     result = manage("shell", "--verbosity", "0", "-c", code, **changes)
     assert result.returncode == 0, result.stderr
     return dict(json.loads(result.stdout))
 
 
-def test_without_sentinels_both_aliases_connect_to_redis_url() -> None:
+def test_without_sentinels_every_alias_connects_to_redis_url() -> None:
     built = caches(REDIS_URL="redis://redis.internal:6380/4", REDIS_KEY_PREFIX="node-a", STORE_SOCKET_TIMEOUT="0.7")
 
-    default, advertisements = built["CACHES"]["default"], built["CACHES"]["advertisements"]
-    assert default["LOCATION"] == advertisements["LOCATION"] == "redis://redis.internal:6380/4"
+    default = built["CACHES"]["default"]
+    for alias in REDIS_ALIASES:
+        assert built["CACHES"][alias]["LOCATION"] == "redis://redis.internal:6380/4", alias
     assert default["KEY_PREFIX"] == "node-a:cache"
     assert default["OPTIONS"]["IGNORE_EXCEPTIONS"] is True
     assert built["FACTORY"] is None
@@ -52,7 +58,7 @@ def test_the_advertisements_alias_has_the_store_timeouts_and_lets_errors_through
     assert advertisements["OPTIONS"]["CONNECTION_POOL_KWARGS"]["socket_read_size"] == 1 << 20
 
 
-def test_with_sentinels_both_aliases_ask_the_sentinels_for_the_service() -> None:
+def test_with_sentinels_every_alias_asks_the_sentinels_for_the_service() -> None:
     built = caches(
         REDIS_URL="redis://:s3cret@ignored-host:6379/2",
         REDIS_SENTINELS="sentinel-1:26379, sentinel-2:26380,[fd00::3]:26381",
@@ -61,7 +67,7 @@ def test_with_sentinels_both_aliases_ask_the_sentinels_for_the_service() -> None
     )
 
     assert built["FACTORY"] == "django_redis.pool.SentinelConnectionFactory"
-    for alias in ("default", "advertisements"):
+    for alias in REDIS_ALIASES:
         cache = built["CACHES"][alias]
         # The service name stands where the host was; database and password come from REDIS_URL.
         assert cache["LOCATION"] == "redis://:s3cret@sorcha-primary/2", alias
@@ -70,12 +76,43 @@ def test_with_sentinels_both_aliases_ask_the_sentinels_for_the_service() -> None
         assert options["CONNECTION_FACTORY"] == "django_redis.pool.SentinelConnectionFactory"
         assert options["CONNECTION_POOL_CLASS"] == "redis.sentinel.SentinelConnectionPool"
         assert options["SENTINELS"] == [["sentinel-1", 26379], ["sentinel-2", 26380], ["fd00::3", 26381]]
-        assert options["SOCKET_TIMEOUT"] == 0.7
+        # The coordination keys wait longer (a lease taken a little late is better than none).
+        assert options["SOCKET_TIMEOUT"] == (2.0 if alias == "coordination" else 0.7), alias
     assert built["CACHES"]["default"]["OPTIONS"]["IGNORE_EXCEPTIONS"] is True
     assert "IGNORE_EXCEPTIONS" not in built["CACHES"]["advertisements"]["OPTIONS"]
 
 
-def test_through_a_real_sentinel_both_aliases_reach_the_primary(tmp_path: Path) -> None:
+def test_with_sentinels_and_no_broker_url_the_broker_is_the_sentinel_service_in_the_next_database() -> None:
+    built = caches(
+        REDIS_URL="redis://:s3cret@ignored-host:6379/2",
+        REDIS_SENTINELS="sentinel-1:26379,sentinel-2:26380",
+        REDIS_SENTINEL_SERVICE="sorcha-primary",
+        CELERY_BROKER_URL=None,
+    )
+
+    assert built["BROKER"] == "sentinel://:s3cret@sentinel-1:26379/3;sentinel://:s3cret@sentinel-2:26380/3"
+    assert built["BROKER_OPTIONS"]["master_name"] == "sorcha-primary"
+
+
+def test_an_explicit_broker_url_wins_over_the_sentinels() -> None:
+    built = caches(
+        REDIS_SENTINELS="sentinel-1:26379",
+        REDIS_SENTINEL_SERVICE="sorcha-primary",
+        CELERY_BROKER_URL="redis://broker.internal:6379/5",
+    )
+
+    assert built["BROKER"] == "redis://broker.internal:6379/5"
+    assert "master_name" not in built["BROKER_OPTIONS"]
+
+
+def test_without_sentinels_the_broker_is_celery_broker_url() -> None:
+    built = caches(CELERY_BROKER_URL=None)
+
+    assert built["BROKER"] == "redis://127.0.0.1:6379/1"
+    assert "master_name" not in built["BROKER_OPTIONS"]
+
+
+def test_through_a_real_sentinel_every_alias_reaches_the_primary(tmp_path: Path) -> None:
     primary = RedisServer()
     primary.start()
     sentinel_port = free_port()
@@ -91,7 +128,8 @@ def test_through_a_real_sentinel_both_aliases_reach_the_primary(tmp_path: Path) 
         code = (
             "from django.core.cache import caches; from django_redis import get_redis_connection; "
             "caches['default'].set('greeting', 'hello', 30); "
-            "get_redis_connection('advertisements').set('sorcha-test:raw', b'written'); "
+            "[get_redis_connection(a).set(f'sorcha-test:{a}', b'written') for a in "
+            f"{REDIS_ALIASES!r}[1:]]; "
             "print(caches['default'].get('greeting'))"
         )
         result = manage(
@@ -107,7 +145,8 @@ def test_through_a_real_sentinel_both_aliases_reach_the_primary(tmp_path: Path) 
 
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == "hello"
-        assert primary.client().get("sorcha-test:raw") == b"written"
+        for alias in REDIS_ALIASES[1:]:
+            assert primary.client().get(f"sorcha-test:{alias}") == b"written", alias
     finally:
         sentinel.terminate()
         sentinel.wait(timeout=10)
