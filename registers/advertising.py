@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
-from registers import push_recovery, sync_state
+from registers import push_recovery, sync_history, sync_state
 from registers.expressions import EpochMicros, IsoUtc
 from registers.models import Register
 from registers.peer_client import PeerServiceClient, PeerServiceError, PeerServiceRejected, PeerServiceUnavailable
@@ -243,12 +243,13 @@ def full_sync(
             if heartbeat is not None:
                 heartbeat()
 
-        started = time.monotonic()
+        started, started_at = time.monotonic(), timezone.now()
         try:
             result = _send_full_set(client, snapshot_at, beat)
         except Exception as exc:
             retrying = will_retry and isinstance(exc, PeerServiceUnavailable)
             sync_state.record_failure(exc, will_retry=retrying)
+            sync_history.record_failure(reason, started_at, time.monotonic() - started, exc, will_retry=retrying)
             metrics.record_full_sync(reason, "retrying" if retrying else "failed", time.monotonic() - started)
             if isinstance(exc, PeerServiceError):
                 logger.log(
@@ -259,8 +260,10 @@ def full_sync(
                     str(exc),
                 )
             raise
+    duration = time.monotonic() - started
     sync_state.record_success(result.registers_pushed, result.counts)
-    metrics.record_full_sync(reason, "success", time.monotonic() - started)
+    sync_history.record_success(reason, started_at, duration, result.registers_pushed, result.counts)
+    metrics.record_full_sync(reason, "success", duration)
     logger.log(
         logging.INFO if result.changed or reason != "periodic" else logging.DEBUG,
         "event=full_sync_succeeded reason=%s %s",

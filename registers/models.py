@@ -61,3 +61,4 @@ class Register(models.Model):
 
 
 from registers.sync_state import AdvertisementSyncState  # noqa: E402,F401
+from registers.sync_history import FullSyncRun  # noqa: E402,F401

@@ -8,7 +8,7 @@ import orjson
 from django.http import HttpRequest, HttpResponse
 from django.utils.http import parse_header_parameters
 from django.views import defaults
-from rest_framework.exceptions import UnsupportedMediaType
+from rest_framework.exceptions import UnsupportedMediaType, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -75,6 +75,17 @@ def require_json_body(request: Request) -> None:
     problem = json_body_problem(request.META.get("CONTENT_TYPE", ""), content_length)
     if problem is not None:
         raise UnsupportedMediaType(request.META.get("CONTENT_TYPE", ""), detail=problem)
+
+
+# A query's names are bounded before they are echoed in an error.
+_QUERY_NAMES_SHOWN = 10
+
+
+def reject_query_parameters(request: Request) -> None:
+    """An operation that takes no query parameters answers 400 naming the ones it was given."""
+    if request.query_params:
+        names = sorted(request.query_params)[:_QUERY_NAMES_SHOWN]
+        raise ValidationError({name[:80]: ["unknown query parameter; this operation takes none."] for name in names})
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
