@@ -31,6 +31,7 @@ SECONDS = [
     "PUSH_COALESCE_WINDOW",
     "FULL_SYNC_SNAPSHOT_MARGIN",
     "STORE_JOURNAL_MAX_AGE",
+    "REDIS_CHECK_INTERVAL",
 ]
 POSITIVE_INTS = [
     "SORCHA_MAX_BODY_BYTES",
@@ -76,6 +77,8 @@ CASES: list[tuple[str, dict[str, str | None]]] = [
     ("REDIS_SENTINELS", {"REDIS_SENTINELS": "sentinel-1:port", "REDIS_SENTINEL_SERVICE": "sorcha"}),
     ("REDIS_SENTINELS", {"REDIS_SENTINELS": "sentinel-1:26379"}),
     ("REDIS_SENTINEL_SERVICE", {"REDIS_SENTINEL_SERVICE": "sorcha"}),
+    # A broker behind Sentinel needs the name of the service the sentinels watch.
+    ("CELERY_BROKER_URL", {"CELERY_BROKER_URL": "sentinel://sentinel-1:26379/1"}),
     # The rule this node exists for: a TTL under twice the longest refresh interval lapses on one late refresh.
     ("ADVERTISEMENT_TTL", {"ADVERTISEMENT_TTL": "10", "RECONCILE_INTERVAL": "5.5", "GOSSIP_INTERVAL": "1"}),
     ("ADVERTISEMENT_TTL", {"ADVERTISEMENT_TTL": "10", "RECONCILE_INTERVAL": "1", "GOSSIP_INTERVAL": "5.5"}),
