@@ -25,12 +25,12 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-# Secrets are generated once and kept in .env (gitignored).
+# Secrets are generated once and kept in .env (gitignored); the rest of .env is the operator's own.
+# PEER_SERVICE_URL is not written: unset, it follows HOST and PORT (sorcha_site/settings.py).
 .env:
 	@umask 077; { \
 	  echo "SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')"; \
 	  echo "SORCHA_SERVICE_TOKEN=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))')"; \
-	  echo "PEER_SERVICE_URL=http://$(HOST):$(PORT)"; \
 	} > .env
 	@echo "Wrote .env with a new SECRET_KEY and SORCHA_SERVICE_TOKEN."
 
@@ -54,8 +54,10 @@ run: install .env redis migrate
 	@echo "  admin      http://$(HOST):$(PORT)/admin/   (create a user: $(BIN)/python manage.py createsuperuser)"
 	@echo "  API docs   http://$(HOST):$(PORT)/api/docs/"
 	@echo "  API token  grep SORCHA_SERVICE_TOKEN .env   (send it as: Authorization: Bearer <token>)"
+	@grep -s '^PEER_SERVICE_URL=' .env | sed 's/^/  pushes to  /; s/$$/ (set in .env; delete that line to have it follow HOST and PORT)/' || true
+	@echo "The ready process prints a line when the node answers, and another when its startup full sync has succeeded."
 	@echo ""
-	PATH="$(CURDIR)/$(BIN):$$PATH" HOST=$(HOST) PORT=$(PORT) $(BIN)/honcho start -f Procfile
+	PATH="$(CURDIR)/$(BIN):$$PATH" HOST=$(HOST) PORT=$(PORT) NODE_PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
 # Two nodes gossiping on this machine (needs the Redis on 127.0.0.1:6379), until Ctrl-C.
 demo: install
