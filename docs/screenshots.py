@@ -16,10 +16,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
+try:
+    from playwright.sync_api import expect, sync_playwright
 
-from tests.nodes import BIN, Node, wait_for  # noqa: E402
-from tests.redis_server import RedisServer  # noqa: E402
+    from tests.nodes import BIN, Node, wait_for
+    from tests.redis_server import RedisServer
+except ImportError as exc:  # `make run` installs requirements.txt only
+    sys.exit(f"docs/screenshots.py needs the development packages ({exc.name} is missing): run make install-dev")
 
 OUTPUT = ROOT / "docs" / "available-registers.png"
 CHROMIUM = "/usr/bin/chromium"
