@@ -434,6 +434,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "sorcha_site.schema.camel_case_path_parameters",
         "sorcha_site.schema.bound_pagination_parameters",
+        "sorcha_site.schema.refuse_unknown_request_fields",
         "sorcha_site.schema.document_common_errors",
     ],
     # The docs UI is served from this node's static files (drf-spectacular-sidecar), never from a CDN.
@@ -464,13 +465,14 @@ LOGGING = {
 # CELERY_BROKER_URL wins; otherwise, with REDIS_SENTINELS set, the broker is the Sentinel service too
 # (kombu's `sentinel://` transport, which asks the sentinels for the primary on every connect), in the
 # database after REDIS_URL's.
-CELERY_BROKER_URL = _url("CELERY_BROKER_URL", "redis://127.0.0.1:6379/1", ("redis", "rediss", "unix", "sentinel"))
-_BROKER_ON_SENTINEL = bool(REDIS_SENTINELS) and "CELERY_BROKER_URL" not in os.environ
-if _BROKER_ON_SENTINEL:
+# An empty CELERY_BROKER_URL counts as unset (a compose override cannot remove a variable, only empty it).
+if REDIS_SENTINELS and not os.environ.get("CELERY_BROKER_URL", "").strip():
     _store_url = urlparse(REDIS_URL)
     _broker_db = int((_store_url.path or "/0").lstrip("/") or 0) + 1
     _password = f":{_store_url.password}@" if _store_url.password else ""
     CELERY_BROKER_URL = ";".join(f"sentinel://{_password}{host}:{port}/{_broker_db}" for host, port in REDIS_SENTINELS)
+else:
+    CELERY_BROKER_URL = _url("CELERY_BROKER_URL", "redis://127.0.0.1:6379/1", ("redis", "rediss", "unix", "sentinel"))
 # Publishing while the broker is down must fail within seconds (a register save logs the push as deferred).
 CELERY_BROKER_CONNECTION_TIMEOUT = 2.0
 # Workers started before the broker wait for it instead of exiting.

@@ -94,6 +94,14 @@ def test_with_sentinels_and_no_broker_url_the_broker_is_the_sentinel_service_in_
     assert built["BROKER_OPTIONS"]["master_name"] == "sorcha-primary"
 
 
+def test_an_empty_broker_url_counts_as_unset() -> None:
+    # A compose override cannot remove a variable the base file sets, only empty it.
+    built = caches(REDIS_SENTINELS="sentinel-1:26379", REDIS_SENTINEL_SERVICE="sorcha-primary", CELERY_BROKER_URL="")
+
+    assert built["BROKER"] == "sentinel://sentinel-1:26379/1"
+    assert built["BROKER_OPTIONS"]["master_name"] == "sorcha-primary"
+
+
 def test_an_explicit_broker_url_wins_over_the_sentinels() -> None:
     built = caches(
         REDIS_SENTINELS="sentinel-1:26379",
