@@ -49,7 +49,7 @@ from pydantic import (
     field_validator,
 )
 
-from peers import admission, digests, outbound
+from peers import admission, digests, history, outbound
 from peers.admission import GossipRejected
 from peers.api.schemas import NAME_PATTERN, REGISTER_ID_PATTERN, TEXT_PATTERN, describe_validation_error
 from peers.identity import get_identity, next_sequence, peer_id_for, sign, signature_valid
@@ -507,7 +507,7 @@ def build_reply(accepted: Accepted, digest_aware: bool) -> SignedMessage:
 
 # ---------------------------------------------------------------- outbound exchanges
 def exchange_with(peer: Peer, local: LocalSet | None = None, deadline: float | None = None) -> str:
-    """One push-pull exchange before `deadline` (monotonic); records the outcome on the row.
+    """One push-pull exchange before `deadline` (monotonic); records the outcome on the row and in its history.
 
     Returns the outcome: ok, refused_address, unreachable, rejected or reply_refused. With a peer
     that speaks digests, an unchanged set travels as its digest; when either side turns out not to
@@ -515,7 +515,13 @@ def exchange_with(peer: Peer, local: LocalSet | None = None, deadline: float | N
     """
     local = local or local_set()
     deadline = deadline if deadline is not None else time.monotonic() + settings.GOSSIP_EXCHANGE_DEADLINE
-    now = timezone.now()
+    now, started, tally = timezone.now(), time.monotonic(), history.ExchangeTally()
+    outcome = _exchange(peer, local, deadline, now, tally)
+    history.record_exchange(peer, "outbound", outcome, now, time.monotonic() - started, tally)
+    return outcome
+
+
+def _exchange(peer: Peer, local: LocalSet, deadline: float, now: datetime, tally: history.ExchangeTally) -> str:
     url = peer.contact_url
     digest_aware = bool(peer.acknowledged_digest)
     full = peer.acknowledged_digest != local.digest
@@ -523,11 +529,12 @@ def exchange_with(peer: Peer, local: LocalSet | None = None, deadline: float | N
     try:
         target = outbound.resolve(url, EXCHANGE_PATH, deadline)
     except outbound.OutboundRefused as exc:
-        return _failed(peer, Peer.Result.REJECTED, str(exc), now, "refused_address")
+        return _failed(peer, Peer.Result.REJECTED, str(exc), now, "refused_address", tally)
     except outbound.ExchangeFailed as exc:
-        return _failed(peer, Peer.Result.UNREACHABLE, str(exc), now, "unreachable")
+        return _failed(peer, Peer.Result.UNREACHABLE, str(exc), now, "unreachable", tally)
     for last_try in (False, True):
         message = build_message(local, digest_aware=digest_aware, full=full, held=held)
+        tally.bytes_sent += len(message.body)
         try:
             reply = _post(target, message, deadline)
         except outbound.ExchangeFailed as exc:
@@ -535,7 +542,8 @@ def exchange_with(peer: Peer, local: LocalSet | None = None, deadline: float | N
                 full = True  # the peer lost our set (restart, expiry, forgot us): send it now
                 continue
             result = Peer.Result.REJECTED if exc.status is not None else Peer.Result.UNREACHABLE
-            return _failed(peer, result, str(exc), now, "rejected" if exc.status is not None else "unreachable")
+            return _failed(peer, result, str(exc), now, "rejected" if exc.status is not None else "unreachable", tally)
+        tally.bytes_received += len(reply.body)
         try:
             accepted = accept_message(reply.body, reply.signature, contacted_url=url)
         except GossipRejected as exc:
@@ -545,13 +553,14 @@ def exchange_with(peer: Peer, local: LocalSet | None = None, deadline: float | N
                 full, held = False, None
                 continue
             record_gossip_refusal(exc.reason)
-            return _failed(peer, Peer.Result.REJECTED, f"reply refused ({exc.status}): {exc.detail[:200]}", now)
+            error = f"reply refused ({exc.status}): {exc.detail[:200]}"
+            return _failed(peer, Peer.Result.REJECTED, error, now, tally=tally)
         break
     replier = accepted.peer
     if peer.peer_id is not None and replier.peer_id != peer.peer_id:
         # The URL answered as another peer: its reply counted for that peer, not for this row.
         Peer.objects.filter(pk=peer.pk, claimed_url=url).update(claimed_url="")
-        return _failed(peer, Peer.Result.REJECTED, f"{url} answered as peer {replier.peer_id}", now)
+        return _failed(peer, Peer.Result.REJECTED, f"{url} answered as peer {replier.peer_id}", now, tally=tally)
     Peer.objects.filter(pk=replier.pk).update(
         last_exchange_at=now,
         last_exchange_result=Peer.Result.OK,
@@ -562,6 +571,9 @@ def exchange_with(peer: Peer, local: LocalSet | None = None, deadline: float | N
         acknowledged_digest=accepted.message.heldDigest or "",
     )
     record_gossip_exchange("ok")
+    tally.peer_pk = replier.pk
+    tally.advertisements = replier.advertisements_received
+    tally.digest_only = accepted.message.advertisements is None
     return "ok"
 
 
@@ -587,8 +599,17 @@ def _asks_for_set(exc: outbound.ExchangeFailed) -> bool:
     return isinstance(answer, dict) and answer.get("needSet") is True
 
 
-def _failed(peer: Peer, result: str, error: str, now: datetime, outcome: str = "reply_refused") -> str:
+def _failed(
+    peer: Peer,
+    result: str,
+    error: str,
+    now: datetime,
+    outcome: str = "reply_refused",
+    tally: history.ExchangeTally | None = None,
+) -> str:
     """Back the row off; `error` is a status and a short reason of ours, never the peer's body."""
+    if tally is not None:
+        tally.error = error[:300]
     failures = peer.consecutive_failures + 1
     delay = backoff_delay(failures) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
     Peer.objects.filter(pk=peer.pk).update(
@@ -762,6 +783,7 @@ def describe_peer(peer: Peer) -> dict[str, Any]:
         "nextAttemptAt": peer.next_attempt_at.isoformat() if peer.next_attempt_at else None,
         "advertisementsReceived": peer.advertisements_received,
         "advertisementsHeld": len(store.remote_advertisements(peer.peer_id)) if peer.peer_id else 0,
+        "recentExchanges": history.describe_exchanges(peer),
     }
 
 

@@ -107,3 +107,44 @@ class PeerNetwork(models.Model):
 
     def __str__(self) -> str:
         return "Peer Network"
+
+
+class PoolSample(models.Model):
+    """The pool's size at one moment: sampled once a minute by the beat, kept for a day (peers.history)."""
+
+    sampled_at = models.DateTimeField(db_index=True)
+    local = models.PositiveIntegerField(help_text="local advertisements (this node's public registers)")
+    remote = models.PositiveIntegerField(help_text="remote advertisements (learnt from peers)")
+
+    class Meta:
+        ordering = ("sampled_at", "id")
+
+    def __str__(self) -> str:
+        return f"{self.sampled_at:%Y-%m-%d %H:%M} local={self.local} remote={self.remote}"
+
+
+class PeerExchange(models.Model):
+    """One gossip exchange with a peer, either way; the last few per peer are kept (peers.history)."""
+
+    class Direction(models.TextChoices):
+        OUTBOUND = "outbound", "this node called the peer"
+        INBOUND = "inbound", "the peer called this node"
+
+    peer = models.ForeignKey(Peer, on_delete=models.CASCADE, related_name="exchanges")
+    at = models.DateTimeField()
+    direction = models.CharField(max_length=8, choices=Direction.choices)
+    # ok, refused_address, unreachable, rejected or reply_refused (peers.gossip.exchange_with's outcomes).
+    outcome = models.CharField(max_length=16)
+    duration_seconds = models.FloatField()
+    bytes_sent = models.PositiveIntegerField(default=0)
+    bytes_received = models.PositiveIntegerField(default=0)
+    # The advertisements the peer's message stood for (its list, or the set its digest refreshed); null if none came.
+    advertisements = models.PositiveIntegerField(null=True, blank=True)
+    digest_only = models.BooleanField(default=False, help_text="the peer's message carried its digest, not its list")
+    error = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        ordering = ("id",)
+
+    def __str__(self) -> str:
+        return f"{self.peer} {self.direction} {self.at:%Y-%m-%d %H:%M:%S}: {self.outcome}"

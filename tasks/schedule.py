@@ -11,6 +11,9 @@ from typing import Any
 from registers import task_names
 
 PEERS_GOSSIP_ROUND = "peers.gossip_round"
+PEERS_SAMPLE_POOL = "peers.sample_pool"
+# The pool's size is sampled once a minute for the admin's chart (peers.history keeps a day of samples).
+POOL_SAMPLE_INTERVAL = 60.0
 
 
 def beat_schedule(
@@ -42,5 +45,10 @@ def beat_schedule(
             "task": PEERS_GOSSIP_ROUND,
             "schedule": gossip_interval,
             "options": {"expires": gossip_interval},
+        }
+        schedule["sample-pool"] = {
+            "task": PEERS_SAMPLE_POOL,
+            "schedule": POOL_SAMPLE_INTERVAL,
+            "options": {"expires": POOL_SAMPLE_INTERVAL},
         }
     return schedule

@@ -27,7 +27,7 @@ from registers.peer_client import PeerServiceRejected, PeerServiceUnavailable
 from registers.sync_lock import FullSyncBusy, backoff_cap_seconds
 from sorcha_site import metrics
 from tasks import startup
-from tasks.schedule import PEERS_GOSSIP_ROUND
+from tasks.schedule import PEERS_GOSSIP_ROUND, PEERS_SAMPLE_POOL
 
 logger = logging.getLogger(__name__)
 
@@ -154,3 +154,12 @@ def gossip_round() -> dict[str, int]:
 
     time.sleep(random.uniform(0, min(settings.GOSSIP_INTERVAL * 0.1, 10.0)))  # noqa: S311 - jitter
     return gossip.gossip_round()
+
+
+@shared_task(name=PEERS_SAMPLE_POOL, ignore_result=True)
+def sample_pool() -> dict[str, int]:
+    """The beat's minute sample of the pool's size (local, remote), for the admin's Sync Status chart."""
+    from peers import history
+
+    sample = history.sample_pool()
+    return {"local": sample.local, "remote": sample.remote}

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 
+from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from peers import gossip
+from peers import gossip, history
 from peers.api.schemas import ExchangeConflict, GossipRoundOutcome, PeerDescription, PeerDescriptionList
-from peers.models import Peer
+from peers.models import Peer, PeerExchange
 from sorcha_site.api import error_response, json_response
 from sorcha_site.auth import IsServiceOrStaff
 from sorcha_site.metrics import record_gossip_exchange, record_gossip_refusal
@@ -88,6 +91,7 @@ class ExchangeView(APIView):
         "`needSet: true` otherwise).",
     )
     def post(self, request: Request) -> HttpResponse:
+        at, started = timezone.now(), time.monotonic()
         source = request.META.get("REMOTE_ADDR") or "unknown"
         try:
             accepted = gossip.accept_message(
@@ -113,6 +117,13 @@ class ExchangeView(APIView):
             request.headers.get(gossip.DIGESTS_HEADER) == "1" or accepted.message.advertisementsDigest is not None
         )
         reply = gossip.build_reply(accepted, digest_aware)
+        tally = history.ExchangeTally(
+            bytes_sent=len(reply.body),
+            bytes_received=len(request.body),
+            advertisements=accepted.peer.advertisements_received,
+            digest_only=accepted.message.advertisements is None,
+        )
+        history.record_exchange(accepted.peer, "inbound", "ok", at, time.monotonic() - started, tally)
         response = HttpResponse(reply.body, content_type="application/json")
         response[gossip.SIGNATURE_HEADER] = reply.signature
         return response
@@ -121,7 +132,9 @@ class ExchangeView(APIView):
 class PeerListView(APIView):
     @extend_schema(responses={200: PeerDescriptionList}, summary="Peers this node knows, with status and counts")
     def get(self, request: Request) -> HttpResponse:
-        return json_response([gossip.describe_peer(peer) for peer in Peer.objects.all()])
+        # Each peer's last exchanges in one query (pruned to PEER_EXCHANGE_HISTORY a peer as they are recorded).
+        peers = Peer.objects.prefetch_related(Prefetch("exchanges", queryset=PeerExchange.objects.order_by("id")))
+        return json_response([gossip.describe_peer(peer) for peer in peers])
 
 
 class PeerBanView(APIView):

@@ -23,6 +23,7 @@ from pydantic import (
     ValidationError,
 )
 
+from peers.history import PEER_EXCHANGE_HISTORY, POOL_HISTORY_MAX
 from peers.store import AdvertisementInput
 from sorcha_site import bounds
 
@@ -332,6 +333,22 @@ class StoreStatus(BaseModel):
     )
 
 
+class ExchangeRecord(BaseModel):
+    """One gossip exchange with a peer (an inbound one is recorded only when its message was accepted)."""
+
+    at: datetime
+    direction: Literal["outbound", "inbound"] = Field(description="outbound: this node called the peer")
+    outcome: Literal["ok", "refused_address", "unreachable", "rejected", "reply_refused"]
+    durationSeconds: float = Field(ge=0)
+    bytesSent: int = Field(ge=0)
+    bytesReceived: int = Field(ge=0)
+    advertisements: int | None = Field(
+        ge=0, description="the advertisements the peer's message stood for (its list or its digest); null if none came"
+    )
+    digestOnly: bool = Field(description="the peer's message carried its digest, not its list")
+    error: str = Field(description="why it failed; empty when it succeeded")
+
+
 class PeerDescription(BaseModel):
     id: int
     peerId: str | None = Field(description="null until the peer's first signed message")
@@ -353,10 +370,27 @@ class PeerDescription(BaseModel):
     nextAttemptAt: datetime | None = Field(description="backed off until then")
     advertisementsReceived: int = Field(ge=0)
     advertisementsHeld: int = Field(ge=0)
+    recentExchanges: list[ExchangeRecord] = Field(
+        max_length=PEER_EXCHANGE_HISTORY, description="the last exchanges with the peer, oldest first"
+    )
 
 
 class PeerDescriptionList(RootModel[list[PeerDescription]]):
     """Every peer this node knows, banned ones included."""
+
+
+class PoolSample(BaseModel):
+    """The pool's size at one moment (sampled once a minute)."""
+
+    sampledAt: datetime
+    local: int = Field(ge=0, description="local advertisements: this node's public registers")
+    remote: int = Field(ge=0, description="remote advertisements: learnt from peers")
+
+
+class PoolHistory(RootModel[list[PoolSample]]):
+    """The samples of the last day, oldest first."""
+
+    root: list[PoolSample] = Field(max_length=POOL_HISTORY_MAX)
 
 
 class ExchangeConflict(BaseModel):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import re_path
 
-from peers.api import peer_views, views
+from peers.api import history_views, peer_views, views
 
 # Paths answer with and without a trailing slash (original Sorcha clients use both).
 urlpatterns = [
@@ -11,6 +11,7 @@ urlpatterns = [
     re_path(r"^registers/available/?$", views.AvailableRegistersView.as_view(), name="available-registers"),
     re_path(r"^registers/(?P<register_id>[^/]+)/advertise/?$", views.AdvertiseView.as_view(), name="advertise"),
     re_path(r"^store/status/?$", views.StoreStatusView.as_view(), name="store-status"),
+    re_path(r"^store/pool-history/?$", history_views.PoolHistoryView.as_view(), name="pool-history"),
     re_path(r"^peers/?$", peer_views.PeerListView.as_view(), name="peer-list"),
     re_path(r"^peers/exchange/?$", peer_views.ExchangeView.as_view(), name="peer-exchange"),
     re_path(r"^peers/round/?$", peer_views.GossipRoundView.as_view(), name="peer-round"),
