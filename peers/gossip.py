@@ -86,7 +86,7 @@ PeerUrl = Annotated[StrictStr, Field(max_length=outbound.URL_MAX_LENGTH), AfterV
 
 
 class GossipAdvertisement(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     registerId: Annotated[StrictStr, Field(pattern=REGISTER_ID_PATTERN)]
     # The Peer API's rules: a name has a visible character, no text has a NUL (PostgreSQL refuses it).
@@ -98,7 +98,7 @@ class GossipAdvertisement(BaseModel):
 
 
 class PeerReference(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: PeerUrl
 

@@ -8,7 +8,7 @@ import orjson
 from django.http import HttpRequest, HttpResponse
 from django.utils.http import parse_header_parameters
 from django.views import defaults
-from rest_framework.exceptions import UnsupportedMediaType, ValidationError
+from rest_framework.exceptions import ParseError, UnsupportedMediaType, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -17,6 +17,9 @@ JSON_MEDIA_TYPE = "application/json"
 # JSON is UTF-8 on the wire (RFC 8259 §8.1); a charset parameter may say so, and nothing else.
 JSON_CHARSETS = frozenset({"utf-8", "utf8"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# What both APIs say of a body field the endpoint does not take (a typo is never read as "left out").
+UNKNOWN_FIELD = "unknown field"
+READ_ONLY_FIELD = "read-only field; the server sets it"
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -86,6 +89,22 @@ def reject_query_parameters(request: Request) -> None:
     if request.query_params:
         names = sorted(request.query_params)[:_QUERY_NAMES_SHOWN]
         raise ValidationError({name[:80]: ["unknown query parameter; this operation takes none."] for name in names})
+
+
+def refuse_body_fields(request: Request) -> None:
+    """For writes that take no body: none, or `{}`; a field sent is one the operation does not know (400)."""
+    require_json_body(request)
+    if not request.body:
+        return
+    try:
+        body = orjson.loads(request.body)
+    except orjson.JSONDecodeError as exc:
+        raise ParseError(f"body: not valid JSON ({exc})") from exc
+    if isinstance(body, dict):
+        if body:
+            raise ValidationError({str(name)[:64]: [UNKNOWN_FIELD] for name in list(body)[:20]})
+        return
+    raise ValidationError({"body": ["this operation takes no body (or an empty JSON object)"]})
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

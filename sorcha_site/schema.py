@@ -4,7 +4,8 @@ Errors every operation of a kind can answer are added by one rule (`document_com
 rather than by hand on each view, so a new operation cannot forget them:
 
 - 401 wherever credentials are needed; 403 on the writes that need the service token or staff;
-- 400, 413 and 415 wherever a JSON body is taken; 413 on every write (the body limit is global);
+- 400, 413 and 415 on every POST, PUT and PATCH (a body is JSON, and a field the operation does not
+  know is refused, even where it takes no body); 413 on every write (the body limit is global);
 - 400 wherever a query parameter is validated; 404 wherever the path carries an id.
 
 Operation-specific answers (409, 503, ...) stay on the views' `@extend_schema`.
@@ -115,6 +116,7 @@ def error(status: int, description: str | None = None) -> OpenApiResponse:
 
 _PATH_PARAMETER = re.compile(r"\{([a-z0-9_]+)\}")
 _WRITES = {"post", "put", "patch", "delete"}
+_BODY_WRITES = {"post", "put", "patch"}
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
 
@@ -162,6 +164,21 @@ def _add_error(operation: dict[str, Any], status: int) -> None:
         }
 
 
+def refuse_unknown_request_fields(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Every request body is closed (`additionalProperties: false`): both APIs answer 400 to a field
+    they do not know. The pydantic models say so already; the DRF serializers' components get it here."""
+    components = result.get("components", {}).get("schemas", {})
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            content = operation.get("requestBody", {}).get("content", {})
+            for media in content.values():
+                ref = media.get("schema", {}).get("$ref", "")
+                component = components.get(ref.rsplit("/", 1)[-1]) if ref else media.get("schema")
+                if isinstance(component, dict) and component.get("type") == "object":
+                    component.setdefault("additionalProperties", False)
+    return result
+
+
 def document_common_errors(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     components = result.setdefault("components", {}).setdefault("schemas", {})
     components.setdefault("Error", openapi_30(Error.model_json_schema()))
@@ -173,7 +190,7 @@ def document_common_errors(result: dict[str, Any], **kwargs: Any) -> dict[str, A
                 _add_error(operation, 401)
                 if method in _WRITES:
                     _add_error(operation, 403)
-            if "requestBody" in operation:
+            if "requestBody" in operation or method in _BODY_WRITES:
                 for status in (400, 415):
                     _add_error(operation, status)
             if method in _WRITES:

@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from peers import gossip, history
 from peers.api.schemas import ExchangeConflict, GossipRoundOutcome, PeerDescription, PeerDescriptionList
 from peers.models import Peer, PeerExchange
-from sorcha_site.api import error_response, json_response
+from sorcha_site.api import error_response, json_response, refuse_body_fields
 from sorcha_site.auth import IsServiceOrStaff
 from sorcha_site.metrics import record_gossip_exchange, record_gossip_refusal
 from sorcha_site.schema import error
@@ -148,6 +148,7 @@ class PeerBanView(APIView):
         summary="Ban a peer: its advertisements are hidden at once and its exchanges refused",
     )
     def post(self, request: Request, pk: int) -> HttpResponse:
+        refuse_body_fields(request)
         peer = get_object_or_404(Peer, pk=pk)
         return json_response(gossip.describe_peer(gossip.set_banned(peer, self.banned)))
 
@@ -167,6 +168,7 @@ class PeerApproveView(APIView):
         summary="Approve a peer: admitted in allowlist mode, and its row kept from the peer cap's eviction",
     )
     def post(self, request: Request, pk: int) -> HttpResponse:
+        refuse_body_fields(request)
         peer = get_object_or_404(Peer, pk=pk)
         return json_response(gossip.describe_peer(gossip.set_approved(peer)))
 
@@ -181,6 +183,7 @@ class PeerForgetView(APIView):
         summary="Forget a peer: its row and advertisements are dropped (it may be admitted again)",
     )
     def post(self, request: Request, pk: int) -> HttpResponse:
+        refuse_body_fields(request)
         gossip.forget(get_object_or_404(Peer, pk=pk))
         return HttpResponse(status=204)
 
@@ -202,6 +205,7 @@ class GossipRoundView(APIView):
     )
     def post(self, request: Request) -> HttpResponse:
         """Run a gossip round now with every non-banned peer (backed-off ones too, unless asked not to)."""
+        refuse_body_fields(request)
         raw = request.query_params.getlist("respectBackoff") or ["false"]
         if len(raw) != 1 or raw[0] not in ("true", "false"):
             return error_response("respectBackoff: must be true or false, given once", status=400)

@@ -26,6 +26,7 @@ from pydantic import (
 from peers.history import PEER_EXCHANGE_HISTORY, POOL_HISTORY_MAX
 from peers.store import AdvertisementInput
 from sorcha_site import bounds
+from sorcha_site.api import UNKNOWN_FIELD
 
 # pydantic patterns are Rust regexes, where `$` is the end of the text only: "<32 hex>\n" fails.
 REGISTER_ID_PATTERN = rf"^{bounds.REGISTER_ID_CHARS}$"
@@ -69,7 +70,8 @@ def field_path(index: int | None, field: str) -> str:
 class AdvertisementFields(BaseModel):
     """What a source states about one register. Fields left out keep their stored value."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # A field the endpoint does not know is refused (400 naming it): a typo never passes as "left out".
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     isPublic: StrictBool = Field(description="false removes the advertisement")
     # The patterns document the rules checked in `to_input` (with messages that name them): a name
@@ -116,7 +118,7 @@ class BulkAdvertisement(AdvertisementFields):
 
 
 class BulkAdvertiseRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     advertisements: list[BulkAdvertisement] = Field(max_length=settings.SORCHA_BULK_MAX_ITEMS)
     fullSync: StrictBool = Field(
@@ -188,7 +190,7 @@ Micros = Annotated[StrictInt, Field(ge=bounds.MIN_MOMENT_MICROS, le=2**62)]
 class DigestRequest(BaseModel):
     """One page of a full sync by digest: the registers the source lists, each with its `sourceUpdatedAt`."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     snapshotAt: Moment = Field(description="Register Service clock taken before it read its database")
     registerIds: list[RegisterId] = Field(max_length=settings.SORCHA_DIGEST_MAX_ITEMS)
@@ -418,7 +420,8 @@ def describe_validation_error(error: ValidationError, limit: int = 5) -> str:
         path = ""
         for location in detail["loc"]:
             path += f"[{location}]" if isinstance(location, int) else (f".{location}" if path else str(location))
-        parts.append(f"{path or 'body'}: {detail['msg']}")
+        message = UNKNOWN_FIELD if detail["type"] == "extra_forbidden" else detail["msg"]
+        parts.append(f"{path or 'body'}: {message}")
     more = error.error_count() - limit
     if more > 0:
         parts.append(f"and {more} more errors")

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from registers import enqueue
 from registers.api.serializers import ResyncQueuedSerializer
 from sorcha_site import schema
-from sorcha_site.api import error_response, json_response
+from sorcha_site.api import error_response, json_response, refuse_body_fields
 from sorcha_site.auth import IsServiceOrStaff
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ class ResyncView(APIView):
         summary="Queue a full sync of the advertised registers to the Peer Service now",
     )
     def post(self, request: Request) -> HttpResponse:
+        refuse_body_fields(request)
         # Taken before sending: a worker may start the sync (and stamp its attempt) before send_task returns.
         queued_at = timezone.now()
         try:

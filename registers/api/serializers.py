@@ -12,6 +12,7 @@ from rest_framework import serializers
 
 from registers.models import DESCRIPTION_MAX_LENGTH, NAME_MAX_LENGTH, VERSION_MAX, Register
 from sorcha_site import bounds
+from sorcha_site.api import READ_ONLY_FIELD, UNKNOWN_FIELD
 
 
 class StrictBooleanField(serializers.BooleanField):
@@ -75,6 +76,18 @@ class RegisterSerializer(serializers.ModelSerializer[Register]):
             "createdAt",
             "updatedAt",
         )
+
+    def to_internal_value(self, data: Any) -> Any:
+        # DRF drops fields it does not know: `advertize` for `advertise` would create a private register.
+        if isinstance(data, dict):
+            refused = {
+                str(name)[:64]: [READ_ONLY_FIELD if name in self.fields else UNKNOWN_FIELD]
+                for name in data
+                if name not in self.fields or self.fields[name].read_only
+            }
+            if refused:
+                raise serializers.ValidationError(dict(list(refused.items())[:20]))
+        return super().to_internal_value(data)
 
 
 class ResyncQueuedSerializer(serializers.Serializer[dict[str, str]]):

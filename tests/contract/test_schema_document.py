@@ -157,3 +157,41 @@ def test_no_class_docstring_shows_as_a_description(document: dict[str, Any]) -> 
 
     assert notes
     assert not descriptions & notes
+
+
+def objects_in(document: dict[str, Any], node: Any, seen: set[str]) -> list[dict[str, Any]]:
+    """Every object schema reachable from `node` (through $ref, items, properties and combinators)."""
+    if isinstance(node, list):
+        return [found for item in node for found in objects_in(document, item, seen)]
+    if not isinstance(node, dict):
+        return []
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[1]
+        if name in seen:
+            return []
+        seen.add(name)
+        return objects_in(document, document["components"]["schemas"][name], seen)
+    found = [node] if node.get("type") == "object" or "properties" in node else []
+    for key in ("items", "allOf", "anyOf", "oneOf"):
+        found += objects_in(document, node.get(key), seen)
+    for value in node.get("properties", {}).values():
+        found += objects_in(document, value, seen)
+    return found
+
+
+def test_every_request_body_refuses_unknown_fields(document: dict[str, Any]) -> None:
+    checked = 0
+    for path, method, operation in operations(document):
+        if "requestBody" not in operation:
+            continue
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        for node in objects_in(document, schema, set()):
+            checked += 1
+            assert node.get("additionalProperties") is False, (method, path, node.get("title"), node)
+    assert checked >= 8
+
+
+def test_every_write_that_may_carry_a_body_documents_400_and_415(document: dict[str, Any]) -> None:
+    for path, method, operation in operations(document):
+        if method in ("post", "put", "patch"):
+            assert {"400", "415"} <= set(operation["responses"]), (method, path)

@@ -106,9 +106,10 @@ def test_patch_cannot_change_the_id(api_client: APIClient) -> None:
     # when
     response = api_client.patch(f"/api/registers/{register.id}/", {"id": "b" * 32}, format="json")
 
-    # then
-    assert response.status_code == 200
-    assert response.json()["id"] == register.id
+    # then: refused naming `id` (it is read-only), and the register keeps its id
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("id: read-only field")
+    assert Register.objects.filter(id=register.id).exists()
     assert not Register.objects.filter(id="b" * 32).exists()
 
 

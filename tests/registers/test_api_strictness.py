@@ -203,3 +203,84 @@ def test_a_register_id_with_a_trailing_character_is_not_a_register(api_client: A
     assert (read.status_code, changed.status_code, deleted.status_code) == (404, 404, 404)
     register.refresh_from_db()
     assert register.name == "kept"
+
+
+# ---------------------------------------------------------------- unknown fields
+def test_a_misspelled_field_on_create_is_400_naming_it_and_creates_nothing(api_client: APIClient) -> None:
+    # when: `advertize` for `advertise` used to create a private register
+    response = api_client.post(LIST, {"name": "v2", "advertize": True}, format="json")
+
+    # then
+    assert_400_naming(response, "advertize")
+    assert "unknown field" in response.json()["detail"]
+    assert not Register.objects.exists()
+
+
+def test_every_unknown_field_is_named(api_client: APIClient) -> None:
+    # when
+    response = api_client.post(LIST, {"name": "v2", "advertize": True, "fullReplica": True}, format="json")
+
+    # then
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert "advertize: unknown field" in detail and "fullReplica: unknown field" in detail
+    assert not Register.objects.exists()
+
+
+@pytest.mark.parametrize("method", ["put", "patch"])
+def test_an_unknown_field_on_a_change_is_400_and_changes_nothing(api_client: APIClient, method: str) -> None:
+    # given
+    register = make_register(name="kept", advertise=True)
+    before = Register.objects.values().get(id=register.id)
+
+    # when
+    response = getattr(api_client, method)(
+        f"{LIST}{register.id}/", {"name": "renamed", "advertize": False}, format="json"
+    )
+
+    # then
+    assert_400_naming(response, "advertize")
+    assert Register.objects.values().get(id=register.id) == before
+
+
+@pytest.mark.parametrize("field", ["id", "createdAt", "updatedAt"])
+def test_a_read_only_field_in_a_body_is_400_naming_it(api_client: APIClient, field: str) -> None:
+    # given
+    register = make_register(name="kept")
+    before = Register.objects.values().get(id=register.id)
+
+    # when: a body copied from a GET carries the fields the server sets
+    response = api_client.put(f"{LIST}{register.id}/", {"name": "renamed", field: "x"}, format="json")
+
+    # then
+    assert_400_naming(response, field)
+    assert "read-only" in response.json()["detail"]
+    assert Register.objects.values().get(id=register.id) == before
+
+
+def test_every_writable_field_is_accepted(api_client: APIClient) -> None:
+    # when: the Register API's own names, all of them
+    response = api_client.post(
+        LIST,
+        {
+            "name": "all-fields",
+            "description": "d",
+            "advertise": True,
+            "isFullReplica": True,
+            "latestVersion": 2,
+            "latestDocketVersion": 1,
+        },
+        format="json",
+    )
+
+    # then
+    assert response.status_code == 201, response.content
+
+
+def test_a_resync_request_with_a_body_field_is_400_naming_it(api_client: APIClient) -> None:
+    # when: the operation takes no body; a field sent to it is not one it knows
+    response = api_client.post("/api/registers/resync/", {"reason": "startup"}, format="json")
+
+    # then
+    assert response.status_code == 400, response.content
+    assert response.json()["detail"].startswith("reason: unknown field")
