@@ -20,10 +20,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.helpers import wait_until
 from tests.nodes import BIN, ROOT, Node
 from tests.plugin import SESSION_REDIS
+from tests.redis_server import free_port
 
 MAKEFILE = ROOT / "Makefile"
 
@@ -57,12 +59,12 @@ def test_run_hands_honcho_host_and_port_and_the_nodes_port_for_every_line() -> N
 
 
 class Honcho:
-    """`honcho start` as `make run` runs it, its output kept; stopping it stops every process it started."""
+    """honcho, started as `make run` starts it or by `make run` itself, its output kept; stopping it
+    (SIGINT to its process group, as Ctrl-C would) stops every process it started."""
 
-    def __init__(self, env: dict[str, str], *names: str) -> None:
-        command = [str(BIN / "honcho"), "start", "-f", "Procfile", "-e", os.devnull, *names]
+    def __init__(self, command: list[str], env: dict[str, str], cwd: Path = ROOT) -> None:
         self.popen = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+            command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
         )
         self.lines: list[str] = []
         threading.Thread(target=self._drain, daemon=True).start()
@@ -83,11 +85,11 @@ class Honcho:
 
     def stop(self) -> None:
         if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
+            os.killpg(self.popen.pid, signal.SIGINT)
             try:
                 self.popen.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.popen.kill()
+                os.killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait()
         for pid in self.children():  # each in a session of its own: gone with honcho, or killed here
             with contextlib.suppress(ProcessLookupError):
@@ -119,7 +121,7 @@ def test_under_honcho_the_procfile_says_ready_twice_and_pushes_to_its_own_port(n
     env["NODE_PORT"] = str(node.port)
 
     # when
-    honcho = Honcho(env, "web", "worker", "ready")
+    honcho = Honcho([str(BIN / "honcho"), "start", "-f", "Procfile", "-e", os.devnull, "web", "worker", "ready"], env)
     try:
         # then
         up = f"Sorcha node is up at {node.url}/ (it answers its health check); waiting for the startup full sync..."
@@ -137,6 +139,71 @@ def test_under_honcho_the_procfile_says_ready_twice_and_pushes_to_its_own_port(n
 
     assert honcho.children(), honcho.tail()
     for pid in honcho.children():
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+# What `make run` needs of a clone: a copy of this working tree's, with this venv already installed.
+CLONE = ["Makefile", "Procfile", "manage.py", "requirements.txt", "requirements-dev.txt"]
+CLONE_PACKAGES = ["scripts", "sorcha_site", "registers", "peers", "tasks"]
+# Settings of the test session or of the machine that a fresh clone would not have.
+NOT_IN_A_FRESH_SHELL = {"HOST", "PORT", "NODE_PORT", "SORCHA_ENV_FILE", "DATABASE_URL", "SECRET_KEY", "DEBUG"}
+
+
+@pytest.fixture
+def clone(tmp_path: Path) -> Path:
+    tree = tmp_path / "sorcha"
+    tree.mkdir()
+    for name in CLONE:
+        shutil.copy2(ROOT / name, tree / name)
+        os.utime(tree / name, (0, 0))  # older than the venv's install stamp: make installs nothing
+    for name in CLONE_PACKAGES:
+        shutil.copytree(ROOT / name, tree / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (tree / ".venv").symlink_to(ROOT / ".venv")
+    return tree
+
+
+def test_make_run_on_a_free_port_announces_the_node_then_its_full_sync_there(clone: Path) -> None:
+    # given: a shell with the session's Redis as the node's, so nothing touches the Redis on 6379
+    port = free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PYTEST", "DJANGO_", "SORCHA_", "PEER_", "REDIS_", "CELERY_", "GOSSIP_"))
+        and key not in NOT_IN_A_FRESH_SHELL
+    }
+    env.update(
+        REDIS_URL=SESSION_REDIS.url,
+        CELERY_BROKER_URL=SESSION_REDIS.broker_url(),
+        REDIS_KEY_PREFIX=f"make-run-{os.urandom(4).hex()}",
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    # when
+    run = Honcho(["make", "run", f"PORT={port}", f"PYTHON={sys.executable}"], env, cwd=clone)
+    try:
+        # then
+        run.wait_for(lambda: run.said("ready", "Startup full sync "), timeout=120)
+        assert run.said("ready", "S") == [
+            f"Sorcha node is up at {url}/ (it answers its health check); waiting for the startup full sync...",
+            f"Startup full sync succeeded: 0 public registers pushed to the Peer Service at {url}. The node is ready.",
+        ], run.tail()
+        secrets = dict(line.split("=", 1) for line in (clone / ".env").read_text().splitlines())
+        assert list(secrets) == ["SECRET_KEY", "SORCHA_SERVICE_TOKEN"]
+        api = requests.Session()
+        api.headers["Authorization"] = f"Bearer {secrets['SORCHA_SERVICE_TOKEN']}"
+        created = api.post(f"{url}/api/registers/", json={"name": "alpha", "advertise": True}, timeout=10)
+        assert created.status_code == 201, created.text
+        local = f"{url}/api/registers/available"
+        run.wait_for(
+            lambda: created.json()["id"] in {row["registerId"] for row in api.get(local, timeout=10).json()},
+            timeout=30,
+        )
+    finally:
+        run.stop()
+
+    assert len(run.children()) == 4, run.tail()
+    for pid in run.children():
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
 
