@@ -13,6 +13,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from sorcha_site.malformed_ids import malformed_id
+
 JSON_MEDIA_TYPE = "application/json"
 # JSON is UTF-8 on the wire (RFC 8259 §8.1); a charset parameter may say so, and nothing else.
 JSON_CHARSETS = frozenset({"utf-8", "utf8"})
@@ -110,5 +112,8 @@ def refuse_body_fields(request: Request) -> None:
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """`handler404`: an unmatched path under /api/ answers JSON like the API; elsewhere Django's HTML page."""
     if request.path.startswith("/api/"):
+        problem = malformed_id(request.path_info)
+        if problem is not None:
+            return error_response(problem, status=400)
         return error_response(f"Not found: no API operation at {request.path[:200]}", status=404)
     return defaults.page_not_found(request, exception)

@@ -6,7 +6,8 @@ rather than by hand on each view, so a new operation cannot forget them:
 - 401 wherever credentials are needed; 403 on the writes that need the service token or staff;
 - 400, 413 and 415 on every POST, PUT and PATCH (a body is JSON, and a field the operation does not
   know is refused, even where it takes no body); 413 on every write (the body limit is global);
-- 400 wherever a query parameter is validated; 404 wherever the path carries an id.
+- 400 wherever a query parameter is validated; 400 (a malformed id) and 404 (no such id) wherever the
+  path carries an id.
 
 Operation-specific answers (409, 503, ...) stay on the views' `@extend_schema`.
 """
@@ -99,7 +100,8 @@ class Error(BaseModel):
 
 
 ERROR_DESCRIPTIONS = {
-    400: "Bad input; `detail` names the field or parameter at fault, and nothing was changed.",
+    400: "Bad input (a body field, a query parameter, or a malformed id in the path); `detail` names the field "
+    "or parameter at fault, and nothing was changed.",
     401: "No credentials, or a wrong bearer token.",
     403: "Credentials without the right to this action (it needs the service token or a staff user).",
     404: "Nothing at this path (no such id).",
@@ -198,5 +200,6 @@ def document_common_errors(result: dict[str, Any], **kwargs: Any) -> dict[str, A
             if any(parameter.get("in") == "query" for parameter in parameters):
                 _add_error(operation, 400)
             if any(parameter.get("in") == "path" for parameter in parameters):
+                _add_error(operation, 400)
                 _add_error(operation, 404)
     return result

@@ -20,13 +20,17 @@ from peers.api.schemas import ExchangeConflict, GossipRoundOutcome, PeerDescript
 from peers.models import Peer, PeerExchange
 from sorcha_site.api import error_response, json_response, refuse_body_fields
 from sorcha_site.auth import IsServiceOrStaff
+from sorcha_site.malformed_ids import PEER_ID_MAX, check_peer_id
 from sorcha_site.metrics import record_gossip_exchange, record_gossip_refusal
 from sorcha_site.schema import error
 
 logger = logging.getLogger(__name__)
 
 PEER_ID_PARAMETER = OpenApiParameter(
-    "id", {"type": "integer", "minimum": 1}, OpenApiParameter.PATH, description="the peer's `id` in the list"
+    "id",
+    {"type": "integer", "minimum": 1, "maximum": PEER_ID_MAX},
+    OpenApiParameter.PATH,
+    description="the peer's `id` in the list",
 )
 
 
@@ -147,9 +151,9 @@ class PeerBanView(APIView):
         responses={200: OpenApiResponse(PeerDescription, description="the peer, as listed")},
         summary="Ban a peer: its advertisements are hidden at once and its exchanges refused",
     )
-    def post(self, request: Request, pk: int) -> HttpResponse:
+    def post(self, request: Request, pk: str) -> HttpResponse:
         refuse_body_fields(request)
-        peer = get_object_or_404(Peer, pk=pk)
+        peer = get_object_or_404(Peer, pk=check_peer_id(pk))
         return json_response(gossip.describe_peer(gossip.set_banned(peer, self.banned)))
 
 
@@ -167,9 +171,9 @@ class PeerApproveView(APIView):
         responses={200: OpenApiResponse(PeerDescription, description="the peer, approved")},
         summary="Approve a peer: admitted in allowlist mode, and its row kept from the peer cap's eviction",
     )
-    def post(self, request: Request, pk: int) -> HttpResponse:
+    def post(self, request: Request, pk: str) -> HttpResponse:
         refuse_body_fields(request)
-        peer = get_object_or_404(Peer, pk=pk)
+        peer = get_object_or_404(Peer, pk=check_peer_id(pk))
         return json_response(gossip.describe_peer(gossip.set_approved(peer)))
 
 
@@ -182,9 +186,9 @@ class PeerForgetView(APIView):
         responses={204: OpenApiResponse(description="row and advertisements dropped")},
         summary="Forget a peer: its row and advertisements are dropped (it may be admitted again)",
     )
-    def post(self, request: Request, pk: int) -> HttpResponse:
+    def post(self, request: Request, pk: str) -> HttpResponse:
         refuse_body_fields(request)
-        gossip.forget(get_object_or_404(Peer, pk=pk))
+        gossip.forget(get_object_or_404(Peer, pk=check_peer_id(pk)))
         return HttpResponse(status=204)
 
 

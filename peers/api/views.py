@@ -26,7 +26,7 @@ from peers.api.schemas import (
 )
 from peers.gossip import trigger_round
 from peers.store import BulkResult, MarksLost, MarksUnavailable, StaleFullSync, format_micros, get_store
-from sorcha_site import bounds
+from sorcha_site import bounds, malformed_ids
 from sorcha_site.api import error_response, json_response, require_json_body
 from sorcha_site.auth import IsServiceOrStaff
 from sorcha_site.memory import gc_paused
@@ -52,7 +52,7 @@ def parse_body(request: Request, model: type[ModelT]) -> ModelT:
 def check_register_id(register_id: str) -> None:
     # fullmatch: the path is percent-decoded, so `<32 hex>%0A` arrives with a final newline.
     if not bounds.is_register_id(register_id):
-        raise BadRequest(f"registerId: {register_id[:64]!r} is not 32 lowercase hex characters")
+        raise BadRequest(malformed_ids.describe("registerId", register_id, malformed_ids.REGISTER_ID))
 
 
 def outcome_of(result: BulkResult) -> str:

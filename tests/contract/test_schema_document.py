@@ -98,7 +98,7 @@ def test_every_operation_documents_its_errors_as_json(document: dict[str, Any]) 
         expected |= {"403", "413"} if method in WRITES and secured else set()
         expected |= {"400", "413", "415"} if "requestBody" in operation else set()
         expected |= {"400"} if "query" in parameters else set()
-        expected |= {"404"} if "path" in parameters else set()
+        expected |= {"400", "404"} if "path" in parameters else set()
         assert expected <= set(responses), (method, path, expected - set(responses))
         for status, response in responses.items():
             if status.startswith(("4", "5")):

@@ -188,23 +188,6 @@ def test_a_put_without_advertise_keeps_it(api_client: APIClient) -> None:
     assert response.json()["advertise"] is True
 
 
-# ---------------------------------------------------------------- ids matched in full
-@pytest.mark.parametrize("suffix", ["%0A", "%0A/", "%00", "%20"])
-def test_a_register_id_with_a_trailing_character_is_not_a_register(api_client: APIClient, suffix: str) -> None:
-    # given
-    register = make_register(name="kept")
-
-    # when
-    read = api_client.get(f"{LIST}{register.id}{suffix}")
-    changed = api_client.patch(f"{LIST}{register.id}{suffix}", {"name": "renamed"}, format="json")
-    deleted = api_client.delete(f"{LIST}{register.id}{suffix}")
-
-    # then
-    assert (read.status_code, changed.status_code, deleted.status_code) == (404, 404, 404)
-    register.refresh_from_db()
-    assert register.name == "kept"
-
-
 # ---------------------------------------------------------------- unknown fields
 def test_a_misspelled_field_on_create_is_400_naming_it_and_creates_nothing(api_client: APIClient) -> None:
     # when: `advertize` for `advertise` used to create a private register
