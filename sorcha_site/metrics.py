@@ -78,6 +78,11 @@ def _text(value: bytes | str) -> str:
 
 class NodeCollector(Collector):
     def collect(self) -> Iterator[Any]:
+        # Which node and service this process is: rules and dashboards join on it (deploy/monitoring/), as the
+        # Register Service's and the Peer Service's metrics may come from different processes of one node.
+        info = GaugeMetricFamily("sorcha_node_info", "This process's node and service", labels=["node_name", "service"])
+        info.add_metric([settings.NODE_NAME, settings.SORCHA_SERVICE], 1)
+        yield info
         yield from self._store_metrics()
         yield from self._event_metrics()
         yield from self._database_metrics()
@@ -173,13 +178,24 @@ class NodeCollector(Collector):
             yield peers
         if settings.SERVES_REGISTERS:
             try:
-                from registers.models import AdvertisementSyncState
+                from registers.models import AdvertisementSyncState, Register
             except ImportError:
                 return
             state = AdvertisementSyncState.objects.filter(pk=1).first()
             last = state.last_success_at.timestamp() if state is not None and state.last_success_at else 0
             yield GaugeMetricFamily(
                 "sorcha_last_successful_full_sync_timestamp_seconds", "When the last full sync succeeded", value=last
+            )
+            yield GaugeMetricFamily(
+                "sorcha_reconcile_interval_seconds",
+                "RECONCILE_INTERVAL: how often a full sync runs",
+                value=settings.RECONCILE_INTERVAL,
+            )
+            # One indexed count: what the local pool should hold once pushes have landed.
+            yield GaugeMetricFamily(
+                "sorcha_public_registers",
+                "Registers with advertise=true",
+                value=Register.objects.filter(advertise=True).count(),
             )
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
 from peers.store import AdvertisementInput, AdvertisementStore, now_micros
 from sorcha_site import metrics
 from tests.conftest import register_id
+from tests.registers.factories import make_register
 
 pytestmark = pytest.mark.django_db
 
@@ -66,3 +68,24 @@ def test_events_recorded_in_any_process_are_exposed(peer_store: AdvertisementSto
     assert samples[("sorcha_full_sync_duration_seconds_sum", ())] == pytest.approx(0.32)
     assert samples[("sorcha_push_retries_total", ())] == 1
     assert samples[("sorcha_gossip_exchanges_total", (("outcome", "ok"),))] == 1
+
+
+def test_the_public_register_count_is_exposed_beside_the_local_pool(
+    peer_store: AdvertisementStore, api: APIClient
+) -> None:
+    for _ in range(2):
+        make_register(advertise=True)
+    make_register(advertise=False)
+
+    samples = scrape(api)
+
+    assert samples[("sorcha_public_registers", ())] == 2
+    assert samples[("sorcha_reconcile_interval_seconds", ())] == settings.RECONCILE_INTERVAL
+
+
+def test_the_node_info_names_the_node_and_the_service_for_joins_across_processes(
+    peer_store: AdvertisementStore, api: APIClient
+) -> None:
+    samples = scrape(api)
+
+    assert samples[("sorcha_node_info", (("node_name", settings.NODE_NAME), ("service", "all")))] == 1
