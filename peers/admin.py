@@ -40,6 +40,8 @@ def api_urls() -> dict[str, str]:
         "store_status": f"{api}store/status",
         "peers": f"{api}peers/",
         "sync_state": f"{api}registers/sync-state",
+        "sync_history": f"{api}registers/sync-history",
+        "pool_history": f"{api}store/pool-history",
         "resync": f"{api}registers/resync",
     }
 

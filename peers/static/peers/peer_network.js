@@ -28,6 +28,9 @@
     storeStatus: { service: PEER_SERVICE, url: root.dataset.urlStoreStatus },
     peers: { service: PEER_SERVICE, url: root.dataset.urlPeers },
     syncState: { service: REGISTER_SERVICE, url: root.dataset.urlSyncState },
+    // Read only while the Sync Status tab is shown: its charts are their only readers.
+    syncHistory: { service: REGISTER_SERVICE, url: root.dataset.urlSyncHistory, tab: "sync" },
+    poolHistory: { service: PEER_SERVICE, url: root.dataset.urlPoolHistory, tab: "sync" },
   };
   for (const source of Object.values(sources)) {
     source.result = null; // the latest answer: {state: "ok"|"missing"|"unreachable"|"error"|"auth", ...}
@@ -184,8 +187,12 @@
     }
   }
 
+  function tabShown(tabId) {
+    return !document.getElementById(`pn-panel-${tabId}`).hidden;
+  }
+
   async function refresh() {
-    const names = Object.keys(sources);
+    const names = Object.keys(sources).filter((name) => !sources[name].tab || tabShown(sources[name].tab));
     const results = await Promise.all(names.map((name) => request(sources[name].url)));
     names.forEach((name, index) => {
       const source = sources[name];
@@ -490,6 +497,13 @@
     }
   }
 
+  // The history views (history.js): charts, the runs table, each peer's exchanges.
+  const historyViews = window.PeerNetworkHistory
+    ? window.PeerNetworkHistory({ el, badge, timeNode, formatNumber })
+    : null;
+  // Peers whose exchange history the operator opened: kept open across refreshes.
+  const openExchanges = new Set();
+
   // ------------------------------------------------------------------ Peers
   const PEER_STATUS = {
     healthy: ["ok", "Healthy"],
@@ -532,6 +546,7 @@
       exchange,
       el("td", { className: "pn-num", "data-label": "Failures" }, formatNumber(peer.consecutiveFailures)),
       el("td", { className: "pn-num", "data-label": "Advertisements received" }, formatNumber(peer.advertisementsReceived)),
+      historyViews ? historyViews.exchangesCell(peer, openExchanges) : el("td", { "data-label": "Recent exchanges" }),
       el("td", { "data-label": "Actions", className: "pn-actions" }, button)
     );
   }
@@ -552,7 +567,12 @@
       message.replaceChildren(document.getElementById("pn-peers-empty").content.cloneNode(true));
       body.replaceChildren();
     } else {
-      keepingFocus(() => body.replaceChildren(...peers.map(peerRow)));
+      const columns = document.getElementById("pn-peers-table").tHead.rows[0].cells.length;
+      const rows = peers.flatMap((peer) => [
+        peerRow(peer),
+        historyViews ? historyViews.exchangesRow(peer, columns, openExchanges) : null,
+      ]);
+      keepingFocus(() => body.replaceChildren(...rows.filter(Boolean)));
     }
     show(message, Boolean(problem) || peers.length === 0);
     show(module, !problem && peers.length > 0);
@@ -764,6 +784,49 @@
     setBadge("sync", failing ? "!" : "", failing ? "error" : "", failing ? "needs attention" : "");
     document.getElementById("pn-tab-sync").title = failing ? "Needs attention" : "";
     reportResyncProgress(state);
+    renderHistory();
+  }
+
+  // The Sync Status tab's charts and runs table, drawn while the tab is shown (a chart needs its width).
+  function renderHistory() {
+    if (!tabShown("sync")) {
+      return;
+    }
+    renderHistoryPart(
+      sources.syncHistory,
+      "pn-sync-history",
+      "The Register Service does not keep a sync history on this node yet.",
+      (runs) => {
+        historyViews.renderRunsChart(document.getElementById("pn-sync-chart"), runs);
+        historyViews.renderRunsTable(
+          document.getElementById("pn-sync-runs"),
+          document.getElementById("pn-sync-runs-caption"),
+          runs
+        );
+      }
+    );
+    renderHistoryPart(
+      sources.poolHistory,
+      "pn-pool-history",
+      "The Peer Service does not keep a pool history on this node yet.",
+      (samples) => historyViews.renderPoolChart(document.getElementById("pn-pool-chart"), samples)
+    );
+  }
+
+  function renderHistoryPart(source, prefix, missingText, draw) {
+    const message = document.getElementById(`${prefix}-message`);
+    const content = document.getElementById(`${prefix}-content`);
+    const problem =
+      historyViews && window.uPlot ? unavailableText(source, missingText) : "The charting library did not load.";
+    if (problem) {
+      message.replaceChildren(el("p", { text: problem }));
+      show(message, true);
+      show(content, false);
+      return;
+    }
+    show(message, false);
+    show(content, true);
+    draw(Array.isArray(source.data) ? source.data : []);
   }
 
   // After "Resync now", say how the sync went once the sync state shows an attempt after the click.
@@ -847,6 +910,10 @@
     const hash = tab.getAttribute("href");
     if (window.location.hash !== hash) {
       history.replaceState(null, "", hash);
+    }
+    if (hash === "#sync" && status.refreshes > 0) {
+      renderHistory(); // what was read before, at once; then the current history
+      refreshSoon();
     }
   }
 
