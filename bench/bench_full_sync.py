@@ -122,7 +122,7 @@ def main() -> None:
             (cold, cold_counts), (warm, warm_counts) = timed_syncs(redis, f"bench{count}", 2)
             assert cold_counts["added"] == count, cold_counts
             assert warm_counts["unchanged"] == count, warm_counts
-            base = floor(redis, count)  # (beside one pool, as before the lost-store run was added)
+            base = floor(redis, count)  # measured beside one pool
             # The same set to another Peer Service holding nothing, after that success: by digest first.
             [(lost, lost_counts)] = timed_syncs(redis, f"bench{count}-lost", 1)
             assert lost_counts["added"] == count and lost_counts["unchanged"] == 0, lost_counts

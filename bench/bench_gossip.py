@@ -2,9 +2,9 @@
 public registers each — the first exchange (the sets travel) and then unchanged ones (digests).
 
 Node A reaches node B through a recording TCP proxy (its seed is the proxy's URL), so the figures
-are the bytes that crossed the wire, counted after each HTTP head. Before digests every exchange
-cost what the first one costs here, in both directions. Target: <= 1 KB of body per unchanged
-exchange, each way.
+are the bytes that crossed the wire, counted after each HTTP head. With a peer that does not send
+digests, every exchange costs what the first one costs here, in both directions. Target: <= 1 KB of
+body per unchanged exchange, each way.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ consume.
 
 from __future__ import annotations
 
-# One register's push: no longer sent (changes are coalesced), still served for messages queued before.
+# One register's push: this node sends none (changes are coalesced); such messages already queued are still served.
 PUSH_REGISTER = "registers.push_register"
 # The push of every register changed within a coalescing window, in one bulk request.
 FLUSH_PUSHES = "registers.flush_pushes"

@@ -14,7 +14,7 @@ handler404 = "sorcha_site.api.page_not_found"
 urlpatterns: list[URLPattern | URLResolver] = [
     # The operator's start page: the admin's Peer Network page (the admin asks for a login first).
     path("", RedirectView.as_view(pattern_name="admin:peers_peernetwork_changelist"), name="home"),
-    # The slash rule (README "API"): machine endpoints answer with and without a trailing slash.
+    # The slash rule (docs/api.md): machine endpoints answer with and without a trailing slash.
     re_path(r"^healthz/?$", health.healthz, name="healthz"),
     re_path(r"^readyz/?$", health.readyz, name="readyz"),
     re_path(r"^metrics/?$", metrics.MetricsView.as_view(), name="metrics"),

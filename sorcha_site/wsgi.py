@@ -42,7 +42,7 @@ if settings.SERVES_PEERS:
 reuse_mid_size_blocks()
 
 # Everything loaded so far lives as long as the process: keep the cyclic collector from walking it
-# again on every collection (hot paths allocate heavily; see the README, "Performance"). The free
+# again on every collection (hot paths allocate heavily; see docs/performance.md). The free
 # lists go now, before anything else is allocated among what the start-up rendering freed.
 gc.freeze()
 drop_free_lists()

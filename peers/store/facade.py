@@ -60,10 +60,11 @@ T = TypeVar("T")
 _BOOKKEEPING_TTL_S = 86_400.0
 # Ids whose TTL one script call refreshes. Redis runs one script at a time, about 1 µs an id, and every
 # read of every process (its catch-up round trip) waits behind the one running: 1,000 ids hold it ~1 ms.
-# (10,000 held it ~10 ms: a digest sync of 6,000 took the p99 of reads in another process from 14 to 20 ms.)
+# (10,000 would hold it ~10 ms: a digest sync of 6,000 then raises the p99 of reads in another process from
+# ~14 to ~20 ms.)
 _REFRESH_STEP = 1_000
-# Items a script call writes: an upsert holds Redis ~4 µs, so 1,000 hold it ~4 ms. (2,000 added 2-3 ms to
-# the p99 of reads during plain full syncs of 6,000; the full syncs themselves were no slower with 1,000.)
+# Items a script call writes: an upsert holds Redis ~4 µs, so 1,000 hold it ~4 ms. (2,000 add 2-3 ms to
+# the p99 of reads during plain full syncs of 6,000; full syncs are no slower with 1,000.)
 _COMMIT_BATCH = 1_000
 _EXPIRES_AT = operator.attrgetter("expires_at")
 # A render of this many rows or more empties the interpreter's free lists after it (see `_render`).
@@ -1149,7 +1150,7 @@ class AdvertisementStore:
                 body = self._rendering.render(self._version, self._next_expiry(), self._local, self._remote)
             if self._rendering.rows >= _RELEASE_AFTER_ROWS:
                 # The last rows freed wait on the free lists, scattered over the heap, and would keep
-                # ~30 MiB of it at 100,000 (measured: 188 -> 220 MiB after a render). In a web process,
+                # ~30 MiB of it at 100,000 (188 -> 220 MiB after a render without this). In a web process,
                 # whose start-up objects are frozen, emptying them costs ~3 ms against a ~0.3 s render.
                 drop_free_lists()
         return body

@@ -137,7 +137,7 @@ def test_the_web_workers_and_beat_reuse_one_image() -> None:
     assert (ROOT / "Dockerfile").is_file()
 
 
-# What an operator behind a TLS-terminating proxy puts in .env (README "Deployment behind HTTPS").
+# What an operator behind a TLS-terminating proxy puts in .env (docs/operations.md, "Deployment behind HTTPS").
 HTTPS_DEPLOYMENT = {
     "SECRET_KEY": "compose-test-secret-key-3c9e1f7a5b2d8e4c6a0f1b3d5e7a9c2e4f6a8b0d",
     "SORCHA_SERVICE_TOKEN": "compose-test-service-token-0123456789",

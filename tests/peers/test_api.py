@@ -388,7 +388,7 @@ def test_the_skew_allowed_ahead_is_the_clock_skew_max_setting(
 def test_a_full_sync_a_day_ahead_does_not_block_the_next_full_sync(
     api: APIClient, peer_store: AdvertisementStore
 ) -> None:
-    # given: case 1 - one full sync from a clock a day ahead used to block every full sync for a day
+    # given: case 1 - one full sync from a clock a day ahead, which if stored would block every full sync for a day
     refused = post_json(api, BULK, {"advertisements": [], "fullSync": True, "snapshotAt": moment(days=1)})
     rid = register_id()
 
@@ -404,7 +404,7 @@ def test_a_full_sync_a_day_ahead_does_not_block_the_next_full_sync(
 def test_a_snapshot_that_overflows_in_utc_leaves_the_store_serving(
     api: APIClient, peer_store: AdvertisementStore
 ) -> None:
-    # given: case 2 - this value used to be stored, then break status, metrics and every full sync with 500s
+    # given: case 2 - a value that, if stored, would break status, metrics and every full sync with 500s
     refused = post_json(api, BULK, {"advertisements": [], "fullSync": True, "snapshotAt": OVERFLOWS_IN_UTC})
     rid = register_id()
 
@@ -422,7 +422,7 @@ def test_a_snapshot_that_overflows_in_utc_leaves_the_store_serving(
 def test_a_push_from_2099_cannot_pin_an_advertisement_past_the_next_full_sync(
     api: APIClient, peer_store: AdvertisementStore
 ) -> None:
-    # given: case 3 - a push dated 2099 used to outrank every later full sync until the TTL
+    # given: case 3 - a push dated 2099, which if taken would outrank every later full sync until the TTL
     rid, other = register_id(), register_id()
     post_json(api, advertise_url(rid), {"isPublic": True, "name": "real", "sourceUpdatedAt": moment(minutes=-2)})
     pinned = post_json(

@@ -125,7 +125,7 @@ def test_creating_from_a_form_is_415_and_creates_nothing(api_client: APIClient, 
 
 @pytest.mark.parametrize("method", ["put", "patch"])
 def test_changing_from_a_form_is_415_and_changes_nothing(api_client: APIClient, method: str) -> None:
-    # given: a form PUT used to read the missing `advertise` as false and clear it
+    # given: a form PUT, which would read the missing `advertise` as false and clear it
     register = make_register(name="kept", advertise=True)
     before = Register.objects.values().get(id=register.id)
 
@@ -190,7 +190,7 @@ def test_a_put_without_advertise_keeps_it(api_client: APIClient) -> None:
 
 # ---------------------------------------------------------------- unknown fields
 def test_a_misspelled_field_on_create_is_400_naming_it_and_creates_nothing(api_client: APIClient) -> None:
-    # when: `advertize` for `advertise` used to create a private register
+    # when: `advertize` for `advertise`, which if ignored would create a private register
     response = api_client.post(LIST, {"name": "v2", "advertize": True}, format="json")
 
     # then
