@@ -116,8 +116,9 @@ def wait_for_full_sync(node: Node, peer_service_url: str, started: datetime, tim
                 return
             if failed_since(state, started) and not told_failure:
                 told_failure = True
+                error = str(state.get("lastError"))[:300]
                 say(
-                    f"The startup full sync to {peer_service_url} failed and is retried: {state.get('lastError')} "
+                    f"The startup full sync to {peer_service_url} failed and is retried: {error} "
                     "(PEER_SERVICE_URL follows HOST and PORT unless set in the environment or .env)."
                 )
         elif status:
