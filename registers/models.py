@@ -60,5 +60,5 @@ class Register(models.Model):
         return f"{self.name} ({self.id})"
 
 
-from registers.sync_state import AdvertisementSyncState  # noqa: E402,F401
 from registers.sync_history import FullSyncRun  # noqa: E402,F401
+from registers.sync_state import AdvertisementSyncState  # noqa: E402,F401
