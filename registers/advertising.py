@@ -214,13 +214,15 @@ def full_sync(
     reason: str,
     *,
     will_retry: bool = False,
+    retried: tuple[type[Exception], ...] = (PeerServiceUnavailable,),
     wait_for_running: float = 0.0,
     heartbeat: Callable[[], None] | None = None,
     client: PeerServiceClient | None = None,
 ) -> FullSyncResult:
     """Push the complete set of public registers with `fullSync` (mark-and-sweep on the Peer side).
 
-    `will_retry`: the caller retries when the Peer Service is unavailable (recorded as `retrying`).
+    `will_retry`: the caller retries the `retried` errors (by default: the Peer Service unavailable);
+    such a failure is recorded as `retrying`.
     `wait_for_running`: seconds to wait for another full sync of this node before FullSyncBusy.
     `heartbeat`: called before each request (a caller's lease renewal).
     """
@@ -247,7 +249,7 @@ def full_sync(
         try:
             result = _send_full_set(client, snapshot_at, beat)
         except Exception as exc:
-            retrying = will_retry and isinstance(exc, PeerServiceUnavailable)
+            retrying = will_retry and isinstance(exc, retried)
             sync_state.record_failure(exc, will_retry=retrying)
             sync_history.record_failure(reason, started_at, time.monotonic() - started, exc, will_retry=retrying)
             metrics.record_full_sync(reason, "retrying" if retrying else "failed", time.monotonic() - started)

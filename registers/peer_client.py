@@ -32,6 +32,15 @@ class PeerServiceUnavailable(PeerServiceError):
     """The Peer Service could not answer now (connection error, timeout, 5xx): retryable."""
 
 
+class FullSyncRefused(PeerServiceUnavailable):
+    """409 to a full sync: a newer one was applied (or its earlier requests' marks were lost). A later
+    full sync, with a newer snapshot, is accepted: retryable."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(f"full sync refused by the Peer Service, will retry: {detail}")
+
+
 class PeerServiceRejected(PeerServiceError):
     """The Peer Service refused the request (4xx): permanent, not retried."""
 
@@ -105,10 +114,11 @@ class PeerServiceClient:
         a clock step on this host never stops reconciliation for good.
         """
         try:
-            return self._json(self._request("POST", path, body, quiet))
+            # A 409 is expected now and then, and retried: information, not an error.
+            return self._json(self._request("POST", path, body, (*quiet, 409)))
         except PeerServiceRejected as exc:
             if exc.status == 409:
-                raise PeerServiceUnavailable(f"full sync refused as stale, will retry: {exc.body}") from exc
+                raise FullSyncRefused(_detail(exc.body)) from exc
             raise
 
     def _request(
@@ -145,6 +155,15 @@ class PeerServiceClient:
             # A 2xx that is not our API's JSON: a proxy or the wrong URL; retrying may reach the right thing.
             raise PeerServiceUnavailable(f"{response.url} answered HTTP {response.status_code} with non-JSON") from exc
         return payload if isinstance(payload, dict) else {}
+
+
+def _detail(body: str) -> str:
+    """The `detail` of the Peer Service's JSON error body, or the body itself."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:300]
+    return str(payload.get("detail", body))[:300] if isinstance(payload, dict) else body[:300]
 
 
 def _cause(exc: requests.RequestException) -> str:

@@ -126,7 +126,9 @@ class BulkAdvertiseRequest(BaseModel):
     )
     snapshotAt: Moment | None = Field(
         default=None,
-        description="Register Service clock taken before it read its database; marks items of a chunked full sync",
+        description="Register Service clock taken before it read its database; marks items of a chunked full sync. "
+        "Left out (the original Sorcha client), a full sync is stamped with its arrival less "
+        "FULL_SYNC_SNAPSHOT_MARGIN, as this node's own full syncs are",
     )
     total: Annotated[StrictInt, Field(ge=0, le=2**31)] | None = Field(
         default=None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from pydantic import BaseModel, ValidationError
@@ -118,6 +119,8 @@ class BulkAdvertiseView(PeerAPIView):
                 advertisements = body.to_inputs(window)
             except ValueError as exc:
                 raise BadRequest(str(exc)) from exc
+        if snapshot_at is None and body.fullSync:
+            snapshot_at = arrival_snapshot(window)
         try:
             result = get_store().apply_bulk(
                 advertisements, full_sync=body.fullSync, snapshot_at=snapshot_at, total=body.total
@@ -130,6 +133,14 @@ class BulkAdvertiseView(PeerAPIView):
 
 
 FULL_SYNC_REFUSALS = (StaleFullSync, MarksLost, MarksUnavailable)
+
+
+def arrival_snapshot(window: TimeWindow) -> int:
+    """The snapshot of a full sync that carries none (the original Sorcha client's): its arrival, less the
+    margin this node's own full syncs take before reading their database (FULL_SYNC_SNAPSHOT_MARGIN).
+    Stamped with the arrival itself, it would be newer than the snapshot of a sync this node starts right
+    after it, which would be refused as stale; and a register changed just before it would be swept."""
+    return window.now - int(settings.FULL_SYNC_SNAPSHOT_MARGIN * 1_000_000)
 
 
 def full_sync_refused(exc: Exception) -> HttpResponse:

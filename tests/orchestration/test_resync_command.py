@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import subprocess
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 from typing import Any
 
 import pytest
+import requests
 from django.core.management import call_command
+from django.utils import timezone
 
 from peers.store import AdvertisementStore
-from registers.models import AdvertisementSyncState
+from registers.models import AdvertisementSyncState, Register
+from tests.constants import SERVICE_TOKEN
 from tests.helpers import wait_until
 from tests.orchestration.peer_server import LatePeerService
 from tests.orchestration.processes import ROOT, manage_command, node_env
@@ -122,3 +126,99 @@ def test_resync_enqueue_prints_the_task_id_and_a_worker_runs_the_sync(
         message="the manual full sync run by the worker",
     )
     assert state.registers_pushed == 1
+
+
+# ---------------------------------------------------------------- refused as stale: wait, retry
+def bulk_advertise(base_url: str, body: dict[str, Any]) -> requests.Response:
+    return requests.post(
+        f"{base_url}/api/registers/bulk-advertise",
+        json=body,
+        headers={"Authorization": f"Bearer {SERVICE_TOKEN}"},
+        timeout=30,
+    )
+
+
+def public_registers_changed_an_hour_ago(count: int) -> set[str]:
+    ids = {make_register(advertise=True).id for _ in range(count)}
+    Register.objects.filter(id__in=ids).update(updated_at=timezone.now() - timedelta(hours=1))
+    return ids
+
+
+def local_ids(store: AdvertisementStore) -> set[str]:
+    return {entry.register_id for entry in store.local_advertisements()}
+
+
+def test_resync_right_after_a_wrongful_full_sync_without_snapshot_at_restores_the_set_and_exits_zero(
+    peer_service: AdvertisementStore, live_server: Any
+) -> None:
+    # given: the public set advertised, then a full sync of the original client's shape (no snapshotAt)
+    # that lists none of it and sweeps it
+    public = public_registers_changed_an_hour_ago(3)
+    call_command("resync", stdout=StringIO())
+    assert local_ids(peer_service) == public
+    stray = make_register(advertise=False).id
+    wrongful = bulk_advertise(
+        live_server.url, {"advertisements": [{"registerId": stray, "isPublic": True}], "fullSync": True}
+    )
+    assert wrongful.status_code == 200, wrongful.text
+    assert not local_ids(peer_service) & public
+
+    # when: the operator runs resync at once
+    completed = run_resync(node_env(live_server.url))
+
+    # then: accepted at once (the wrongful sync was stamped the same margin earlier), nothing to wait for
+    assert completed.returncode == 0, completed.stderr
+    [line] = completed.stdout.splitlines()
+    assert line.startswith("full sync succeeded:")
+    assert public <= local_ids(peer_service)
+
+
+def test_resync_refused_as_stale_waits_says_for_what_and_succeeds_once_the_newer_snapshot_has_passed(
+    peer_service: AdvertisementStore, live_server: Any
+) -> None:
+    # given: a full sync whose snapshot lies a few seconds ahead (another host's clock, within CLOCK_SKEW_MAX)
+    public = public_registers_changed_an_hour_ago(2)
+    ahead = datetime.now(tz=UTC) + timedelta(seconds=3)
+    items = [{"registerId": rid, "isPublic": True, "name": "n"} for rid in sorted(public)]
+    newer = bulk_advertise(
+        live_server.url, {"advertisements": items, "fullSync": True, "snapshotAt": ahead.isoformat()}
+    )
+    assert newer.status_code == 200, newer.text
+
+    # when: resync takes its snapshot now, older than that one, and is refused as stale at first
+    completed = run_resync(node_env(live_server.url, FULL_SYNC_SNAPSHOT_MARGIN="1", RECONCILE_INTERVAL="30"))
+
+    # then
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    waiting = [line for line in lines if line.startswith("full sync refused as stale")]
+    assert waiting, completed.stdout
+    assert "a newer full sync has already been applied" in waiting[0]
+    assert "retrying in" in waiting[0] and "RECONCILE_INTERVAL" in waiting[0]
+    assert lines[-1].startswith("full sync succeeded:")
+    state = AdvertisementSyncState.load()
+    assert (state.status, state.reason) == ("success", "manual")
+
+
+def test_resync_still_refused_after_one_reconcile_interval_exits_non_zero_saying_so(
+    peer_service: AdvertisementStore, live_server: Any
+) -> None:
+    # given: a full sync whose snapshot lies minutes ahead
+    public = public_registers_changed_an_hour_ago(1)
+    ahead = datetime.now(tz=UTC) + timedelta(seconds=240)
+    items = [{"registerId": rid, "isPublic": True, "name": "n"} for rid in public]
+    assert bulk_advertise(
+        live_server.url, {"advertisements": items, "fullSync": True, "snapshotAt": ahead.isoformat()}
+    ).ok
+
+    # when
+    started = datetime.now(tz=UTC)
+    completed = run_resync(node_env(live_server.url, FULL_SYNC_SNAPSHOT_MARGIN="1", RECONCILE_INTERVAL="4"))
+    took = (datetime.now(tz=UTC) - started).total_seconds()
+
+    # then: it waited about one RECONCILE_INTERVAL, then gave up naming why
+    assert completed.returncode != 0
+    assert "full sync refused as stale" in completed.stdout
+    assert "full sync failed" in completed.stderr
+    assert "still refused as stale after waiting" in completed.stderr
+    assert took >= 4

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from argparse import ArgumentParser
 from typing import Any
 
+from celery.utils.time import get_exponential_backoff_interval
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from registers.advertising import full_sync, full_sync_plan
+from registers.advertising import FullSyncResult, full_sync, full_sync_plan
 from registers.enqueue import BROKER_ERRORS, enqueue_full_sync
-from registers.peer_client import PeerServiceError
-from registers.sync_lock import FullSyncBusy, full_sync_lease_seconds
+from registers.peer_client import FullSyncRefused, PeerServiceError
+from registers.sync_lock import FullSyncBusy, backoff_cap_seconds, full_sync_lease_seconds
 
 MANUAL = "manual"
 
@@ -36,11 +39,44 @@ class Command(BaseCommand):
 
     def run_now(self) -> None:
         try:
-            # A sync already running (periodic, startup) is waited for, then ours runs on fresh data.
-            result = full_sync(MANUAL, wait_for_running=full_sync_lease_seconds())
+            result = self.sync_until_accepted()
         except (PeerServiceError, FullSyncBusy) as exc:
             raise CommandError(f"full sync failed: {exc}") from exc
         self.stdout.write(f"full sync succeeded: {result.summary()}")
+
+    def sync_until_accepted(self) -> FullSyncResult:
+        """The full sync, tried again while the Peer Service refuses it as stale (a newer full sync was
+        applied there: another host's clock, or one stamped on arrival), with the worker's backoff
+        (Celery's full jitter, capped at RESYNC_BACKOFF_MAX) for at most one RECONCILE_INTERVAL: by then
+        this node's own snapshot is newer, or the Peer Service has voided the blocking one."""
+        budget = settings.RECONCILE_INTERVAL
+        deadline = time.monotonic() + budget
+        attempt = 0
+        while True:
+            last = time.monotonic() >= deadline
+            try:
+                # A sync already running (periodic, startup) is waited for, then ours runs on fresh data.
+                return full_sync(
+                    MANUAL,
+                    will_retry=not last,
+                    retried=(FullSyncRefused,),
+                    wait_for_running=full_sync_lease_seconds(),
+                )
+            except FullSyncRefused as exc:
+                if last:
+                    raise CommandError(
+                        f"full sync failed: still refused as stale after waiting {budget:g} s (one "
+                        f"RECONCILE_INTERVAL): {exc.detail}"
+                    ) from exc
+                left = max(0.0, deadline - time.monotonic())
+                delay = min(left, get_exponential_backoff_interval(1, attempt, backoff_cap_seconds(), True))
+                self.stdout.write(
+                    f"full sync refused as stale ({exc.detail}); waiting for this node's snapshot to pass the "
+                    f"newer one: retrying in {delay:.1f} s (up to {left:.0f} s more, one RECONCILE_INTERVAL)"
+                )
+                self.stdout.flush()
+                time.sleep(delay)
+                attempt += 1
 
     def enqueue(self) -> None:
         try:
