@@ -10,7 +10,10 @@ from registers.models import Register
 
 @admin.register(Register)
 class RegisterAdmin(admin.ModelAdmin):
-    list_display = ("name", "short_id", "advertise", "is_full_replica", "versions", "updated_at")
+    list_display = ("name", "short_id", "advertise", "is_full_replica", "versions", "created_at", "updated_at")
+    # Newest first, on a column shown, so the sort arrow says what the rows do (Django adds the id as a
+    # tie-breaker; with the model's ("-created_at", "id") the arrow would sit on ID, ascending).
+    ordering = ("-created_at",)
     list_filter = ("advertise", "is_full_replica")
     search_fields = ("name", "id")
     readonly_fields = ("id", "created_at", "updated_at")

@@ -11,6 +11,11 @@ from sorcha_site import docs, health, metrics, schema  # noqa: F401 - schema reg
 
 handler404 = "sorcha_site.api.page_not_found"
 
+# The admin says what it is (the header, every page title and the login page), not "Django administration".
+admin.site.site_header = "Sorcha node"
+admin.site.site_title = "Sorcha node"
+admin.site.index_title = "Sorcha node administration"
+
 urlpatterns: list[URLPattern | URLResolver] = [
     # The operator's start page: the admin's Peer Network page (the admin asks for a login first).
     path("", RedirectView.as_view(pattern_name="admin:peers_peernetwork_changelist"), name="home"),

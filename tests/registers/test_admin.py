@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
+from registers.models import Register
 from tests.registers.factories import make_register
 
 pytestmark = pytest.mark.django_db
@@ -175,3 +179,30 @@ def test_staff_with_the_change_permission_can_run_the_advertise_action(client: C
     # then
     register.refresh_from_db()
     assert register.advertise is True
+
+
+def sorted_headers(html: str) -> list[tuple[str, str, str]]:
+    """(column class, direction, priority) of each column header the changelist marks as sorted."""
+    found = []
+    for match in re.finditer(r'<th scope="col" class="([^"]*)">(.*?)</th>', html, re.S):
+        classes = match.group(1).split()
+        if "sorted" in classes:
+            direction = "ascending" if "ascending" in classes else "descending"
+            priority = re.search(r'<span class="sortpriority"[^>]*>\s*(\d+)', match.group(2))
+            column = next(name for name in classes if name.startswith("column-"))
+            found.append((column, direction, priority.group(1) if priority else "1"))
+    return found
+
+
+def test_the_changelist_sort_arrow_says_newest_first_as_the_rows_are(admin_client: Client) -> None:
+    # given: two registers, the second created later
+    older = make_register(name="older-register")
+    newer = make_register(name="newer-register")
+    Register.objects.filter(pk=older.pk).update(created_at=newer.created_at - timedelta(hours=1))
+
+    # when
+    html = admin_client.get(CHANGELIST).content.decode()
+
+    # then: the rows are newest first, and the one column marked sorted says so (descending on Created)
+    assert html.index("newer-register") < html.index("older-register")
+    assert sorted_headers(html) == [("column-created_at", "descending", "1")]
