@@ -411,7 +411,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "sorcha_site.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's AutoSchema, tagging each operation by the service that answers it.
+    "DEFAULT_SCHEMA_CLASS": "sorcha_site.schema.ServiceTaggedSchema",
     "EXCEPTION_HANDLER": "sorcha_site.api.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
@@ -435,6 +436,7 @@ SPECTACULAR_SETTINGS = {
         "sorcha_site.schema.camel_case_path_parameters",
         "sorcha_site.schema.bound_pagination_parameters",
         "sorcha_site.schema.refuse_unknown_request_fields",
+        "sorcha_site.schema.name_components_uniquely",
         "sorcha_site.schema.document_common_errors",
     ],
     # The docs UI is served from this node's static files (drf-spectacular-sidecar), never from a CDN.

@@ -195,3 +195,45 @@ def test_every_write_that_may_carry_a_body_documents_400_and_415(document: dict[
     for path, method, operation in operations(document):
         if method in ("post", "put", "patch"):
             assert {"400", "415"} <= set(operation["responses"]), (method, path)
+
+
+SERVICE_TAGS = {"Register Service", "Peer Service", "Gossip", "Node"}
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "tag"),
+    [
+        ("/api/registers/", "post", "Register Service"),
+        ("/api/registers/{id}/", "get", "Register Service"),
+        ("/api/registers/resync/", "post", "Register Service"),
+        ("/api/registers/sync-state/", "get", "Register Service"),
+        ("/api/registers/bulk-advertise/", "post", "Peer Service"),
+        ("/api/registers/{registerId}/advertise/", "post", "Peer Service"),
+        ("/api/registers/available/", "get", "Peer Service"),
+        ("/api/store/status/", "get", "Peer Service"),
+        ("/api/peers/exchange/", "post", "Gossip"),
+        ("/api/peers/", "get", "Gossip"),
+        ("/api/peers/{id}/ban/", "post", "Gossip"),
+        ("/metrics/", "get", "Node"),
+    ],
+)
+def test_operations_are_tagged_by_service(document: dict[str, Any], path: str, method: str, tag: str) -> None:
+    assert document["paths"][path][method]["tags"] == [tag]
+
+
+def test_every_operation_has_one_service_tag_and_every_tag_is_described(document: dict[str, Any]) -> None:
+    for path, method, operation in operations(document):
+        assert len(operation["tags"]) == 1 and operation["tags"][0] in SERVICE_TAGS, (method, path, operation["tags"])
+    described = {tag["name"]: tag.get("description") for tag in document["tags"]}
+    assert set(described) == SERVICE_TAGS
+    assert all(described.values())
+
+
+def test_every_schema_is_shown_under_its_own_name(document: dict[str, Any]) -> None:
+    # Swagger UI shows a component by its title: two components titled "GossipMessage" looked like one.
+    components = document["components"]["schemas"]
+    shown = [component.get("title", name) for name, component in components.items()]
+    assert len(shown) == len(set(shown)), sorted(shown)
+    assert {name: component.get("title", name) for name, component in components.items()} == {
+        name: name for name in components
+    }
