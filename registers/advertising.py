@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
-from registers import push_recovery, sync_history, sync_state
+from registers import sync_history, sync_state
 from registers.expressions import EpochMicros, IsoUtc
 from registers.models import Register
 from registers.peer_client import PeerServiceClient, PeerServiceError, PeerServiceRejected, PeerServiceUnavailable
@@ -234,8 +234,6 @@ def full_sync(
         # set (before the commit), so it must count as after the snapshot.
         snapshot_at = timezone.now() - timedelta(seconds=settings.FULL_SYNC_SNAPSHOT_MARGIN)
         sync_state.record_attempt(reason)
-        # Whatever was pending in Redis before now, this sync carries: the lineage it started under.
-        push_recovery.mark_carried()
         logger.log(
             _start_level(reason), "event=full_sync_started reason=%s snapshot_at=%s", reason, moment(snapshot_at)
         )

@@ -60,5 +60,6 @@ class Register(models.Model):
         return f"{self.name} ({self.id})"
 
 
+from registers.pending_pushes import PendingPush  # noqa: E402,F401
 from registers.sync_history import FullSyncRun  # noqa: E402,F401
 from registers.sync_state import AdvertisementSyncState  # noqa: E402,F401

@@ -1,7 +1,8 @@
-"""Push on change: every change that concerns a register's advertisement is marked for a push after commit.
+"""Push on change: every change that concerns a register's advertisement is written to the outbox.
 
-`enqueue_push` records it as pending; the changes of one `PUSH_COALESCE_WINDOW` travel together
-in one flush (`registers.coalescing`).
+The row (`registers.pending_pushes.record`) is written in the change's own transaction, so a change
+saved is a push owed; after commit, `request_flush` schedules the flush that carries the changes of
+one `PUSH_COALESCE_WINDOW` together (`registers.coalescing`).
 
 Whatever path changes a register — API, admin form, admin actions, delete selected — goes
 through `save()` or `delete()`, so these receivers see it. `QuerySet.update()` bypasses them;
@@ -17,8 +18,9 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.utils import timezone
 
+from registers import pending_pushes
 from registers.advertising import ADVERTISED_FIELDS
-from registers.enqueue import enqueue_push
+from registers.enqueue import request_flush
 from registers.models import Register
 
 # The flag first, then what a Peer Service shows about a public register.
@@ -65,13 +67,15 @@ def push_after_save(
             for name, value in zip(STATE_FIELDS, before, strict=True)
         )
     if concerns_advertisement(before, after):
-        transaction.on_commit(partial(enqueue_push, instance.pk), robust=True)
+        pending_pushes.record(instance.pk)
+        transaction.on_commit(partial(request_flush, instance.pk), robust=True)
 
 
 def push_after_delete(sender: type[Register], instance: Register, **kwargs: Any) -> None:
     if instance.advertise:
         # The removal carries the deletion time, so an older push still in flight cannot bring it back.
-        transaction.on_commit(partial(enqueue_push, instance.pk, timezone.now()), robust=True)
+        pending_pushes.record(instance.pk, timezone.now())
+        transaction.on_commit(partial(request_flush, instance.pk), robust=True)
 
 
 def connect() -> None:

@@ -28,8 +28,7 @@ class FullSyncRun(models.Model):
         RETRYING = "retrying", "retrying"
         FAILED = "failed", "failed"
 
-    # Why it ran: startup, periodic, manual (the admin's Resync now, `manage.py resync`) or recovery
-    # (the Register Service's Redis lost pending pushes).
+    # Why it ran: startup, periodic, or manual (the admin's Resync now, `manage.py resync`).
     reason = models.CharField(max_length=16)
     started_at = models.DateTimeField()
     duration_seconds = models.FloatField()

@@ -25,8 +25,6 @@ class AdvertisementSyncState(models.Model):
         STARTUP = "startup", "startup"
         PERIODIC = "periodic", "periodic"
         MANUAL = "manual", "manual"
-        # Pushes lost with the Register Service's Redis, or deferred while it or the broker was down.
-        RECOVERY = "recovery", "recovery"
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON_ID, editable=False)
     # Blank until the first full sync is attempted.
@@ -44,10 +42,6 @@ class AdvertisementSyncState(models.Model):
     consecutive_failures = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
     next_retry_at = models.DateTimeField(null=True, blank=True)
-    # The replication id of the Redis primary the pending pushes were last written under, and since when
-    # pushes could not be noted at all (registers.push_recovery): each makes a recovery full sync due.
-    redis_lineage = models.CharField(max_length=64, blank=True, default="", editable=False)
-    pushes_deferred_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = "advertisement sync state"

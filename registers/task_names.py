@@ -13,5 +13,5 @@ PUSH_REGISTER = "registers.push_register"
 # The push of every register changed within a coalescing window, in one bulk request.
 FLUSH_PUSHES = "registers.flush_pushes"
 FULL_SYNC = "registers.full_sync"
-# The beat's check that the Register Service's Redis kept its pending pushes (registers.push_recovery).
-CHECK_REDIS = "registers.check_redis"
+# The beat's check for changes that waited in the outbox longer than their flush should take.
+CHECK_PUSHES = "registers.check_pushes"

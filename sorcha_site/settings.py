@@ -312,9 +312,9 @@ RESYNC_BACKOFF_MAX = _seconds("RESYNC_BACKOFF_MAX", 30.0)
 # A full sync's snapshotAt is taken this long before the Register Service reads its database,
 # so a register whose transaction was still open during the read (its updated_at already set)
 # counts as changed after the snapshot and is never swept. At least the longest transaction.
-# How often the beat checks that the Register Service's Redis kept its pending pushes (a failover to a
-# replica that had not received them, or a restart that came back empty, queues a full sync at once).
-REDIS_CHECK_INTERVAL = _seconds("REDIS_CHECK_INTERVAL", 5.0)
+# How often the beat looks for changes that waited in the outbox longer than their flush should take
+# (a flush lost with the broker or a failed-over Redis): it schedules one at once.
+PUSH_CHECK_INTERVAL = _seconds("PUSH_CHECK_INTERVAL", 5.0)
 FULL_SYNC_SNAPSHOT_MARGIN = _seconds("FULL_SYNC_SNAPSHOT_MARGIN", min(30.0, RECONCILE_INTERVAL / 5))
 if FULL_SYNC_SNAPSHOT_MARGIN >= RECONCILE_INTERVAL:
     raise ImproperlyConfigured(
@@ -552,7 +552,7 @@ CELERY_BEAT_SCHEDULE = beat_schedule(
     reconcile_interval=RECONCILE_INTERVAL,
     serves_peers=SERVES_PEERS,
     gossip_interval=GOSSIP_INTERVAL,
-    redis_check_interval=REDIS_CHECK_INTERVAL,
+    push_check_interval=PUSH_CHECK_INTERVAL,
 )
 # Beat's state file, under var/ with the other runtime files.
 CELERY_BEAT_SCHEDULE_FILENAME = str(_var_dir / "celerybeat-schedule")

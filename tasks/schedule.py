@@ -22,7 +22,7 @@ def beat_schedule(
     reconcile_interval: float,
     serves_peers: bool = False,
     gossip_interval: float = 150.0,
-    redis_check_interval: float = 5.0,
+    push_check_interval: float = 5.0,
 ) -> dict[str, dict[str, Any]]:
     schedule: dict[str, dict[str, Any]] = {}
     if serves_registers:
@@ -33,11 +33,12 @@ def beat_schedule(
             "kwargs": {"reason": "periodic"},
             "options": {"expires": reconcile_interval},
         }
-        # Pending pushes lost with a failed-over or emptied Redis are repaired at once, not at the next sync.
-        schedule["check-redis"] = {
-            "task": task_names.CHECK_REDIS,
-            "schedule": redis_check_interval,
-            "options": {"expires": redis_check_interval},
+        # Changes whose flush was lost on the way (a broker message, a failed-over Redis) go at once,
+        # not at the next full sync.
+        schedule["check-pushes"] = {
+            "task": task_names.CHECK_PUSHES,
+            "schedule": push_check_interval,
+            "options": {"expires": push_check_interval},
         }
     if serves_peers:
         # Tell every peer our set (and hear theirs) so remote advertisements stay refreshed (user story 4).

@@ -76,15 +76,13 @@ def flush_pushes(chain: str, requested_at: float) -> dict[str, int] | None:
     waited = time.time() - requested_at
     if waited > settings.ADVERTISEMENT_TTL:
         logger.warning(
-            "event=push_abandoned chain=%s waited_s=%.1f (the changes stay pending for the next change's flush; "
-            "the periodic full sync carries them)",
+            "event=push_abandoned chain=%s waited_s=%.1f (the changes wait in the outbox for the next change's "
+            "flush or the beat's check)",
             chain,
             waited,
         )
         coalescing.release(chain)
         return None
-    # Pending changes lost with the primary they were written to are carried by a full sync (at once).
-    enqueue.enqueue_recovery_if_due()
     return coalescing.flush(chain).counts
 
 
@@ -137,13 +135,13 @@ def note_full_sync_retry(sender: Task | None = None, request: Any = None, reason
     startup.renew_claim((request.kwargs or {}).get("startup_claim") if request is not None else None)
 
 
-@shared_task(name=task_names.CHECK_REDIS, ignore_result=True)
-def check_redis() -> str | None:
-    """The beat's check for pushes lost with Redis (a failover, an empty restart) or deferred; see push_recovery."""
+@shared_task(name=task_names.CHECK_PUSHES, ignore_result=True)
+def check_pushes() -> str | None:
+    """The beat's check for changes whose flush was lost on the way (see enqueue.flush_overdue)."""
     try:
-        return enqueue.enqueue_recovery_if_due()
+        return enqueue.flush_overdue()
     except enqueue.BROKER_ERRORS as exc:
-        logger.info("event=redis_check_skipped error=%r (the next check tries again)", exc)
+        logger.info("event=push_check_skipped error=%r (the next check tries again)", exc)
         return None
 
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('registers', '0004_push_recovery'),
+        ('registers', '0004_pendingpush'),
     ]
 
     operations = [

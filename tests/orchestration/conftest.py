@@ -13,8 +13,8 @@ from celery.signals import after_task_publish
 from django.core.signals import request_started
 
 from peers.store import AdvertisementStore
-from registers import enqueue, task_names
-from registers.pending_pushes import PendingPushes
+from registers import enqueue, pending_pushes, task_names
+from registers.pending_pushes import FlushKey
 from sorcha_site.celery import app as celery_app
 from tests.orchestration.peer_server import LatePeerService
 from tests.orchestration.processes import NodeProcess
@@ -27,9 +27,10 @@ def broker_breaker_closed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def no_pending_pushes() -> None:
-    """Each test starts with no change pending and no flush holding the key (its task may have been purged)."""
-    PendingPushes().clear()
+def no_flush_key() -> None:
+    """Each test starts with no flush holding the key (its task may have been purged); the database, and so
+    the outbox, starts empty for every test."""
+    FlushKey().clear()
 
 
 @pytest.fixture
@@ -87,16 +88,16 @@ def published_task_headers() -> Iterator[list[dict[str, Any]]]:
 
 
 class PendingChanges:
-    """What the push path recorded: the changes waiting in Redis, and the flushes published to the broker."""
+    """What the push path recorded: the changes waiting in the outbox, and the flushes published to the broker."""
 
     def __init__(self, published_tasks: list[tuple[str, dict[str, Any]]]) -> None:
         self.published_tasks = published_tasks
 
     def ids(self) -> set[str]:
-        return PendingPushes().waiting().all_ids()
+        return pending_pushes.take().all_ids()
 
     def deleted_at(self) -> dict[str, datetime]:
-        return {key: datetime.fromisoformat(stamp) for key, stamp in PendingPushes().waiting().deleted_at.items()}
+        return pending_pushes.take().deleted_at
 
     def flushes(self) -> list[dict[str, Any]]:
         """The kwargs of the flush tasks published so far."""
@@ -104,7 +105,8 @@ class PendingChanges:
 
     def reset(self) -> None:
         """Forget what the test's `given` recorded (and free the key, as its flush would)."""
-        PendingPushes().clear()
+        pending_pushes.forget()
+        FlushKey().clear()
         self.published_tasks.clear()
 
 

@@ -13,11 +13,11 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from peers.store import AdvertisementInput, AdvertisementStore, to_micros
-from registers import coalescing, task_names
+from registers import coalescing, pending_pushes, task_names
 from registers.advertising import push_changes, push_register
 from registers.models import Register
 from registers.peer_client import PeerServiceClient, PeerServiceRejected, PeerServiceUnavailable
-from registers.pending_pushes import PendingPushes
+from registers.pending_pushes import FlushKey
 from tasks import tasks
 from tests.helpers import wait_until
 from tests.orchestration.conftest import PendingChanges
@@ -221,7 +221,7 @@ def test_a_flush_older_than_one_advertisement_ttl_is_abandoned_and_leaves_the_ch
     # when
     outcome = tasks.flush_pushes(flush["chain"], requested_at)
 
-    # then: nothing sent; the next change's flush (or the full sync) carries it
+    # then: nothing sent; the next change's flush (or the beat's check) carries it
     assert outcome is None
     assert peer_service.local_advertisement(register.id) is None
     assert pending_changes.ids() == {register.id}
@@ -335,7 +335,7 @@ def test_a_register_the_peer_service_refuses_does_not_hold_back_the_others_of_it
     assert len(peer_requests) <= 11
 
 
-def test_a_flush_that_cannot_reach_the_peer_service_puts_its_changes_back(
+def test_a_flush_that_cannot_reach_the_peer_service_leaves_its_changes_waiting(
     late_peer_service: LatePeerService, pending_changes: PendingChanges
 ) -> None:
     # given
@@ -371,13 +371,13 @@ def test_changes_made_while_a_flush_runs_are_carried_by_the_next_one_of_its_chai
     # given: a flush scheduled by the first change
     first = make_register(advertise=True)
     [flush] = pending_changes.flushes()
-    pending = PendingPushes()
-    taken = pending.take(flush["chain"], 60)
+    taken = pending_pushes.take()
 
     # when: another change arrives while that flush is sending
     second = make_register(advertise=True)
     push_changes(taken.all_ids(), {})
-    coalescing.rearm(flush["chain"], pending)
+    pending_pushes.delivered(taken)
+    coalescing.rearm(flush["chain"], FlushKey())
 
     # then: the change did not start a chain of its own; the running one re-armed for it
     assert taken.all_ids() == {first.id}

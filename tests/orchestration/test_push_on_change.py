@@ -255,14 +255,16 @@ def test_deleting_selected_registers_in_the_admin_marks_each_public_one_deleted_
 
 
 # ------------------------------------------------------------------------------------- ORM paths
-def test_a_change_is_marked_pending_only_after_the_transaction_commits(pending_changes: PendingChanges) -> None:
+def test_a_change_is_noted_in_its_own_transaction_and_its_flush_scheduled_after_commit(
+    pending_changes: PendingChanges,
+) -> None:
     # when
     with transaction.atomic():
         register = make_register(advertise=True)
         pending_inside, flushes_inside = pending_changes.ids(), list(pending_changes.flushes())
 
-    # then
-    assert (pending_inside, flushes_inside) == (set(), [])
+    # then: the outbox row is part of the change (it commits or rolls back with it); the flush waits for it
+    assert (pending_inside, flushes_inside) == ({register.id}, [])
     assert pending_changes.ids() == {register.id}
     assert len(pending_changes.flushes()) == 1
 
