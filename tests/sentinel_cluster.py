@@ -21,7 +21,7 @@ from pathlib import Path
 import redis
 
 from tests.helpers import wait_until
-from tests.tcp_proxy import _port_outside_the_ephemeral_range
+from tests.tcp_proxy import port_outside_the_ephemeral_range
 
 Address = tuple[str, int]
 HOST = "127.0.0.1"
@@ -59,7 +59,7 @@ class SentinelCluster:
         # themselves, and the server could not come back on it.
         ports: list[int] = []
         while len(ports) < 2 + sentinels:
-            port = _port_outside_the_ephemeral_range()
+            port = port_outside_the_ephemeral_range()
             ports += [] if port in ports else [port]
         self.data_ports, self.sentinel_ports = ports[:2], ports[2:]
         self.data: dict[int, subprocess.Popen[bytes]] = {}

@@ -13,7 +13,7 @@ import socket
 import threading
 
 
-def _port_outside_the_ephemeral_range() -> int:
+def port_outside_the_ephemeral_range() -> int:
     """A free port below Linux's ephemeral range (32768-60999).
 
     While the proxy is cut, its clients keep trying to connect to its port; with the port in the
@@ -38,7 +38,7 @@ class TcpProxy:
     def __init__(self, target_port: int, host: str = "127.0.0.1") -> None:
         self.host = host
         self.target_port = target_port
-        self.port = _port_outside_the_ephemeral_range()
+        self.port = port_outside_the_ephemeral_range()
         self._listener: socket.socket | None = None
         self._connections: list[socket.socket] = []
         self._lock = threading.Lock()
