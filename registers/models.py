@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.core.validators import MaxLengthValidator, MaxValueValidator, MinLengthValidator, RegexValidator
-from django.db import models
+from django.db import models, transaction
 
 from sorcha_site.bounds import MAX_VERSION, REGISTER_ID_CHARS
 
@@ -58,6 +59,15 @@ class Register(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.id})"
+
+    # A save or delete and the push it owes (the outbox row its signal writes) commit together.
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        with transaction.atomic():
+            return super().delete(*args, **kwargs)
 
 
 from registers.pending_pushes import PendingPush  # noqa: E402,F401

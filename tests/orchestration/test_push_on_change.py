@@ -319,3 +319,25 @@ def test_a_queryset_update_marks_nothing_pending(pending_changes: PendingChanges
     # then
     assert pending_changes.ids() == set()
     assert pending_changes.flushes() == []
+
+
+def test_a_save_whose_push_cannot_be_noted_is_not_saved(pending_changes: PendingChanges) -> None:
+    # given: the outbox refuses the row (a receiver on its save raises, as a failing write would)
+    from django.db.models.signals import post_save
+
+    from registers.pending_pushes import PendingPush
+
+    def refuse(**_: Any) -> None:
+        raise RuntimeError("the outbox cannot take the row")
+
+    post_save.connect(refuse, sender=PendingPush, weak=False)
+    try:
+        # when
+        with pytest.raises(RuntimeError):
+            make_register(advertise=True)
+    finally:
+        post_save.disconnect(refuse, sender=PendingPush)
+
+    # then: the register and the push it owes commit together, or neither does
+    assert Register.objects.count() == 0
+    assert pending_changes.flushes() == []
