@@ -82,7 +82,18 @@ def _peer_url(value: str) -> str:
 
 # JSON clients (JavaScript among them) lose integer precision past 2^53: larger versions are refused.
 GossipVersion = Annotated[StrictInt, Field(ge=0, le=MAX_VERSION)]
-PeerUrl = Annotated[StrictStr, Field(max_length=outbound.URL_MAX_LENGTH), AfterValidator(_peer_url)]
+# The pattern documents the gist of `outbound.normalise_url` (an http or https URL naming a host, without
+# credentials, query or fragment); the validator decides, with a message saying why.
+PEER_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s\x00-\x1f\x7f/?#@]+(/[^\s\x00-\x1f\x7f?#]*)?$"
+PeerUrl = Annotated[
+    StrictStr,
+    Field(
+        max_length=outbound.URL_MAX_LENGTH,
+        description="an http or https URL",
+        json_schema_extra={"pattern": PEER_URL_PATTERN},
+    ),
+    AfterValidator(_peer_url),
+]
 
 
 class GossipAdvertisement(BaseModel):
@@ -126,7 +137,14 @@ class GossipMessage(BaseModel):
     url: PeerUrl
     name: Annotated[StrictStr, Field(max_length=100, pattern=TEXT_PATTERN)] = ""
     sequence: Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
-    sentAt: Annotated[AwareDatetime, Field(strict=True)]
+    sentAt: Annotated[
+        AwareDatetime,
+        Field(
+            strict=True,
+            description="the sender's clock; within ADVERTISEMENT_TTL before and CLOCK_SKEW_MAX after the receiver's",
+            json_schema_extra={"x-earliest": "now - ADVERTISEMENT_TTL", "x-latest": "now + CLOCK_SKEW_MAX"},
+        ),
+    ]
     # The three below may be left out (None then) but never sent as null (refused below).
     advertisements: list[GossipAdvertisement] | None = Field(
         default=None,

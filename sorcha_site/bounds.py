@@ -15,12 +15,18 @@ from datetime import UTC, datetime
 # which accepts a final newline).
 REGISTER_ID_CHARS = "[0-9a-f]{32}"
 REGISTER_ID_RE = re.compile(REGISTER_ID_CHARS)
+# Text as the schema states it (`pattern`): a name has a visible character, no text has a NUL.
+NAME_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
+TEXT_PATTERN = r"^[^\x00]*$"
 # JSON clients (JavaScript among them) lose integer precision above 2^53.
 MAX_VERSION = 2**53
 # No timestamp a client sends may lie before this moment.
 MIN_MOMENT = datetime(2000, 1, 1, tzinfo=UTC)
 MIN_MOMENT_MICROS = 946_684_800_000_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The bounds of a client's timestamp, as the schema states them: the latest moves with the clock, so
+# no JSON Schema keyword can say it; `x-earliest` and `x-latest` do, beside the description.
+MOMENT_SCHEMA_BOUNDS = {"x-earliest": "2000-01-01T00:00:00Z", "x-latest": "now + CLOCK_SKEW_MAX"}
 
 
 def is_register_id(value: object) -> bool:

@@ -229,6 +229,55 @@ def _drop_titles(node: Any) -> None:
                 _drop_titles(value)
 
 
+# Where an answer names what another operation takes: (path, method, status) -> {link: (path, method, {parameter:
+# expression})}. Clients (and Schemathesis' stateful phase) follow them; the rest are inferred from the schema.
+_PEER_ACTIONS = ("ban", "unban", "approve", "forget")
+LINKS: dict[tuple[str, str, str], dict[str, tuple[str, str, dict[str, str]]]] = {
+    ("/api/peers/", "get", "200"): {
+        f"{action.capitalize()}FirstPeer": (f"/api/peers/{{id}}/{action}/", "post", {"id": "$response.body#/0/id"})
+        for action in _PEER_ACTIONS
+    },
+    **{
+        (f"/api/peers/{{id}}/{action}/", "post", "200"): {
+            f"{other.capitalize()}ThePeer": (f"/api/peers/{{id}}/{other}/", "post", {"id": "$request.path.id"})
+            for other in _PEER_ACTIONS
+            if other != action
+        }
+        for action in ("ban", "unban", "approve")
+    },
+}
+
+
+def link_operations(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    paths = result.get("paths", {})
+    for (path, method, status), links in LINKS.items():
+        response = paths.get(path, {}).get(method, {}).get("responses", {}).get(status)
+        if response is None:
+            continue
+        for name, (target_path, target_method, parameters) in links.items():
+            target = paths.get(target_path, {}).get(target_method)
+            if target is not None:
+                response.setdefault("links", {})[name] = {
+                    "operationId": target["operationId"],
+                    "parameters": parameters,
+                }
+    return result
+
+
+_BLANK = {"type": "string", "maxLength": 0}
+
+
+def blank_or_pattern_as_any_of(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular writes a blank-allowing text field with a pattern as `oneOf: [pattern, blank]`: an
+    empty string matches both, so `oneOf` would call it invalid. Either will do: `anyOf`."""
+    for component in result.get("components", {}).get("schemas", {}).values():
+        for property_schema in component.get("properties", {}).values():
+            options = property_schema.get("oneOf")
+            if isinstance(options, list) and _BLANK in options:
+                property_schema["anyOf"] = property_schema.pop("oneOf")
+    return result
+
+
 def refuse_unknown_request_fields(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """Every request body is closed (`additionalProperties: false`): both APIs answer 400 to a field
     they do not know. The pydantic models say so already; the DRF serializers' components get it here."""

@@ -437,6 +437,8 @@ SPECTACULAR_SETTINGS = {
         "sorcha_site.schema.bound_pagination_parameters",
         "sorcha_site.schema.refuse_unknown_request_fields",
         "sorcha_site.schema.name_components_uniquely",
+        "sorcha_site.schema.blank_or_pattern_as_any_of",
+        "sorcha_site.schema.link_operations",
         "sorcha_site.schema.document_common_errors",
     ],
     # The docs UI is served from this node's static files (drf-spectacular-sidecar), never from a CDN.

@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from peers import history
-from peers.api.schemas import PoolHistory
+from peers.api.answers import PoolHistory
 from sorcha_site.api import json_response, reject_query_parameters
 from sorcha_site.schema import error
 

@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from peers import gossip, history
-from peers.api.schemas import ExchangeConflict, GossipRoundOutcome, PeerDescription, PeerDescriptionList
+from peers.api.answers import ExchangeConflict, GossipRoundOutcome, PeerDescription, PeerDescriptionList
 from peers.models import Peer, PeerExchange
 from sorcha_site.api import error_response, json_response, refuse_body_fields
 from sorcha_site.auth import IsServiceOrStaff

@@ -12,16 +12,13 @@ from pydantic import BaseModel, ValidationError
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from peers.api.answers import REGISTER_ID_PARAMETER, AdvertiseAnswer, AvailableRegisterList, StoreStatus
 from peers.api.schemas import (
-    REGISTER_ID_PARAMETER,
-    AdvertiseAnswer,
     AdvertisementFields,
-    AvailableRegisterList,
     BulkAdvertiseRequest,
     BulkAdvertiseResult,
     DigestRequest,
     DigestResult,
-    StoreStatus,
     TimeWindow,
     describe_validation_error,
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from registers.models import DESCRIPTION_MAX_LENGTH, NAME_MAX_LENGTH, VERSION_MAX, Register
@@ -51,8 +52,14 @@ class StrictCharField(serializers.CharField):
 
 class RegisterSerializer(serializers.ModelSerializer[Register]):
     id = serializers.CharField(read_only=True)
-    name = StrictCharField(min_length=1, max_length=NAME_MAX_LENGTH)
-    description = StrictCharField(max_length=DESCRIPTION_MAX_LENGTH, allow_blank=True, required=False)
+    # The patterns state in the schema what StrictCharField checks (with messages that name the rule).
+    name = StrictCharField(min_length=1, max_length=NAME_MAX_LENGTH, validators=[RegexValidator(bounds.NAME_PATTERN)])
+    description = StrictCharField(
+        max_length=DESCRIPTION_MAX_LENGTH,
+        allow_blank=True,
+        required=False,
+        validators=[RegexValidator(bounds.TEXT_PATTERN)],
+    )
     # Left out of a PUT (as of a PATCH), a field keeps its stored value: a PUT never clears `advertise`.
     advertise = StrictBooleanField(required=False)
     isFullReplica = StrictBooleanField(source="is_full_replica", required=False)

@@ -237,3 +237,55 @@ def test_every_schema_is_shown_under_its_own_name(document: dict[str, Any]) -> N
     assert {name: component.get("title", name) for name, component in components.items()} == {
         name: name for name in components
     }
+
+
+def request_date_times(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    found: list[tuple[str, dict[str, Any]]] = []
+    for path, method, operation in operations(document):
+        if "requestBody" not in operation:
+            continue
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        for node in objects_in(document, schema, set()):
+            for name, prop in node.get("properties", {}).items():
+                if prop.get("format") == "date-time":
+                    found.append((f"{method} {path} {name}", prop))
+    return found
+
+
+def test_every_client_timestamp_states_its_bounds(document: dict[str, Any]) -> None:
+    moments = request_date_times(document)
+
+    assert len(moments) >= 4
+    for where, prop in moments:
+        assert prop["x-latest"] == "now + CLOCK_SKEW_MAX", where
+        assert prop["x-earliest"] in ("2000-01-01T00:00:00Z", "now - ADVERTISEMENT_TTL"), where
+
+
+def test_the_rules_between_items_are_stated(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    digest, bulk = schemas["DigestRequest"]["properties"], schemas["BulkAdvertiseRequest"]["properties"]
+
+    assert digest["registerIds"]["uniqueItems"] is True
+    assert digest["sourceUpdatedAt"]["x-same-length-as"] == "registerIds"
+    assert digest["sourceUpdatedAt"]["items"]["x-latest"] == "now + CLOCK_SKEW_MAX"
+    assert bulk["advertisements"]["x-unique-items-by"] == "registerId"
+
+
+def test_register_text_fields_state_their_rules(document: dict[str, Any]) -> None:
+    register = document["components"]["schemas"]["RegisterRequest"]["properties"]
+
+    assert register["name"]["pattern"] == "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+    # Blank or text without NUL: an empty string matches both options, so `anyOf`, not `oneOf`.
+    assert [option.get("pattern") for option in register["description"]["anyOf"]] == ["^[^\\u0000]*$", None]
+
+
+def test_the_peer_list_links_to_the_peer_actions(document: dict[str, Any]) -> None:
+    links = document["paths"]["/api/peers/"]["get"]["responses"]["200"]["links"]
+
+    assert {link["operationId"] for link in links.values()} == {
+        "api_peers_ban_create",
+        "api_peers_unban_create",
+        "api_peers_approve_create",
+        "api_peers_forget_create",
+    }
+    assert {str(link["parameters"]) for link in links.values()} == {"{'id': '$response.body#/0/id'}"}
