@@ -1,5 +1,6 @@
 """Telling the Peer Service which registers are public: the registers changed lately (a push, coalesced
-into bulk requests), one register (the single push of older versions) or all of them (a full sync).
+into bulk requests) or all of them (a full sync). Every item goes out in one wire form
+(`encode_advertisement`, `encode_removal`).
 
 All read the database at the moment they run, so a delayed or repeated call sends the
 current truth, never an old one; `sourceUpdatedAt` (the register's `updated_at`) lets the
@@ -45,50 +46,34 @@ def moment(value: datetime) -> str:
     return value.isoformat(timespec="microseconds")
 
 
-def advertisement(
+def encode_advertisement(
+    register_id: str,
     name: str,
     description: str,
     is_full_replica: bool,
     latest_version: int,
     latest_docket_version: int,
-    updated_at: datetime,
-) -> dict[str, Any]:
-    return {
-        "isPublic": True,
-        "name": name,
-        "description": description,
-        "isFullReplica": is_full_replica,
-        "latestVersion": latest_version,
-        "latestDocketVersion": latest_docket_version,
-        "sourceUpdatedAt": moment(updated_at),
-    }
-
-
-# ------------------------------------------------------------------------------------------ push
-def push_register(register_id: str, deleted_at: datetime | None = None, client: PeerServiceClient | None = None) -> str:
-    """Send one register's current state; returns the Peer Service's outcome (added, updated, ...).
-
-    Public → its advertisement; private → a removal stamped with its `updated_at`; gone → a
-    removal stamped with its deletion time, which leaves a tombstone so no older push brings it back.
-    """
-    client = client or PeerServiceClient.from_settings()
-    row = Register.objects.filter(pk=register_id).values_list("advertise", *ADVERTISED_FIELDS, "updated_at").first()
-    if row is None:
-        body: dict[str, Any] = {"isPublic": False, "sourceUpdatedAt": moment(deleted_at or timezone.now())}
-    elif not row[0]:
-        body = {"isPublic": False, "sourceUpdatedAt": moment(row[-1])}
-    else:
-        body = advertisement(*row[1:])
-    answer = client.advertise(register_id, body)
-    outcome = str(answer.get("outcome", ""))
-    logger.log(
-        logging.DEBUG if outcome == "unchanged" else logging.INFO,
-        "event=register_pushed register_id=%s is_public=%s outcome=%s",
-        register_id,
-        str(body["isPublic"]).lower(),
-        outcome,
+    source_updated_at: str,
+) -> bytes:
+    """The wire form of a public register's advertisement, as a bulk item; `source_updated_at` is its
+    `updated_at` already written as text (by `moment`, or by the database's `IsoUtc`)."""
+    return orjson.dumps(
+        {
+            "registerId": register_id,
+            "isPublic": True,
+            "name": name,
+            "description": description,
+            "isFullReplica": bool(is_full_replica),  # SQLite answers 0 or 1
+            "latestVersion": latest_version,
+            "latestDocketVersion": latest_docket_version,
+            "sourceUpdatedAt": source_updated_at,
+        }
     )
-    return outcome
+
+
+def encode_removal(register_id: str, source_updated_at: str) -> bytes:
+    """The wire form of a removal (a register made private or deleted), as a bulk item."""
+    return orjson.dumps({"registerId": register_id, "isPublic": False, "sourceUpdatedAt": source_updated_at})
 
 
 # ------------------------------------------------------------------------------------- full sync
@@ -141,17 +126,8 @@ def public_advertisements(page_size: int | None = None) -> Iterator[PlannedAdver
                 PlannedAdvertisement(
                     register_id,
                     name,
-                    orjson.dumps(
-                        {
-                            "registerId": register_id,
-                            "isPublic": True,
-                            "name": name,
-                            "description": description,
-                            "isFullReplica": bool(is_full_replica),  # SQLite answers 0 or 1
-                            "latestVersion": latest_version,
-                            "latestDocketVersion": latest_docket,
-                            "sourceUpdatedAt": updated_at,
-                        }
+                    encode_advertisement(
+                        register_id, name, description, is_full_replica, latest_version, latest_docket, updated_at
                     ),
                 )
                 for register_id, name, description, is_full_replica, latest_version, latest_docket, updated_at in rows
@@ -229,7 +205,7 @@ def full_sync(
     client = client or PeerServiceClient.from_settings()
     with exclusive_full_sync(wait=wait_for_running) as renew_lease:
         # The snapshot is taken after the lease (so it is newer than any sync before ours) and before
-        # the database is read: a register changed after it is pushed singly and survives the sweep.
+        # the database is read: a register changed after it goes with a flush of pushes and survives the sweep.
         # The margin covers transactions still open during the read: their updated_at is already
         # set (before the commit), so it must count as after the snapshot.
         snapshot_at = timezone.now() - timedelta(seconds=settings.FULL_SYNC_SNAPSHOT_MARGIN)
@@ -375,9 +351,12 @@ def needed_advertisements(needed: list[str], listed: int) -> Iterator[PlannedAdv
     ids = sorted(wanted)
     for start in range(0, len(ids), _IDS_PER_QUERY):
         page = Register.objects.filter(pk__in=ids[start : start + _IDS_PER_QUERY], advertise=True).order_by("pk")
-        for register_id, *fields in page.values_list("id", *ADVERTISED_FIELDS, "updated_at"):
-            encoded = orjson.dumps({"registerId": register_id, **advertisement(*fields)})
-            yield PlannedAdvertisement(register_id, fields[0], encoded)
+        rows = page.values_list("id", *ADVERTISED_FIELDS, "updated_at")
+        for register_id, name, description, is_full_replica, latest, latest_docket, updated_at in rows:
+            encoded = encode_advertisement(
+                register_id, name, description, is_full_replica, latest, latest_docket, moment(updated_at)
+            )
+            yield PlannedAdvertisement(register_id, name, encoded)
 
 
 def _send_by_digest(client: PeerServiceClient, snapshot_at: datetime, beat: Callable[[], None]) -> FullSyncResult:
@@ -451,13 +430,16 @@ def changed_advertisements(
     for register_id in ids:
         row = rows.get(register_id)
         if row is None:
-            state: dict[str, Any] = {"isPublic": False, "sourceUpdatedAt": moment(deleted_at.get(register_id, now))}
+            removal = encode_removal(register_id, moment(deleted_at.get(register_id, now)))
+            planned.append(PlannedAdvertisement(register_id, "", removal))
         elif not row[0]:
-            state = {"isPublic": False, "sourceUpdatedAt": moment(row[-1])}
+            planned.append(PlannedAdvertisement(register_id, "", encode_removal(register_id, moment(row[-1]))))
         else:
-            state = advertisement(*row[1:])
-        name = str(state.get("name", ""))
-        planned.append(PlannedAdvertisement(register_id, name, orjson.dumps({"registerId": register_id, **state})))
+            _, name, description, is_full_replica, latest, latest_docket, updated_at = row
+            encoded = encode_advertisement(
+                register_id, name, description, is_full_replica, latest, latest_docket, moment(updated_at)
+            )
+            planned.append(PlannedAdvertisement(register_id, name, encoded))
     return planned
 
 

@@ -8,6 +8,6 @@ class RegistersConfig(AppConfig):
     verbose_name = "Register Service"
 
     def ready(self) -> None:
-        from registers import signals
+        from registers import pushes
 
-        signals.connect()
+        pushes.connect()

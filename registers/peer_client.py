@@ -90,10 +90,6 @@ class PeerServiceClient:
             settings.PEER_SERVICE_READ_TIMEOUT,
         )
 
-    def advertise(self, register_id: str, advertisement: dict[str, Any]) -> dict[str, Any]:
-        """POST one register's state; `isPublic: false` removes its advertisement."""
-        return self._json(self._request("POST", f"/api/registers/{register_id}/advertise", orjson.dumps(advertisement)))
-
     def bulk_advertise(self, body: bytes) -> dict[str, Any]:
         """POST an already encoded bulk-advertise body; returns the Peer Service's counts."""
         return self._sync_request("/api/registers/bulk-advertise", body)

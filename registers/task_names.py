@@ -8,8 +8,6 @@ consume.
 
 from __future__ import annotations
 
-# One register's push: this node sends none (changes are coalesced); such messages already queued are still served.
-PUSH_REGISTER = "registers.push_register"
 # The push of every register changed within a coalescing window, in one bulk request.
 FLUSH_PUSHES = "registers.flush_pushes"
 FULL_SYNC = "registers.full_sync"

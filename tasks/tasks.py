@@ -22,7 +22,8 @@ from django.conf import settings
 from django.db import OperationalError
 from django.utils import timezone
 
-from registers import advertising, coalescing, enqueue, sync_state, task_names
+from registers import advertising, pushes, sync_state, task_names
+from registers.enqueue import BROKER_ERRORS
 from registers.peer_client import PeerServiceRejected, PeerServiceUnavailable
 from registers.sync_lock import FullSyncBusy, backoff_cap_seconds
 from sorcha_site import metrics
@@ -33,31 +34,6 @@ logger = logging.getLogger(__name__)
 
 # Read once, when the worker loads its tasks: RESYNC_BACKOFF_MAX in whole seconds (Celery's unit).
 BACKOFF_CAP = backoff_cap_seconds()
-
-
-@shared_task(
-    name=task_names.PUSH_REGISTER,
-    autoretry_for=(PeerServiceUnavailable, OperationalError),
-    retry_backoff=True,
-    retry_backoff_max=BACKOFF_CAP,
-    retry_jitter=True,
-    # Bounded by time, not by count: after one ADVERTISEMENT_TTL the periodic full sync owns the change.
-    max_retries=None,
-    throws=(PeerServiceRejected,),
-)
-def push_register(register_id: str, requested_at: float, deleted_at: str | None = None) -> str | None:
-    """One register's push, as versions before coalescing queued it: served for messages still queued."""
-    waited = time.time() - requested_at
-    if waited > settings.ADVERTISEMENT_TTL:
-        logger.warning(
-            "event=push_abandoned register_id=%s waited_s=%.1f (the periodic full sync carries the change)",
-            register_id,
-            waited,
-        )
-        return None
-    return advertising.push_register(
-        register_id, deleted_at=datetime.fromisoformat(deleted_at) if deleted_at is not None else None
-    )
 
 
 @shared_task(
@@ -81,9 +57,9 @@ def flush_pushes(chain: str, requested_at: float) -> dict[str, int] | None:
             chain,
             waited,
         )
-        coalescing.release(chain)
+        pushes.release(chain)
         return None
-    return coalescing.flush(chain).counts
+    return pushes.flush(chain).counts
 
 
 class FullSyncTask(Task):
@@ -124,7 +100,7 @@ def full_sync(reason: str = "periodic", startup_claim: str | None = None) -> dic
 @task_retry.connect
 def note_full_sync_retry(sender: Task | None = None, request: Any = None, reason: Any = None, **_: Any) -> None:
     """Record when a failed full sync tries again, and keep its startup claim for that long."""
-    if sender is not None and sender.name in (task_names.FLUSH_PUSHES, task_names.PUSH_REGISTER):
+    if sender is not None and sender.name == task_names.FLUSH_PUSHES:
         metrics.record_push_retry()
     if sender is None or sender.name != task_names.FULL_SYNC:
         return
@@ -137,10 +113,10 @@ def note_full_sync_retry(sender: Task | None = None, request: Any = None, reason
 
 @shared_task(name=task_names.CHECK_PUSHES, ignore_result=True)
 def check_pushes() -> str | None:
-    """The beat's check for changes whose flush was lost on the way (see enqueue.flush_overdue)."""
+    """The beat's check for changes whose flush was lost on the way (see pushes.flush_overdue)."""
     try:
-        return enqueue.flush_overdue()
-    except enqueue.BROKER_ERRORS as exc:
+        return pushes.flush_overdue()
+    except BROKER_ERRORS as exc:
         logger.info("event=push_check_skipped error=%r (the next check tries again)", exc)
         return None
 
@@ -148,10 +124,10 @@ def check_pushes() -> str | None:
 @shared_task(name=PEERS_GOSSIP_ROUND, ignore_result=True)
 def gossip_round() -> dict[str, int]:
     """The periodic round, started a little after its tick (jitter) so nodes do not gossip in lockstep."""
-    from peers import gossip
+    from peers.gossip import rounds
 
     time.sleep(random.uniform(0, min(settings.GOSSIP_INTERVAL * 0.1, 10.0)))  # noqa: S311 - jitter
-    return gossip.gossip_round()
+    return rounds.gossip_round()
 
 
 @shared_task(name=PEERS_SAMPLE_POOL, ignore_result=True)

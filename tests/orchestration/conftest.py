@@ -13,7 +13,7 @@ from celery.signals import after_task_publish
 from django.core.signals import request_started
 
 from peers.store import AdvertisementStore
-from registers import enqueue, pending_pushes, task_names
+from registers import pending_pushes, pushes, task_names
 from registers.pending_pushes import FlushKey
 from sorcha_site.celery import app as celery_app
 from tests.orchestration.peer_server import LatePeerService
@@ -23,7 +23,7 @@ from tests.orchestration.processes import NodeProcess
 @pytest.fixture(autouse=True)
 def broker_breaker_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts with the broker considered reachable (the breaker is per process)."""
-    monkeypatch.setattr(enqueue, "_broker_down_until", 0.0)
+    monkeypatch.setattr(pushes, "_broker_down_until", 0.0)
 
 
 @pytest.fixture(autouse=True)
@@ -117,7 +117,7 @@ def pending_changes(published_tasks: list[tuple[str, dict[str, Any]]]) -> Pendin
 
 @pytest.fixture
 def peer_requests() -> Iterator[list[str]]:
-    """The paths of the push requests (`.../advertise`, `.../bulk-advertise`) the Peer Service received in-process."""
+    """The paths of the push requests (`.../bulk-advertise`) the Peer Service received in-process."""
     paths: list[str] = []
 
     def record(sender: Any = None, environ: dict[str, Any] | None = None, **_: Any) -> None:

@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from peers.store import AdvertisementStore
-from registers.advertising import full_sync, push_register
+from registers.advertising import full_sync, push_changes
 from registers.models import Register
 from tests.registers.factories import make_register
 
@@ -75,7 +75,7 @@ def test_a_register_whose_transaction_was_open_across_the_full_sync_read(
             return
         held.commit.set()
         assert held.done.wait(timeout=10) and held.error is None
-        push_register(held.register_id)
+        push_changes([held.register_id], {})
 
     full_sync("manual", heartbeat=between_read_and_send)
 
@@ -100,7 +100,7 @@ def test_a_register_updated_just_before_the_snapshot_and_pushed_before_the_sync_
             return
         register = make_register(advertise=True)
         Register.objects.filter(pk=register.pk).update(updated_at=timezone.now() - timedelta(seconds=2))
-        push_register(register.id)
+        push_changes([register.id], {})
         late.append(register.id)
 
     full_sync("manual", heartbeat=between_read_and_send)

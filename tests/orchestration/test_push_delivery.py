@@ -13,8 +13,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from peers.store import AdvertisementInput, AdvertisementStore, to_micros
-from registers import coalescing, pending_pushes, task_names
-from registers.advertising import push_changes, push_register
+from registers import pending_pushes, pushes, task_names
+from registers.advertising import push_changes
 from registers.models import Register
 from registers.peer_client import PeerServiceClient, PeerServiceRejected, PeerServiceUnavailable
 from registers.pending_pushes import FlushKey
@@ -60,10 +60,10 @@ def test_a_push_of_a_public_register_sends_its_fields_stamped_with_updated_at(
     register = make_register(advertise=True, name="ledger", latest_version=7, latest_docket_version=3)
 
     # when
-    outcome = push_register(register.id)
+    result = push_changes([register.id], {})
 
     # then
-    assert outcome == "added"
+    assert result.counts["added"] == 1
     entry = peer_service.local_advertisement(register.id)
     assert entry is not None
     assert entry.fields["name"] == "ledger"
@@ -74,14 +74,14 @@ def test_a_push_of_a_public_register_sends_its_fields_stamped_with_updated_at(
 def test_a_push_of_a_private_register_removes_its_advertisement(peer_service: AdvertisementStore) -> None:
     # given
     register = make_register(advertise=True)
-    push_register(register.id)
+    push_changes([register.id], {})
     Register.objects.filter(pk=register.pk).update(advertise=False, updated_at=timezone.now())
 
     # when
-    outcome = push_register(register.id)
+    result = push_changes([register.id], {})
 
     # then
-    assert outcome == "removed"
+    assert result.counts["removed"] == 1
     assert peer_service.local_advertisement(register.id) is None
 
 
@@ -91,9 +91,9 @@ def test_the_removal_of_a_deleted_register_refuses_an_older_push_arriving_after_
     # given: a register pushed, then deleted
     register = make_register(advertise=True)
     register_id, updated_at = register.id, register.updated_at
-    push_register(register_id)
+    push_changes([register_id], {})
     register.delete()
-    push_register(register_id, deleted_at=timezone.now())
+    push_changes([register_id], {register_id: timezone.now()})
 
     # when: a push of the state before the deletion arrives late
     result, _ = peer_service.advertise(
@@ -180,36 +180,6 @@ def test_a_push_refused_with_a_4xx_is_not_retried_and_the_answer_is_logged(
     assert "description" in record.getMessage()  # the Peer Service's own explanation
 
 
-def test_a_push_older_than_one_advertisement_ttl_is_abandoned_to_the_full_sync(
-    peer_service: AdvertisementStore, settings: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    # given
-    register = make_register(advertise=True)
-    requested_at = time.time() - settings.ADVERTISEMENT_TTL - 1
-
-    # when
-    outcome = tasks.push_register(register.id, requested_at)
-
-    # then
-    assert outcome is None
-    assert peer_service.local_advertisement(register.id) is None
-    assert any("event=push_abandoned" in r.getMessage() for r in caplog.records)
-
-
-def test_a_push_within_one_advertisement_ttl_is_still_delivered(
-    peer_service: AdvertisementStore, settings: Any
-) -> None:
-    # given
-    register = make_register(advertise=True)
-    requested_at = (timezone.now() - timedelta(seconds=settings.ADVERTISEMENT_TTL - 5)).timestamp()
-
-    # when
-    outcome = tasks.push_register(register.id, requested_at)
-
-    # then
-    assert outcome == "added"
-
-
 def test_a_flush_older_than_one_advertisement_ttl_is_abandoned_and_leaves_the_changes_pending(
     peer_service: AdvertisementStore, settings: Any, pending_changes: PendingChanges, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -226,6 +196,23 @@ def test_a_flush_older_than_one_advertisement_ttl_is_abandoned_and_leaves_the_ch
     assert peer_service.local_advertisement(register.id) is None
     assert pending_changes.ids() == {register.id}
     assert any("event=push_abandoned" in r.getMessage() for r in caplog.records)
+
+
+def test_a_flush_within_one_advertisement_ttl_is_still_delivered(
+    peer_service: AdvertisementStore, settings: Any, pending_changes: PendingChanges
+) -> None:
+    # given
+    register = make_register(advertise=True)
+    [flush] = pending_changes.flushes()
+    requested_at = (timezone.now() - timedelta(seconds=settings.ADVERTISEMENT_TTL - 5)).timestamp()
+
+    # when
+    counts = tasks.flush_pushes(flush["chain"], requested_at)
+
+    # then
+    assert counts is not None and counts["added"] == 1
+    assert peer_service.local_advertisement(register.id) is not None
+    assert pending_changes.ids() == set()
 
 
 # ------------------------------------------------------------------------------------ coalescing
@@ -345,7 +332,7 @@ def test_a_flush_that_cannot_reach_the_peer_service_leaves_its_changes_waiting(
 
     # when
     with pytest.raises(PeerServiceUnavailable):
-        coalescing.flush(flush["chain"])
+        pushes.flush(flush["chain"])
 
     # then: all of them wait for the retry, the deletion with its time
     assert pending_changes.ids() == set(ids)
@@ -377,7 +364,7 @@ def test_changes_made_while_a_flush_runs_are_carried_by_the_next_one_of_its_chai
     second = make_register(advertise=True)
     push_changes(taken.all_ids(), {})
     pending_pushes.delivered(taken)
-    coalescing.rearm(flush["chain"], FlushKey())
+    pushes.rearm(flush["chain"], FlushKey())
 
     # then: the change did not start a chain of its own; the running one re-armed for it
     assert taken.all_ids() == {first.id}
@@ -397,7 +384,7 @@ def test_a_flush_refused_whole_costs_one_request_and_keeps_its_changes(
 
     # when
     with pytest.raises(PeerServiceRejected) as refused:
-        coalescing.flush("test-chain", client=wrong_token)
+        pushes.flush("test-chain", client=wrong_token)
 
     # then: one request, not one per halving down to each register; nothing lost from the push path
     assert refused.value.status == 401

@@ -15,7 +15,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from peers.store import AdvertisementStore
-from registers import coalescing, pending_pushes, task_names
+from registers import pending_pushes, pushes, task_names
 from sorcha_site.celery import app as celery_app
 from tasks.schedule import beat_schedule
 from tasks.tasks import check_pushes
@@ -71,7 +71,7 @@ def test_a_change_saved_while_redis_was_down_is_flushed_by_the_check(
     # when: the beat's check runs once the change is overdue
     wait_until(lambda: check_pushes() is not None, timeout=30, message="the check scheduled a flush")
     [chain] = flushes(published_tasks)
-    coalescing.flush(chain)
+    pushes.flush(chain)
 
     # then
     assert register_id in local_ids(peer_service)
@@ -96,7 +96,7 @@ def test_a_flush_lost_with_its_task_and_a_redis_that_restarted_empty_is_schedule
     # when
     wait_until(lambda: check_pushes() is not None, timeout=30, message="the check scheduled a flush")
     chain = flushes(published_tasks)[-1]
-    coalescing.flush(chain)
+    pushes.flush(chain)
 
     # then
     assert chain != lost

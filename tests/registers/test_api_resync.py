@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from kombu.exceptions import OperationalError
 from rest_framework.test import APIClient
 
-from registers import enqueue, task_names
+from registers import enqueue, pushes, task_names
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +21,7 @@ RESYNC = "/api/registers/resync"
 
 @pytest.fixture(autouse=True)
 def broker_breaker_closed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(enqueue, "_broker_down_until", 0.0)
+    monkeypatch.setattr(pushes, "_broker_down_until", 0.0)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from registers.advertising import ADVERTISED_FIELDS, advertisement, public_advertisements, public_digest
+from registers.advertising import changed_advertisements, public_advertisements, public_digest
 from registers.expressions import EpochMicros
 from registers.models import Register
 from sorcha_site.bounds import moment_micros
@@ -59,16 +59,26 @@ def test_the_digest_lists_every_public_register_once_with_its_updated_at() -> No
         datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
     ],
 )
-def test_the_advertisements_read_for_a_full_sync_are_those_the_single_push_sends(moment: datetime) -> None:
+def test_the_advertisements_read_for_a_full_sync_are_those_a_push_sends(moment: datetime) -> None:
     # given
     register = make_register(advertise=True, is_full_replica=False, latest_version=7, latest_docket_version=3)
     Register.objects.filter(pk=register.pk).update(updated_at=moment)
     register.refresh_from_db()
 
-    # when
+    # when: the full sync's read (the stamp written by the database) and a push's (written by Python)
     [planned] = public_advertisements()
+    [pushed] = changed_advertisements([register.id], {})
 
-    # then
-    expected = {"registerId": register.id, **advertisement(*(getattr(register, f) for f in ADVERTISED_FIELDS), moment)}
-    assert orjson.loads(planned.encoded) == expected
+    # then: byte for byte the same item
+    assert planned == pushed
+    assert orjson.loads(planned.encoded) == {
+        "registerId": register.id,
+        "isPublic": True,
+        "name": register.name,
+        "description": register.description,
+        "isFullReplica": False,
+        "latestVersion": 7,
+        "latestDocketVersion": 3,
+        "sourceUpdatedAt": moment.isoformat(timespec="microseconds"),
+    }
     assert (planned.register_id, planned.name) == (register.id, register.name)
