@@ -38,7 +38,7 @@ class FullSyncRefused(PeerServiceUnavailable):
 
     def __init__(self, detail: str) -> None:
         self.detail = detail
-        super().__init__(f"full sync refused by the Peer Service, will retry: {detail}")
+        super().__init__(f"full sync refused by the Peer Service as stale or incomplete, will retry: {detail}")
 
 
 class PeerServiceRejected(PeerServiceError):
