@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, URLPattern, get_script_prefix, path, reverse
 
-from peers import gossip
+from peers import peer_actions
 from peers.models import Peer, PeerNetwork
 
 # Tabs in page order: (fragment id, label).
@@ -135,24 +135,24 @@ class PeerAdmin(admin.ModelAdmin):
     @admin.action(description="Approve (admit in allowlist mode; never evicted)", permissions=["change"])
     def approve(self, request: HttpRequest, queryset: QuerySet[Peer]) -> None:
         for peer in queryset:
-            gossip.set_approved(peer)
+            peer_actions.set_approved(peer)
         self.message_user(request, f"Approved {len(queryset)} peer(s).", messages.SUCCESS)
 
     @admin.action(description="Ban (hide their advertisements, refuse their exchanges)", permissions=["change"])
     def ban(self, request: HttpRequest, queryset: QuerySet[Peer]) -> None:
         for peer in queryset:
-            gossip.set_banned(peer, True)
+            peer_actions.set_banned(peer, True)
         self.message_user(request, f"Banned {len(queryset)} peer(s).", messages.SUCCESS)
 
     @admin.action(description="Unban", permissions=["change"])
     def unban(self, request: HttpRequest, queryset: QuerySet[Peer]) -> None:
         for peer in queryset:
-            gossip.set_banned(peer, False)
+            peer_actions.set_banned(peer, False)
         self.message_user(request, f"Unbanned {len(queryset)} peer(s).", messages.SUCCESS)
 
     @admin.action(description="Forget (drop the row and its advertisements)", permissions=["change"])
     def forget(self, request: HttpRequest, queryset: QuerySet[Peer]) -> None:
         peers = list(queryset)
         for peer in peers:
-            gossip.forget(peer)
+            peer_actions.forget(peer)
         self.message_user(request, f"Forgot {len(peers)} peer(s).", messages.SUCCESS)

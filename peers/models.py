@@ -133,7 +133,7 @@ class PeerExchange(models.Model):
     peer = models.ForeignKey(Peer, on_delete=models.CASCADE, related_name="exchanges")
     at = models.DateTimeField()
     direction = models.CharField(max_length=8, choices=Direction.choices)
-    # ok, refused_address, unreachable, rejected or reply_refused (peers.gossip.exchange_with's outcomes).
+    # ok, refused_address, unreachable, rejected or reply_refused (peers.gossip.exchange.exchange_with's outcomes).
     outcome = models.CharField(max_length=16)
     duration_seconds = models.FloatField()
     bytes_sent = models.PositiveIntegerField(default=0)

@@ -49,7 +49,7 @@ drop_free_lists()
 gc.enable()
 
 if settings.SERVES_PEERS:
-    from peers.gossip import trigger_round
+    from peers.gossip.rounds import trigger_round
 
     # Tell our peers we are back (and hear theirs) without waiting for the periodic round.
     trigger_round()

@@ -15,8 +15,11 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from peers import gossip, history
+from peers import history, peer_actions
+from peers.admission import GossipRejected
 from peers.api.answers import ExchangeConflict, GossipRoundOutcome, PeerDescription, PeerDescriptionList
+from peers.api.peer_json import describe_peer
+from peers.gossip import inbound, messages, rounds
 from peers.models import Peer, PeerExchange
 from sorcha_site.api import error_response, json_response, refuse_body_fields
 from sorcha_site.auth import IsServiceOrStaff
@@ -40,17 +43,17 @@ class ExchangeView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
-        request={"application/json": gossip.GossipMessage},
+        request={"application/json": messages.GossipMessage},
         parameters=[
             OpenApiParameter(
-                gossip.SIGNATURE_HEADER,
+                messages.SIGNATURE_HEADER,
                 str,
                 OpenApiParameter.HEADER,
                 required=True,
                 description="Ed25519 signature (hex) of the exact request body, by the key in `publicKey`",
             ),
             OpenApiParameter(
-                gossip.DIGESTS_HEADER,
+                messages.DIGESTS_HEADER,
                 str,
                 OpenApiParameter.HEADER,
                 enum=["1"],
@@ -59,7 +62,7 @@ class ExchangeView(APIView):
                 "(and without `advertisementsDigest` in the body) the reply is the original message.",
             ),
             OpenApiParameter(
-                gossip.SIGNATURE_HEADER,
+                messages.SIGNATURE_HEADER,
                 str,
                 OpenApiParameter.HEADER,
                 required=True,
@@ -68,7 +71,7 @@ class ExchangeView(APIView):
             ),
         ],
         responses={
-            200: OpenApiResponse(gossip.GossipMessage, description="this node's own signed message"),
+            200: OpenApiResponse(messages.GossipMessage, description="this node's own signed message"),
             400: error(
                 400,
                 "Malformed message, `sentAt` out of bounds, or one from this node itself; `detail` names the field.",
@@ -98,11 +101,11 @@ class ExchangeView(APIView):
         at, started = timezone.now(), time.monotonic()
         source = request.META.get("REMOTE_ADDR") or "unknown"
         try:
-            accepted = gossip.accept_message(
-                request.body, request.headers.get(gossip.SIGNATURE_HEADER, ""), source=source
+            accepted = inbound.accept_message(
+                request.body, request.headers.get(messages.SIGNATURE_HEADER, ""), source=source
             )
-        except gossip.GossipRejected as exc:
-            need_set = exc.reason == gossip.NEED_SET
+        except GossipRejected as exc:
+            need_set = exc.reason == messages.NEED_SET
             logger.log(
                 logging.INFO if need_set else logging.WARNING,  # a digest this node cannot match is routine
                 "event=gossip_refused status=%d reason=%s source=%s detail=%r",
@@ -118,9 +121,9 @@ class ExchangeView(APIView):
             return response
         record_gossip_exchange("received_ok")
         digest_aware = (
-            request.headers.get(gossip.DIGESTS_HEADER) == "1" or accepted.message.advertisementsDigest is not None
+            request.headers.get(messages.DIGESTS_HEADER) == "1" or accepted.message.advertisementsDigest is not None
         )
-        reply = gossip.build_reply(accepted, digest_aware)
+        reply = inbound.build_reply(accepted, digest_aware)
         tally = history.ExchangeTally(
             bytes_sent=len(reply.body),
             bytes_received=len(request.body),
@@ -129,7 +132,7 @@ class ExchangeView(APIView):
         )
         history.record_exchange(accepted.peer, "inbound", "ok", at, time.monotonic() - started, tally)
         response = HttpResponse(reply.body, content_type="application/json")
-        response[gossip.SIGNATURE_HEADER] = reply.signature
+        response[messages.SIGNATURE_HEADER] = reply.signature
         return response
 
 
@@ -138,7 +141,7 @@ class PeerListView(APIView):
     def get(self, request: Request) -> HttpResponse:
         # Each peer's last exchanges in one query (pruned to PEER_EXCHANGE_HISTORY a peer as they are recorded).
         peers = Peer.objects.prefetch_related(Prefetch("exchanges", queryset=PeerExchange.objects.order_by("id")))
-        return json_response([gossip.describe_peer(peer) for peer in peers])
+        return json_response([describe_peer(peer) for peer in peers])
 
 
 class PeerBanView(APIView):
@@ -154,7 +157,7 @@ class PeerBanView(APIView):
     def post(self, request: Request, pk: str) -> HttpResponse:
         refuse_body_fields(request)
         peer = get_object_or_404(Peer, pk=check_peer_id(pk))
-        return json_response(gossip.describe_peer(gossip.set_banned(peer, self.banned)))
+        return json_response(describe_peer(peer_actions.set_banned(peer, self.banned)))
 
 
 @extend_schema_view(post=extend_schema(summary="Unban a peer: its exchanges are accepted again"))
@@ -174,7 +177,7 @@ class PeerApproveView(APIView):
     def post(self, request: Request, pk: str) -> HttpResponse:
         refuse_body_fields(request)
         peer = get_object_or_404(Peer, pk=check_peer_id(pk))
-        return json_response(gossip.describe_peer(gossip.set_approved(peer)))
+        return json_response(describe_peer(peer_actions.set_approved(peer)))
 
 
 class PeerForgetView(APIView):
@@ -188,7 +191,7 @@ class PeerForgetView(APIView):
     )
     def post(self, request: Request, pk: str) -> HttpResponse:
         refuse_body_fields(request)
-        gossip.forget(get_object_or_404(Peer, pk=check_peer_id(pk)))
+        peer_actions.forget(get_object_or_404(Peer, pk=check_peer_id(pk)))
         return HttpResponse(status=204)
 
 
@@ -213,4 +216,4 @@ class GossipRoundView(APIView):
         raw = request.query_params.getlist("respectBackoff") or ["false"]
         if len(raw) != 1 or raw[0] not in ("true", "false"):
             return error_response("respectBackoff: must be true or false, given once", status=400)
-        return json_response(gossip.gossip_round(force=raw[0] == "false"))
+        return json_response(rounds.gossip_round(force=raw[0] == "false"))

@@ -22,7 +22,7 @@ from peers.api.schemas import (
     TimeWindow,
     describe_validation_error,
 )
-from peers.gossip import trigger_round
+from peers.gossip.rounds import trigger_round
 from peers.store import BulkResult, MarksLost, MarksUnavailable, StaleFullSync, format_micros, get_store
 from sorcha_site import bounds, malformed_ids
 from sorcha_site.api import error_response, json_response, require_json_body

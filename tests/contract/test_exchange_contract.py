@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from schemathesis.checks import CHECKS, load_all_checks
 
-from peers import gossip
+from peers.gossip import messages
 from peers.identity import peer_id_for, signature_valid
 from peers.store import AdvertisementStore
 from tests.contract.served import served_schema
@@ -71,9 +71,9 @@ class Node:
 def exchange(live_server: Any, message: dict[str, Any], signature: str, body: bytes | None = None) -> Any:
     """Send the message and check the answer against the schema; the answer is returned."""
     body = orjson.dumps(message) if body is None else body
-    headers = {"Content-Type": "application/json", gossip.SIGNATURE_HEADER: signature}
+    headers = {"Content-Type": "application/json", messages.SIGNATURE_HEADER: signature}
     response = requests.post(f"{live_server.url}{EXCHANGE}", data=body, headers=headers, timeout=10)
-    case = operation.Case(body=message, headers={gossip.SIGNATURE_HEADER: signature}, media_type="application/json")
+    case = operation.Case(body=message, headers={messages.SIGNATURE_HEADER: signature}, media_type="application/json")
     case.validate_response(response, checks=RESPONSE_CHECKS)
     return response
 
@@ -88,7 +88,7 @@ def test_a_signed_message_gets_this_nodes_signed_message_as_documented(
 
     assert response.status_code == 200
     reply = response.json()
-    assert signature_valid(reply["publicKey"], response.content, response.headers[gossip.SIGNATURE_HEADER])
+    assert signature_valid(reply["publicKey"], response.content, response.headers[messages.SIGNATURE_HEADER])
 
 
 def test_a_replayed_message_gets_the_documented_409(live_server: Any, peer_store: AdvertisementStore) -> None:

@@ -19,7 +19,8 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
-from peers import admission, gossip
+from peers import admission, peer_actions
+from peers.api.peer_json import describe_peer
 from peers.models import Peer
 from peers.store import AdvertisementStore
 from sorcha_site.bounds import MAX_VERSION
@@ -116,7 +117,7 @@ def test_a_peer_banned_while_its_message_is_applied_keeps_nothing(
 
     def banned_meanwhile(peer_id: str, ads: Any) -> Any:
         result = apply(peer_id, ads)
-        gossip.set_banned(Peer.objects.get(pk=peer.pk), True)
+        peer_actions.set_banned(Peer.objects.get(pk=peer.pk), True)
         return result
 
     monkeypatch.setattr(peer_store, "replace_remote", banned_meanwhile)
@@ -243,7 +244,7 @@ def test_in_allowlist_mode_a_stranger_is_refused_and_waits_as_pending_until_appr
     assert response.status_code == 403
     assert "allowlist" in response.json()["detail"]
     peer = Peer.objects.get(peer_id=stranger.peer_id)
-    assert gossip.describe_peer(peer)["status"] == "pending"
+    assert describe_peer(peer)["status"] == "pending"
     assert peer_store.available() == []
     assert send(stranger, [remote_ad()]).status_code == 403  # still waiting
 
@@ -416,7 +417,7 @@ def imported_modules(path: Path) -> set[str]:
 
 def test_metrics_and_gossip_do_not_import_each_other() -> None:
     metrics_imports = imported_modules(ROOT / "sorcha_site" / "metrics.py")
-    gossip_side = [ROOT / "peers" / name for name in ("gossip.py", "admission.py", "outbound.py", "models.py")]
+    gossip_side = [ROOT / "peers" / name for name in ("gossip/exchange.py", "admission.py", "outbound.py", "models.py")]
 
     assert not any(name == "peers.gossip" or name.startswith("peers.gossip.") for name in metrics_imports)
     assert not any(name in metrics_imports for name in ("peers.admission", "peers.outbound", "peers.gossip"))

@@ -20,7 +20,8 @@ import orjson
 import pytest
 from rest_framework.test import APIClient
 
-from peers import gossip, outbound
+from peers import outbound
+from peers.gossip.exchange import exchange_with
 from peers.models import Peer
 from peers.store import AdvertisementInput, AdvertisementStore, get_store, reset_store
 from tests.helpers import wait_until
@@ -317,7 +318,7 @@ def advertise_on(node: Node, count: int) -> None:
 
 def exchange(node: Node) -> str:
     peer = Peer.objects.filter(peer_id__isnull=False).first() or Peer.objects.get_or_create(url=node.url)[0]
-    return gossip.exchange_with(peer)
+    return exchange_with(peer)
 
 
 def test_an_unchanged_exchange_carries_digests_not_sets_under_1_kb_each_way_with_10k_registers(
@@ -420,7 +421,7 @@ def test_a_peer_without_digests_keeps_getting_the_original_message(
     peer_store.apply_bulk(local_inputs(3))
     Peer.objects.create(url=original_peer.url)
 
-    outcomes = [gossip.exchange_with(Peer.objects.get(url=original_peer.url)) for _ in range(3)]
+    outcomes = [exchange_with(Peer.objects.get(url=original_peer.url)) for _ in range(3)]
 
     assert outcomes == ["ok", "ok", "ok"]
     assert all(set(orjson.loads(body)) == ORIGINAL_KEYS for body in original_peer.bodies)

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from rest_framework.test import APIClient
 
-from peers import gossip
+from peers.gossip import messages
 from peers.identity import peer_id_for, signature_valid
 from peers.models import Peer
 from peers.store import AdvertisementStore
@@ -33,7 +33,7 @@ def test_a_signed_message_is_accepted_without_a_token_and_answered_with_our_sign
 
     assert response.status_code == 200
     reply = orjson.loads(response.content)
-    assert signature_valid(reply["publicKey"], response.content, response[gossip.SIGNATURE_HEADER])
+    assert signature_valid(reply["publicKey"], response.content, response[messages.SIGNATURE_HEADER])
     assert peer_id_for(reply["publicKey"]) == reply["peerId"]
     assert [row["registerId"] for row in peer_store.available()] == [advertisement["registerId"]]
     assert Peer.objects.get(peer_id=node.peer_id).last_sequence == node.sequence

@@ -13,7 +13,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from peers import gossip, history
+from peers import history, peer_actions
+from peers.gossip.exchange import exchange_with
 from peers.models import Peer, PeerExchange, PoolSample
 from peers.store import AdvertisementInput, AdvertisementStore
 from tasks.schedule import PEERS_SAMPLE_POOL, beat_schedule
@@ -133,7 +134,7 @@ def test_an_exchange_with_a_peer_is_recorded_with_its_bytes_and_advertisements(
     seed = Peer.objects.create(url=canned_peer.url, is_seed=True)
 
     # when
-    outcome = gossip.exchange_with(seed)
+    outcome = exchange_with(seed)
 
     # then: recorded on the row of the peer that answered (it took over the seed's)
     assert outcome == "ok"
@@ -156,7 +157,7 @@ def test_a_failed_exchange_is_recorded_with_its_error(peer_store: AdvertisementS
     peer = Peer.objects.create(url=f"http://127.0.0.1:{free_port()}")
 
     # when
-    outcome = gossip.exchange_with(peer)
+    outcome = exchange_with(peer)
 
     # then
     exchange = PeerExchange.objects.get(peer=peer)
@@ -202,7 +203,7 @@ def test_forgetting_a_peer_drops_its_exchanges(peer_store: AdvertisementStore) -
     history.record_exchange(peer, "outbound", "unreachable", timezone.now(), 0.1, history.ExchangeTally(error="x"))
 
     # when
-    gossip.forget(peer)
+    peer_actions.forget(peer)
 
     # then
     assert not PeerExchange.objects.exists()

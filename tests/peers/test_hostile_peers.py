@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from peers.gossip import ROUND_MARGIN
+from peers.gossip.rounds import ROUND_MARGIN
 from tests.nodes import Node, wait_for
 from tests.peers.fake_peers import CountingListener, FakeNode, SocketServer, Trickler, long_ago, remote_ad
 from tests.plugin import SESSION_REDIS

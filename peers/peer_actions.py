@@ -1,0 +1,36 @@
+"""What an operator does to a peer (from the Peer API or the admin): ban, unban, approve, forget."""
+
+from __future__ import annotations
+
+import logging
+
+from peers.models import Peer
+from peers.store import get_store
+
+logger = logging.getLogger(__name__)
+
+
+def set_banned(peer: Peer, banned: bool) -> Peer:
+    """Banning hides the peer's advertisements at once and refuses its exchanges."""
+    Peer.objects.filter(pk=peer.pk).update(banned=banned)
+    if banned and peer.peer_id:
+        get_store().forget_peer(peer.peer_id)
+    logger.info("event=peer_%s peer_id=%s url=%s", "banned" if banned else "unbanned", peer.peer_id, peer.url)
+    peer.refresh_from_db()
+    return peer
+
+
+def set_approved(peer: Peer, approved: bool = True) -> Peer:
+    """Admits the peer in allowlist mode and keeps its row from eviction in either mode."""
+    Peer.objects.filter(pk=peer.pk).update(approved=approved)
+    logger.info("event=peer_approved peer_id=%s url=%s approved=%s", peer.peer_id, peer.url, approved)
+    peer.refresh_from_db()
+    return peer
+
+
+def forget(peer: Peer) -> None:
+    """Drops the row and the peer's advertisements; it may come back as a new peer (ban it to keep it out)."""
+    if peer.peer_id:
+        get_store().forget_peer(peer.peer_id)
+    peer.delete()
+    logger.info("event=peer_forgotten peer_id=%s url=%s", peer.peer_id, peer.url)
