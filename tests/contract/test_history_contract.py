@@ -55,7 +55,7 @@ def test_the_sync_history_with_every_outcome_answers_as_documented(
     now = timezone.now()
     sync_history.record_success("startup", now - timedelta(minutes=3), 1.25, 2, COUNTS)
     sync_history.record_failure("periodic", now - timedelta(minutes=2), 0.01, PeerServiceUnavailable("down"), True)
-    sync_history.record_failure("recovery", now - timedelta(minutes=1), 0.02, RuntimeError("boom"), False)
+    sync_history.record_failure("manual", now - timedelta(minutes=1), 0.02, RuntimeError("boom"), False)
 
     # when / then
     runs = get_and_validate(live_server.url, "/api/registers/sync-history/")
