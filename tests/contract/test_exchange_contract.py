@@ -16,28 +16,15 @@ import requests
 import schemathesis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from schemathesis.checks import CHECKS, load_all_checks
 
 from peers.gossip import messages
 from peers.identity import peer_id_for, signature_valid
 from peers.store import AdvertisementStore
-from tests.contract.served import served_schema
+from tests.contract.served import RESPONSE_CHECKS, served_schema
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 EXCHANGE = "/api/peers/exchange/"
-load_all_checks()
-# The checks about one response (the others send requests of their own, which cannot be signed).
-RESPONSE_CHECKS = [
-    CHECKS.get_one(name)
-    for name in (
-        "not_a_server_error",
-        "status_code_conformance",
-        "content_type_conformance",
-        "response_headers_conformance",
-        "response_schema_conformance",
-    )
-]
 operation = schemathesis.openapi.from_dict(served_schema())[EXCHANGE]["POST"]
 
 

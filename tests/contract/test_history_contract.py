@@ -14,7 +14,6 @@ import pytest
 import requests
 import schemathesis
 from django.utils import timezone
-from schemathesis.checks import CHECKS, load_all_checks
 
 from peers import history
 from peers.models import Peer, PoolSample
@@ -22,21 +21,10 @@ from peers.store import AdvertisementStore
 from registers import sync_history
 from registers.peer_client import PeerServiceUnavailable
 from tests.constants import SERVICE_TOKEN
-from tests.contract.served import served_schema
+from tests.contract.served import RESPONSE_CHECKS, served_schema
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-load_all_checks()
-RESPONSE_CHECKS = [
-    CHECKS.get_one(name)
-    for name in (
-        "not_a_server_error",
-        "status_code_conformance",
-        "content_type_conformance",
-        "response_headers_conformance",
-        "response_schema_conformance",
-    )
-]
 SCHEMA = schemathesis.openapi.from_dict(served_schema())
 COUNTS = {"processed": 2, "added": 1, "updated": 0, "removed": 1, "unchanged": 1, "held": 0, "stale": 0}
 
