@@ -227,8 +227,7 @@ class SentinelCluster:
                         with self._switches_lock:
                             self.switches.append(switch)
             except redis.RedisError:
-                if not self._stopping.is_set():
-                    time.sleep(0.1)
+                self._stopping.wait(0.1)  # reconnect to this sentinel, unless the cluster is stopping
 
     # ------------------------------------------------------------ faults
     def kill_primary(self) -> Address:
@@ -258,6 +257,24 @@ class SentinelCluster:
             message=f"the promoted {new} does not report role:master",
         )
         return min(switch.announced_at for switch in switches)
+
+    def demote_primary(self, timeout: float = 30) -> tuple[Address, Address]:
+        """A failover that leaves the old primary running (SENTINEL FAILOVER): it becomes a replica.
+
+        Returns (old, new) once the old primary reports role:slave with its link to the new one up;
+        a client still connected to it then gets READONLY for a write.
+        """
+        old = self.current_primary()
+        _client(self.sentinel_ports[0]).execute_command("SENTINEL", "FAILOVER", self.service)
+        self.wait_for_promotion(old, timeout)
+        new = self.current_primary()
+        wait_until(
+            lambda: self._replica_in_sync(old[1], new[1]),
+            timeout=timeout,
+            interval=0.1,
+            message=f"the old primary {old} never became a replica of {new}\n{self.log_tail(old[1])}",
+        )
+        return old, new
 
     def restart(self, address: Address, timeout: float = 60) -> None:
         """Start a killed data server again (empty, as a primary); Sentinel turns it into a replica.
