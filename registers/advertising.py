@@ -28,7 +28,6 @@ from registers.models import Register
 from registers.peer_client import PeerServiceClient, PeerServiceError, PeerServiceRejected, PeerServiceUnavailable
 from registers.sync_lock import exclusive_full_sync
 from sorcha_site import metrics
-from sorcha_site.memory import gc_paused
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +118,7 @@ def public_advertisements(page_size: int | None = None) -> Iterator[PlannedAdver
     while True:
         page = public.filter(pk__gt=last_id).values_list(*columns, IsoUtc("updated_at"))[:page_size]
         sql, params = page.query.sql_with_params()
-        with gc_paused(), connections[page.db].cursor() as cursor:  # thousands of short-lived rows: no collection
+        with connections[page.db].cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
             planned = [
@@ -321,7 +320,7 @@ def public_digest() -> list[tuple[str, int]]:
     """
     queryset = Register.objects.filter(advertise=True).values_list("id", EpochMicros("updated_at"))
     sql, params = queryset.query.sql_with_params()
-    with gc_paused(), connections[queryset.db].cursor() as cursor:
+    with connections[queryset.db].cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 

@@ -290,14 +290,6 @@ CACHES = {
     # The node's metric counters (sorcha_site.metrics): the store's short timeouts, so a Redis outage
     # drops a count quickly instead of slowing the request that counts it.
     "metrics": _redis_cache(None, CONNECTION_POOL_KWARGS={"retry": Retry(NoBackoff(), 0)}),
-    # The store's pre-encoded available list: process-local, like the mirror it is rendered from
-    # (one entry per store, with the time until its first advertisement expires as its TTL). Kept
-    # by reference: LocMemCache would pickle tens of megabytes on every write and every read.
-    "renderings": {
-        "BACKEND": "sorcha_site.caches.ReferenceCache",
-        "LOCATION": "sorcha-renderings",
-        "OPTIONS": {"MAX_ENTRIES": 100},
-    },
 }
 if REDIS_SENTINELS:
     # As django-redis documents it; each alias also names the factory in its OPTIONS.

@@ -27,7 +27,6 @@ from peers.store import BulkResult, MarksLost, MarksUnavailable, StaleFullSync, 
 from sorcha_site import bounds, malformed_ids
 from sorcha_site.api import error_response, json_response, require_json_body
 from sorcha_site.auth import IsServiceOrStaff
-from sorcha_site.memory import gc_paused
 from sorcha_site.schema import error
 
 logger = logging.getLogger(__name__)
@@ -106,16 +105,13 @@ class BulkAdvertiseView(PeerAPIView):
         ),
     )
     def post(self, request: Request) -> HttpResponse:
-        # Validating and applying 10,000 items allocates objects by the hundred thousand; without
-        # this, the cyclic collector walks the whole process heap many times (it doubles the time).
-        with gc_paused():
-            body = parse_body(request, BulkAdvertiseRequest)
-            window = TimeWindow()
-            try:
-                snapshot_at = body.snapshot_micros(window)
-                advertisements = body.to_inputs(window)
-            except ValueError as exc:
-                raise BadRequest(str(exc)) from exc
+        body = parse_body(request, BulkAdvertiseRequest)
+        window = TimeWindow()
+        try:
+            snapshot_at = body.snapshot_micros(window)
+            advertisements = body.to_inputs(window)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from exc
         if snapshot_at is None and body.fullSync:
             snapshot_at = arrival_snapshot(window)
         try:
@@ -176,14 +172,13 @@ class ReconcileView(PeerAPIView):
         ),
     )
     def post(self, request: Request) -> HttpResponse:
-        with gc_paused():
-            body = parse_body(request, DigestRequest)
-            window = TimeWindow()
-            try:
-                snapshot_at = body.snapshot_micros(window)
-                digest = body.pairs(window)
-            except ValueError as exc:
-                raise BadRequest(str(exc)) from exc
+        body = parse_body(request, DigestRequest)
+        window = TimeWindow()
+        try:
+            snapshot_at = body.snapshot_micros(window)
+            digest = body.pairs(window)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from exc
         try:
             answer = get_store().reconcile(digest, snapshot_at, final=body.final, total=body.total)
         except FULL_SYNC_REFUSALS as exc:

@@ -1,13 +1,19 @@
 """The Peer Service's advertisement store (ARCHITECTURE §5).
 
-| module       | holds                                                         | knows Redis |
-|--------------|---------------------------------------------------------------|-------------|
-| `model`      | inputs, entries, tombstones, results, full-sync state, time    | no          |
-| `decide`     | ordering, tombstones, mark-and-sweep, the guard, staleness     | no          |
-| `view`       | aggregation and the pre-encoded available list                 | no          |
-| `redis_io`   | keys, the scripts, batches of operations                       | yes         |
-| `recovery`   | circuit breaker, bounded journal, write-back                   | yes         |
-| `facade`     | `AdvertisementStore`: the mirror and the lock, wiring the rest | yes         |
+| module       | holds                                                               | knows Redis |
+|--------------|---------------------------------------------------------------------|-------------|
+| `model`      | inputs, entries, tombstones, results, full-sync state, time          | no          |
+| `decide`     | the rules of §4 as planners: (what is held, an input, now) -> plans  | no          |
+| `mirror`     | the pool in this process's memory, changed only from Redis's state   | no          |
+| `follow`     | what a process does with the change log it reads (apply, reload…)    | no          |
+| `render`     | aggregation and the encoded available list                           | no          |
+| `redis_io`   | keys, the scripts, batches of operations, the change log             | yes         |
+| `commit`     | the one commit path, following the log, loading, recovering          | yes         |
+| `recovery`   | circuit breaker, bounded journal, write-back                         | no          |
+| `full_sync`  | a full sync's marks, sweep and record                                 | yes         |
+| `store`      | `AdvertisementStore`: the lock, the watcher, the public API          | yes         |
+
+`docs/design.md` tells how one write travels through them.
 
 Callers import only from this package: the store, `get_store()`, and the model's names.
 """
@@ -16,9 +22,7 @@ from __future__ import annotations
 
 import threading
 
-from django.core.cache.backends.base import BaseCache
-
-from peers.store.facade import AdvertisementStore
+from peers.store.store import AdvertisementStore
 from peers.store.model import (
     AdvertisementInput,
     BulkResult,
@@ -50,9 +54,6 @@ __all__ = [
 
 # The django-redis alias whose connection carries the store (settings.CACHES).
 CONNECTION_ALIAS = "advertisements"
-# The process-local Django cache alias the store keeps its pre-encoded available list in.
-RENDERING_ALIAS = "renderings"
-
 _store: AdvertisementStore | None = None
 _store_lock = threading.Lock()
 # The start-up read `read_at_start()` began, until `get_store()` builds the store from it.
@@ -68,17 +69,6 @@ def _connection() -> object | None:
     from sorcha_site import redis_connections
 
     return redis_connections.connection(CONNECTION_ALIAS)
-
-
-def _rendering_cache() -> BaseCache | None:
-    """Django's cache for the pre-encoded available list, when the alias is configured."""
-    from django.conf import settings
-
-    if RENDERING_ALIAS not in getattr(settings, "CACHES", {}):
-        return None
-    from django.core.cache import caches
-
-    return caches[RENDERING_ALIAS]
 
 
 def read_at_start() -> None:
@@ -119,7 +109,6 @@ def get_store() -> AdvertisementStore:
                     clock_skew=settings.CLOCK_SKEW_MAX,
                     journal_max_ops=settings.STORE_JOURNAL_MAX_OPS,
                     journal_max_age=settings.STORE_JOURNAL_MAX_AGE,
-                    rendering_cache=_rendering_cache(),
                     read_at_start=_read,
                 )
                 _read = None

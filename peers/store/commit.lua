@@ -1,39 +1,45 @@
--- Applies one batch of conditional writes to the advertisement pool atomically.
+-- Applies one batch of conditional writes to the advertisement pool atomically, and appends what it
+-- changed to the change log that every process of the node follows.
 --
--- Every write is conditional on sourceUpdatedAt (the number before the "|" in a value),
--- so batches from several processes -- and journal replays after an outage -- converge
--- whatever order they arrive in. Keys that changed are announced on the change stream
--- so other processes can refresh their in-memory mirror.
+-- The rule this script enforces is the conditional write: a write older than what a key holds
+-- (its sourceUpdatedAt, the number before the "|" of a value) or than a live tombstone changes
+-- nothing, so batches from several processes -- and journal replays after an outage -- converge
+-- whatever order they arrive in. What a write means (a push, a sweep, a peer's set) is decided in
+-- Python (decide.py); this script only refuses what is older.
 --
--- KEYS[1] generation counter, KEYS[2] change stream, KEYS[3] epoch
--- ARGV[1] expected epoch ("" = accept any, used by recovery after it set the epoch)
--- ARGV[2] bookkeeping TTL in ms (generation, stream, epoch)
--- ARGV[3] the operations as one JSON array (one argument: packing thousands of arguments
---         costs the client more than the whole script costs Redis); numbers travel as strings.
---         Each operation is an array: an opcode followed by its arguments:
---   S key sua value ttl_ms tombkey log floor [metakey]
---                                       -> 0 refused (older or tombstoned), 1 written, 2 equal (TTL refreshed);
---                                          a tombstone left by a sweep ("<stamp>|s") older than floor is ignored
---   U keyprefix tombprefix ttl_ms log floor (id sua value)...
---                                       -> S for each register id (key keyprefix..id, tombkey tombprefix..id):
---                                          a bulk's upserts in one operation, one result per id
+-- KEYS[1] the change log (a stream)
+-- ARGV[1] the writer's clock in ms: every TTL counts from it (PXAT), so what a batch writes expires at
+--         one number, the same in Redis, in the writer's mirror and in every process that follows the log
+-- ARGV[2] the log's TTL in ms
+-- ARGV[3] the operations as one JSON array; numbers travel as strings. Each operation is an array:
+--   U keyprefix tombprefix ttl_ms floor (id sua value)...
+--                                     -> one result per id: 0 refused (older, or tombstoned), 1 written,
+--                                        2 equal (TTL refreshed); a sweep's tombstone ("<stamp>|s") older
+--                                        than floor yields (a newer full sync listed the register)
+--   S key sua value ttl_ms tombkey floor metakey
+--                                     -> as U, for one key (write-back and peers' sets); metakey (write-back):
+--                                        an entry Redis lacks, older than a full sync recorded there that the
+--                                        writer never saw, was swept by it and is not written back
 --   D key sua tombkey tomb_ttl_ms kind [metakey]
---                                       -> 0 nothing removed, 1 removed   (sua -1: unconditional, no tombstone)
---                                          (key "" only sets the tombstone; kind "r" removal, "s" sweep:
---                                          a sweep does nothing once metakey records a newer snapshot)
---   M key snapshot value ttl_ms force   -> 0 refused (a newer snapshot is stored), 1 written (force: always)
---   G key snapshot                      -> aborts the whole batch with "stale" if a newer snapshot is stored
---   T keyprefix ttl_ms id...            -> refreshes the TTL of each keyprefix..id (a digest's unchanged
---                                          entries): one result per id, 1 refreshed, 0 missing (send it whole)
---   A key ttl_ms member...              -> appends members to a text of space-separated members (full-sync
---                                          marks: 100,000 of them read with one GET, dropped with one DEL)
---   H key ttl_ms field n...             -> adds each n to a field of a hash (a full sync's counts so far)
---   X key...                            -> deletes bookkeeping keys
+--                                     -> 0 nothing removed, 1 removed (sua -1: unconditional, no tombstone;
+--                                        key "" only sets the tombstone; kind "r" removal, "s" sweep: a sweep
+--                                        does nothing once metakey records a newer snapshot)
+--   M key snapshot value ttl_ms force -> 0 refused (a newer snapshot is stored), 1 written (force: always)
+--   G key snapshot                    -> aborts the whole batch with "stale" if a newer snapshot is stored
+--   T keyprefix ttl_ms id...          -> refreshes the TTL of each keyprefix..id: one result per id, 1 refreshed,
+--                                        0 missing (the source sends it in full; logged as gone)
+--   A key ttl_ms member...            -> appends members to a text of space-separated members (full-sync marks)
+--   H key ttl_ms field n...           -> adds each n to a field of a hash (a full sync's counts so far)
+--   X key...                          -> deletes bookkeeping keys
+--
+-- Returns {"ok", results, entry, previous, states, refreshed, refreshed_until} or {"stale", stored}:
+--   results   one character per result;
+--   entry     the log entry this batch appended ("" when it changed nothing), previous the entry before it;
+--   states    key, value ("" when gone), expiry in ms, for every key the batch changed: what a process
+--             following the log reads back for that entry;
+--   refreshed the local ids whose TTL a T refreshed (space-separated), all until refreshed_until (ms).
 
-local epoch = redis.call("GET", KEYS[3])
-if ARGV[1] ~= "" and epoch ~= ARGV[1] then
-  return {"epoch", epoch or ""}
-end
+local now = tonumber(ARGV[1])
 
 local function stamp(value)
   if not value then return nil end
@@ -48,10 +54,29 @@ end
 
 local ops = cjson.decode(ARGV[3])
 local results = {}
-local changed = {}
+local changed = {}   -- keys in the order they first changed
+local state = {}     -- key -> {value or "", expiry ms}
+local refreshed = {}
+local refreshed_until = 0
 
--- A stale sweep must remove nothing, so the guard runs before any write of its batch (the items of
--- a stale final chunk may have been upserted already: each of those writes is conditional anyway).
+local function set(key, value, ttl, same)
+  local at = now + tonumber(ttl)
+  if same then
+    redis.call("PEXPIREAT", key, at)  -- the value held already: only its TTL starts again
+  else
+    redis.call("SET", key, value, "PXAT", at)
+  end
+  if not state[key] then changed[#changed + 1] = key end
+  state[key] = {value, at}
+end
+
+local function del(key)
+  redis.call("DEL", key)
+  if not state[key] then changed[#changed + 1] = key end
+  state[key] = {"", 0}
+end
+
+-- A stale sweep must remove nothing, so the guard runs before any write of its batch.
 for _, op in ipairs(ops) do
   if op[1] == "G" then
     local stored = stamp(redis.call("GET", op[2]))
@@ -61,9 +86,9 @@ for _, op in ipairs(ops) do
   end
 end
 
--- One conditional upsert (S, and each item of U); returns its result character. `held` (optional):
--- the raw tombstone and the current value already read for this key in this batch (false: none).
-local function upsert(key, sua, value, ttl, tombkey, log, floor, metakey, held_tomb, held_current)
+-- One conditional upsert; returns its result character. held_tomb/held_current: what an MGET of the
+-- batch already read for this key (nil: read it here).
+local function upsert(key, sua, value, ttl, tombkey, floor, metakey, held_tomb, held_current)
   local tomb = nil
   if tombkey ~= "" then
     local raw = held_tomb
@@ -71,8 +96,7 @@ local function upsert(key, sua, value, ttl, tombkey, log, floor, metakey, held_t
     tomb = stamp(raw or nil)
     if tomb and swept(raw) and floor > tomb then
       tomb = nil
-      redis.call("DEL", tombkey)
-      changed[#changed + 1] = tombkey
+      del(tombkey)
     end
   end
   if tomb and tomb >= sua then
@@ -80,9 +104,6 @@ local function upsert(key, sua, value, ttl, tombkey, log, floor, metakey, held_t
   end
   local current = held_current
   if current == nil then current = redis.call("GET", key) end
-  -- metakey (write-back only): the full-sync state. An entry Redis lacks, older than a full sync
-  -- recorded there that the writer never saw (newer than its floor), was not listed by that
-  -- sync: writing it back would undo its sweep.
   if not current and metakey and metakey ~= "" then
     local recorded = stamp(redis.call("GET", metakey))
     if recorded ~= nil and recorded > sua and recorded > floor then
@@ -92,29 +113,23 @@ local function upsert(key, sua, value, ttl, tombkey, log, floor, metakey, held_t
   if current and stamp(current) > sua then
     return "0"
   end
-  if current == value then
-    redis.call("PEXPIRE", key, ttl)
-    if log == "1" then changed[#changed + 1] = key end
-    return "2"
-  end
-  redis.call("SET", key, value, "PX", ttl)
-  -- A register's newer entry outranks its tombstone from now on; a peer's tombstone stays,
-  -- since it guards every other advertisement of that peer too.
+  local same = current == value
+  set(key, value, ttl, same)
+  local result = "1"
+  if same then result = "2" end
+  -- A register's newer entry outranks its tombstone; a peer's tombstone stays (it guards every other
+  -- advertisement of that peer too).
   if tomb and not string.find(tombkey, ":ptomb:", 1, true) then
-    redis.call("DEL", tombkey)
-    changed[#changed + 1] = tombkey
+    del(tombkey)
   end
-  changed[#changed + 1] = key
-  return "1"
+  return result
 end
 
--- A bulk's upserts (U): their tombstones and current values read with two MGETs per slice instead
--- of two GETs per item. Distinct register ids have distinct keys, so what was read stays true for
--- the first occurrence of each id; a repeated id is read again.
+-- A bulk's upserts: their tombstones and current values read with two MGETs per slice.
 local function upsert_all(op)
-  local keyprefix, tombprefix, ttl, log, floor = op[2], op[3], op[4], op[5], tonumber(op[6])
+  local keyprefix, tombprefix, ttl, floor = op[2], op[3], op[4], tonumber(op[5])
   local seen = {}
-  for first = 7, #op, 3 * 1000 do
+  for first = 6, #op, 3 * 1000 do
     local last = math.min(first + 3 * 1000 - 1, #op)
     local keys, tombkeys = {}, {}
     for j = first, last, 3 do
@@ -127,11 +142,11 @@ local function upsert_all(op)
       local j = first + 3 * (n - 1)
       local id = op[j]
       local held_tomb, held_current = nil, nil
-      if not seen[id] then
+      if not seen[id] then  -- a repeated id is read again
         seen[id] = true
         held_tomb, held_current = tombs[n], currents[n]
       end
-      results[#results + 1] = upsert(keys[n], tonumber(op[j + 1]), op[j + 2], ttl, tombkeys[n], log, floor, nil,
+      results[#results + 1] = upsert(keys[n], tonumber(op[j + 1]), op[j + 2], ttl, tombkeys[n], floor, nil,
         held_tomb, held_current)
     end
   end
@@ -139,16 +154,16 @@ end
 
 for _, op in ipairs(ops) do
   local code = op[1]
-  if code == "S" then
-    results[#results + 1] = upsert(op[2], tonumber(op[3]), op[4], op[5], op[6], op[7], tonumber(op[8] or "-1"), op[9])
-  elseif code == "U" then
+  if code == "U" then
     upsert_all(op)
+  elseif code == "S" then
+    results[#results + 1] = upsert(op[2], tonumber(op[3]), op[4], op[5], op[6], tonumber(op[7]), op[8])
   elseif code == "D" then
     local key, sua, tombkey, tombttl, kind = op[2], tonumber(op[3]), op[4], op[5], op[6] or "r"
     local result = "0"
     local current = nil
-    -- A sweep's removal is only as true as its snapshot: once a newer full sync is recorded
-    -- (op[7], the full-sync state), it neither removes nor leaves a tombstone.
+    -- A sweep's removal is only as true as its snapshot: once a newer full sync is recorded, it
+    -- neither removes nor leaves a tombstone.
     local outranked = false
     if kind == "s" and op[7] and op[7] ~= "" then
       local recorded = stamp(redis.call("GET", op[7]))
@@ -156,15 +171,13 @@ for _, op in ipairs(ops) do
     end
     if key ~= "" and not outranked then current = redis.call("GET", key) end
     if current and (sua < 0 or stamp(current) <= sua) then
-      redis.call("DEL", key)
-      changed[#changed + 1] = key
+      del(key)
       result = "1"
     end
     if tombkey ~= "" and sua >= 0 and not outranked and not (current and stamp(current) > sua) then
       local tomb = stamp(redis.call("GET", tombkey))
       if not tomb or tomb < sua then
-        redis.call("SET", tombkey, op[3] .. "|" .. kind, "PX", tombttl)
-        changed[#changed + 1] = tombkey
+        set(tombkey, op[3] .. "|" .. kind, tombttl)
       end
     end
     results[#results + 1] = result
@@ -174,15 +187,22 @@ for _, op in ipairs(ops) do
     if force ~= "1" and stored and stored > snapshot then
       results[#results + 1] = "0"
     else
-      redis.call("SET", key, value, "PX", ttl)
-      changed[#changed + 1] = key
+      set(key, value, ttl)
       results[#results + 1] = "1"
     end
   elseif code == "T" then
-    -- Not announced on the change stream: the full sync's recorded state tells other processes.
-    local prefix, ttl = op[2], op[3]
+    local prefix = op[2]
+    refreshed_until = now + tonumber(op[3])
     for j = 4, #op do
-      results[#results + 1] = tostring(redis.call("PEXPIRE", prefix .. op[j], ttl))
+      local key = prefix .. op[j]
+      local done = redis.call("PEXPIREAT", key, refreshed_until)
+      results[#results + 1] = tostring(done)
+      if done == 1 then
+        refreshed[#refreshed + 1] = op[j]
+      elseif not state[key] then  -- gone behind the processes' backs: the log tells them
+        changed[#changed + 1] = key
+        state[key] = {"", 0}
+      end
     end
   elseif code == "A" then
     redis.call("APPEND", op[2], table.concat(op, " ", 4) .. " ")
@@ -199,19 +219,26 @@ for _, op in ipairs(ops) do
   end
 end
 
-local generation = tonumber(redis.call("GET", KEYS[1]) or "0")
+local states = {}
+for _, key in ipairs(changed) do
+  states[#states + 1] = key
+  states[#states + 1] = state[key][1]
+  states[#states + 1] = tostring(state[key][2])
+end
 local entry, previous = "", ""
-if #changed > 0 then
-  -- The entry this one follows: the writer takes its own entry as seen only right after its place.
-  local last = redis.call("XREVRANGE", KEYS[2], "+", "-", "COUNT", 1)
+if #changed > 0 or #refreshed > 0 then
+  -- Each entry names the one before it: a process that finds its place missing from the chain knows
+  -- the log (and the pool) went back or was lost, not merely that it missed entries.
+  local last = redis.call("XREVRANGE", KEYS[1], "+", "-", "COUNT", 1)
   if #last > 0 then previous = last[1][1] end
-  generation = redis.call("INCR", KEYS[1])
-  entry = redis.call("XADD", KEYS[2], "MAXLEN", "~", "2000", "*", "g", generation, "k", table.concat(changed, " "))
+  local fields = {"p", previous, "k", table.concat(changed, " ")}
+  if #refreshed > 0 then
+    fields[#fields + 1] = "r"
+    fields[#fields + 1] = table.concat(refreshed, " ")
+    fields[#fields + 1] = "x"
+    fields[#fields + 1] = tostring(refreshed_until)
+  end
+  entry = redis.call("XADD", KEYS[1], "MAXLEN", "~", "2000", "*", unpack(fields))
+  redis.call("PEXPIRE", KEYS[1], ARGV[2])
 end
-if epoch then
-  for k = 1, 3 do redis.call("PEXPIRE", KEYS[k], ARGV[2]) end
-end
--- One character per result: cheaper to send and parse than thousands of integers. The stream entry
--- is "" when this batch changed nothing: the caller must not take the generation as its own then.
--- `previous` is the stream's last entry before this batch's ("" when there was none).
-return {"ok", generation, table.concat(results), entry, previous}
+return {"ok", table.concat(results), entry, previous, states, table.concat(refreshed, " "), tostring(refreshed_until)}

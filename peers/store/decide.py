@@ -1,19 +1,34 @@
-"""The store's decisions as pure functions over plain data (ARCHITECTURE §4).
+"""The store's decisions as pure functions (ARCHITECTURE §4): (what is held, an input, now) -> a plan.
 
-Given what the mirror holds, an input and the time, these say what should happen: whether a
-write is newer than what is held, which local advertisements a full sync sweeps, which of
-those the mass-removal guard holds back, and whether a full sync's snapshot is stale. They
-know nothing of Redis, threads or Django, so the reference model of the state machine test
-and the store agree by construction on the rules, and each rule is readable on its own.
+A `Plan` is one script call's worth of writes and tombstones, each labelled with what the
+planner counts it as, and the state the mirror takes should Redis accept every write (what a
+process serves while Redis is down). `tally` turns the planned labels and Redis's results into
+the counts. Nothing here knows Redis, threads or Django: the store applies plans and does
+nothing else, and each rule has a unit test of its own (tests/peers/test_decide.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import Enum
 
-from peers.store.model import SWEPT, Entry, FullSyncState, Tombstone
+from peers.store.model import (
+    REMOVED,
+    SWEPT,
+    AdvertisementInput,
+    BulkResult,
+    Entry,
+    FullSyncState,
+    Tombstone,
+    encode_value,
+    merged_fields,
+)
+from peers.store.redis_io import Keys, Ops
+
+# (key, value ("" when gone), expiry in ms): a key's state, as `mirror.Mirror.apply` takes it.
+KeyState = tuple[str, str, int]
+GONE = -2  # the expiry of a key that is gone (as Redis's PEXPIRETIME says)
 
 # The guard holds a sweep that removes more than half the local ads, and at least this many.
 MASS_REMOVAL_MIN = 5
@@ -120,3 +135,285 @@ def judge_snapshot(
     if state.last_applied_at is None or now - state.last_applied_at >= void_after_s:
         return SnapshotVerdict.VOID
     return SnapshotVerdict.STALE
+
+
+# ---------------------------------------------------------------------- plans
+@dataclass(slots=True)
+class Plan:
+    """One script call: its operations (each labelled), and the mirror's state should all be taken."""
+
+    ops: Ops = field(default_factory=Ops)
+    expected: list[KeyState] = field(default_factory=list)
+    refreshed: list[str] = field(default_factory=list)  # local ids a T refreshes
+    refreshed_until: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+
+class Plans:
+    """Plans of at most `batch` operations each (every one opened by `header`, a guard, when given)."""
+
+    def __init__(self, batch: int, header: list[str] | None = None) -> None:
+        self.batch = batch
+        self.header = header
+        self.done: list[Plan] = []
+        self.current = self._open()
+
+    def _open(self) -> Plan:
+        plan = Plan()
+        if self.header is not None:
+            plan.ops.add(self.header)
+        return plan
+
+    def add(self, args: Sequence[str | int], labels: str = "", *expected: KeyState) -> None:
+        if len(self.current) >= self.batch:
+            self.done.append(self.current)
+            self.current = self._open()
+        self.current.ops.add(args, labels)
+        self.current.expected.extend(expected)
+
+    def take(self) -> list[Plan]:
+        """Every plan made, in order (none when nothing was added)."""
+        first_op = 0 if self.header is None else 1
+        plans = [*self.done, self.current]
+        return [plan for plan in plans if len(plan) > first_op]
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """The moment a plan is made: seconds for comparisons, ms for the TTLs it writes."""
+
+    now: float
+    ttl_ms: int
+
+    @property
+    def now_ms(self) -> int:
+        return round(self.now * 1000)
+
+    @property
+    def until_ms(self) -> int:
+        return self.now_ms + self.ttl_ms
+
+
+def plan_items(
+    keys: Keys,
+    local: Mapping[str, Entry],
+    tombstones: Mapping[str, Tombstone],
+    items: Iterable[AdvertisementInput],
+    clock: Clock,
+    result: BulkResult,
+    *,
+    floor: int | None,
+    batch: int,
+    stamp_now: int,
+) -> Iterator[Plan]:
+    """Pushes and bulks: `isPublic` true upserts, false removes (never held by a guard).
+
+    An upsert older than what is held (or than a live tombstone) is stale and planned as nothing;
+    consecutive upserts travel as one U operation. `floor`: a full sync's snapshot, which sweeps'
+    tombstones older than it yield to. Yields a plan per `batch` items, so the first is written
+    while the next is planned.
+    """
+    plan, upserts, planned = Plan(), None, 0
+    for item in items:
+        result.processed += 1
+        register_id = item.register_id
+        current = live(local.get(register_id), clock.now)
+        if not item.is_public:
+            upserts = None
+            removal = plan_removal(keys, register_id, item.source_updated_at, current, clock, result)
+            if removal is None:
+                continue
+            plan.ops.add(removal[0], removal[1])
+            plan.expected.extend(removal[2])
+        else:
+            stamp = item.source_updated_at if item.source_updated_at is not None else stamp_now
+            tomb = tombstones.get(register_id)
+            if (current is not None or tomb is not None) and upsert_is_stale(current, tomb, stamp, clock.now, floor):
+                result.stale += 1
+                continue
+            value = encode_value(stamp, merged_fields(item, current.fields if current else None))
+            if upserts is None:
+                upserts = ["U", keys.local(""), keys.tomb(""), str(clock.ttl_ms), str(-1 if floor is None else floor)]
+                plan.ops.add_strings(upserts)
+            upserts += (register_id, str(stamp), value)
+            plan.ops.labels[-1] += "a" if current is None else ("n" if current.value == value else "u")
+            plan.expected.append((keys.local(register_id), value, clock.until_ms))
+            if tomb is not None:
+                plan.expected.append((keys.tomb(register_id), "", GONE))
+        planned += 1
+        if planned >= batch:
+            yield plan
+            plan, upserts, planned = Plan(), None, 0
+    if len(plan):
+        yield plan
+
+
+def plan_removal(
+    keys: Keys,
+    register_id: str,
+    stamp: int | None,
+    current: Entry | None,
+    clock: Clock,
+    result: BulkResult,
+    kind: str = REMOVED,
+    outranked_by: str = "",
+) -> tuple[list[str | int], str, list[KeyState]] | None:
+    """A removal (a sweep's: `kind` SWEPT, yielding to a newer full sync recorded at `outranked_by`):
+    its operation, label and expected states; None when stale.
+
+    One with a stamp leaves a tombstone for one TTL; one without (an operator's) leaves none, so
+    the source's next full sync restores the register if it is still public.
+    """
+    if removal_is_stale(current, stamp, clock.now):
+        result.stale += 1
+        return None
+    tomb_key = "" if stamp is None else keys.tomb(register_id)
+    expected: list[KeyState] = [(keys.local(register_id), "", GONE)]
+    if stamp is not None:
+        expected.append((tomb_key, f"{stamp}|{kind}", clock.until_ms))
+    op: list[str | int] = [
+        "D",
+        keys.local(register_id),
+        -1 if stamp is None else stamp,
+        tomb_key,
+        clock.ttl_ms,
+        kind,
+        outranked_by,
+    ]
+    return op, "r" if current is not None else "x", expected
+
+
+def plan_refresh(keys: Keys, register_ids: Sequence[str], clock: Clock, step: int) -> Iterator[Plan]:
+    """A digest's registers held as stated: their TTL starts again, nothing is rewritten."""
+    for start in range(0, len(register_ids), step):
+        part = list(register_ids[start : start + step])
+        plan = Plan(refreshed=part, refreshed_until=clock.until_ms / 1000)
+        plan.ops.add(["T", keys.local(""), clock.ttl_ms, *part], "t" * len(part))
+        yield plan
+
+
+def plan_sweep(
+    keys: Keys,
+    local: Mapping[str, Entry],
+    marked: set[str],
+    snapshot_at: int,
+    previous: FullSyncState,
+    clock: Clock,
+    result: BulkResult,
+    *,
+    void: bool,
+    batch: int,
+) -> tuple[list[Plan], SweepPlan]:
+    """A full sync's sweep and the guard's verdict; `previous` is the last full sync recorded.
+
+    Unless the sync voided the stored snapshot, every plan opens with a guard (a newer full sync
+    recorded meanwhile makes it stale) and each removal yields to a newer full sync.
+    """
+    swept = sweep_candidates(local, marked, snapshot_at, clock.now)
+    live_count = sum(1 for entry in local.values() if entry.expires_at > clock.now)
+    verdict = guard_sweep(swept, live_count, len(marked), previous, snapshot_at)
+    plans = Plans(batch, header=None if void else ["G", keys.meta, str(snapshot_at)])
+    outranked_by = "" if void else keys.meta
+    for register_id in sorted(verdict.remove):
+        removal = plan_removal(
+            keys, register_id, snapshot_at, live(local.get(register_id), clock.now), clock, result, SWEPT, outranked_by
+        )
+        if removal is not None:
+            plans.add(removal[0], removal[1], *removal[2])
+    result.held = len(verdict.held)
+    made = plans.take()
+    if not made and plans.header is not None:
+        made = [Plan()]
+        made[0].ops.add(plans.header)  # the guard alone: a stale sync records nothing
+    return made, verdict
+
+
+def plan_record(keys: Keys, state: FullSyncState, bookkeeping_ttl_ms: int, clock: Clock, *, void: bool) -> Plan:
+    """Record a full sync (refused, "0", if a newer one was recorded meanwhile) and drop its marks."""
+    plan = Plan()
+    value = state.encode()
+    plan.ops.add(["M", keys.meta, state.last_snapshot_at, value, bookkeeping_ttl_ms, "1" if void else "0"], "m")
+    plan.ops.add(["X", keys.mark(state.last_snapshot_at), keys.mark_counts(state.last_snapshot_at)])
+    plan.expected.append((keys.meta, value, clock.now_ms + bookkeeping_ttl_ms))
+    return plan
+
+
+def plan_marks(keys: Keys, snapshot_at: int, listed: set[str], result: BulkResult, clock: Clock) -> Plan:
+    """A full sync's request before its last: its registers and counts, kept for the last one."""
+    plan = Plan()
+    if listed:
+        plan.ops.add(["A", keys.mark(snapshot_at), clock.ttl_ms, *sorted(listed)])
+    counts = [str(part) for name, count in result.as_dict().items() if count for part in (name, count)]
+    if counts:
+        plan.ops.add(["H", keys.mark_counts(snapshot_at), clock.ttl_ms, *counts])
+    return plan
+
+
+def plan_remote_set(
+    keys: Keys,
+    peer_id: str,
+    held: Mapping[str, Entry],
+    items: Sequence[AdvertisementInput],
+    clock: Clock,
+    stamp_now: int,
+    batch: int,
+) -> tuple[list[Plan], BulkResult]:
+    """A peer's complete set replaces what it advertised before.
+
+    A remote entry is stamped with this node's clock when first received in its current form,
+    so a peer forgotten later (a peer tombstone) outranks any write-back of it.
+    """
+    plans, result = Plans(batch), BulkResult(processed=len(items))
+    peer_tomb = keys.peer_tomb(peer_id)
+    listed: set[str] = set()
+    for item in items:
+        existing = held.get(item.register_id)
+        fields = merged_fields(item, None)
+        if existing is not None and existing.fields == fields:
+            stamp, value, label = existing.source_updated_at, existing.value, "n"
+        else:
+            stamp, value, label = stamp_now, encode_value(stamp_now, fields), "a" if existing is None else "u"
+        key = keys.remote(peer_id, item.register_id)
+        plans.add(["S", key, str(stamp), value, str(clock.ttl_ms), peer_tomb, "-1", ""], label, (key, value, clock.until_ms))
+        listed.add(item.register_id)
+    for register_id in held.keys() - listed:
+        key = keys.remote(peer_id, register_id)
+        plans.add(["D", key, -1, "", 0, REMOVED], "r", (key, "", GONE))
+    return plans.take(), result
+
+
+def plan_forget(keys: Keys, peer_id: str, held: Mapping[str, Entry], clock: Clock, stamp_now: int, batch: int) -> list[Plan]:
+    """Drop a peer's advertisements, and leave a tombstone no earlier write of them can pass."""
+    plans = Plans(batch)
+    tomb = keys.peer_tomb(peer_id)
+    plans.add(["D", "", stamp_now, tomb, clock.ttl_ms, REMOVED], "x", (tomb, f"{stamp_now}|{REMOVED}", clock.until_ms))
+    for register_id in held:
+        key = keys.remote(peer_id, register_id)
+        plans.add(["D", key, stamp_now, "", 0, REMOVED], "r", (key, "", GONE))
+    return plans.take()
+
+
+def tally(labels: str, results: bytes | None, result: BulkResult) -> list[int]:
+    """Count what a script call did: each planned label against its result digit (None: the plan was
+    journaled, and counts as planned). Returns the positions of refreshes Redis found missing (and of a
+    refused record)."""
+    missing: list[int] = []
+    for position, label in enumerate(labels):
+        digit = None if results is None else results[position]
+        if label in "aun":
+            if digit == 48:  # "0": Redis holds something newer
+                result.stale += 1
+            elif digit == 50 or (digit is None and label == "n"):  # "2": equal, its TTL refreshed
+                result.unchanged += 1
+            elif label == "a":
+                result.added += 1
+            else:
+                result.updated += 1
+        elif label in "rx":
+            if digit == 49 or (digit is None and label == "r"):
+                result.removed += 1
+        elif label in "tm" and digit == 48:  # a refresh of an id Redis lacks; a record outranked
+            missing.append(position)
+    return missing

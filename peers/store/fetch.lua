@@ -1,8 +1,8 @@
--- Reads pool entries for the store's mirror in bulk: value and remaining TTL of each key.
+-- Reads pool entries for the store's mirror in bulk: value and expiry (ms since the epoch) of each key.
 -- ARGV[1] "keys": ARGV[2] is a JSON array of keys.
 -- ARGV[1] "scan": ARGV[2] cursor, ARGV[3] match pattern, ARGV[4] count; only string keys
 --         (advertisements, tombstones, full-sync state) are returned.
--- Returns one JSON document {"k": keys, "v": values ("" when missing), "t": PTTLs}: one
+-- Returns one JSON document {"k": keys, "v": values ("" when missing), "t": expiries in ms, -2 when missing}: one
 -- string is far cheaper for the client to parse than a reply of hundreds of thousands of
 -- elements. "scan" returns {next cursor, that document}, so the next page can be asked for
 -- before this one is parsed.
@@ -17,7 +17,7 @@ end
 local values, ttls = {}, {}
 for i, key in ipairs(keys) do
   values[i] = redis.call("GET", key) or ""
-  ttls[i] = redis.call("PTTL", key)
+  ttls[i] = redis.call("PEXPIRETIME", key)
 end
 local page = cjson.encode({k = keys, v = values, t = ttls})
 if ARGV[1] == "scan" then

@@ -283,19 +283,9 @@ def value_body(raw: str) -> str:
     return raw[raw.index("|") + 1 :]
 
 
-# The fields decoded last: callers read several fields of one entry in a row (gossip, merges).
-_last_decoded: tuple[str, Mapping[str, Any]] = ("", MappingProxyType({}))
-
-
 def decoded_fields(raw: str) -> Mapping[str, Any]:
-    """The fields of an encoded value, read-only (they are shared with the next caller)."""
-    global _last_decoded
-    last = _last_decoded
-    if last[0] is raw:
-        return last[1]
-    fields = MappingProxyType(orjson.loads(value_body(raw)))
-    _last_decoded = (raw, fields)
-    return fields
+    """The fields of an encoded value, read-only."""
+    return MappingProxyType(orjson.loads(value_body(raw)))
 
 
 DEFAULT_FIELDS: Mapping[str, Any] = {

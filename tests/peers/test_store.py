@@ -249,7 +249,7 @@ def test_a_second_identical_full_sync_is_all_unchanged_and_writes_no_values(make
 
     after = _command_calls(store)
     assert (result.unchanged, result.added, result.updated, result.removed) == (50, 0, 0, 0)
-    assert after.get("pexpire", 0) - before.get("pexpire", 0) >= 50  # the TTLs were refreshed
+    assert after.get("pexpireat", 0) - before.get("pexpireat", 0) >= 50  # the TTLs were refreshed
     value_writes = after.get("set", 0) - before.get("set", 0)
     assert value_writes == 1  # only the full-sync bookkeeping record, no advertisement value
     assert after.get("del", 0) - before.get("del", 0) <= 1  # only the full-sync marks, no advertisement

@@ -1,0 +1,178 @@
+"""The pool as one process holds it in memory: what the store serves reads from.
+
+A mirror changes in three ways only, each from what Redis holds, so every process that has
+applied the same log entries holds the same entries with the same `lastSeen`:
+
+- `load`: a scan of the whole pool (start-up, or after the log went back);
+- `apply`: the state of keys a commit changed (the writer gets them in the script's reply, the
+  other processes fetch them for the log entries they follow);
+- `refresh`: local ids whose TTL a full sync started again, all until one moment.
+
+An entry's `lastSeen` is its expiry less the TTL: the expiry is the absolute moment Redis holds
+(every write counts its TTL from the writer's clock, and the log carries that moment).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, Mapping
+
+import orjson
+
+from peers.store.model import Entry, FullSyncState, Tombstone, value_stamp, well_formed
+from peers.store.redis_io import Keys, Page
+
+logger = logging.getLogger(__name__)
+
+# (key, value ("" when gone), expiry in ms since the epoch): one key's state in Redis.
+KeyState = tuple[str, str, int]
+
+
+class Mirror:
+    """Local and remote entries, tombstones and the full-sync state, as Redis holds them."""
+
+    def __init__(self, keys: Keys, ttl: float) -> None:
+        self.keys = keys
+        self.ttl = ttl
+        self.local: dict[str, Entry] = {}
+        self.remote: dict[str, dict[str, Entry]] = {}
+        self.tombstones: dict[str, Tombstone] = {}
+        self.peer_tombstones: dict[str, Tombstone] = {}
+        self.full_sync = FullSyncState()
+        self.version = 0  # bumped on every change; keys the rendered list
+        self._expiry_horizon = 0.0  # no entry expires before this moment
+        self._local_prefix = keys.local("")
+
+    # ------------------------------------------------------------------ changes
+    def load(self, pages: Iterable[Page], previous: Mirror | None = None) -> None:
+        """Hold exactly what the scan read. Entries are unverified at start-up (`previous` None);
+        on a reload those equal to what this process held keep their verification."""
+        self.local, self.remote, self.tombstones, self.peer_tombstones = {}, {}, {}, {}
+        self._expiry_horizon = 0.0
+        for keys, values, expiries in pages:
+            self._load_page(keys, values, expiries)
+        if previous is not None:
+            for register_id, entry in self.local.items():
+                old = previous.local.get(register_id)
+                entry.verified = old.verified if old is not None and old.value == entry.value else True
+            for peer_id, entries in self.remote.items():
+                for register_id, entry in entries.items():
+                    old = previous.remote.get(peer_id, {}).get(register_id)
+                    entry.verified = old.verified if old is not None and old.value == entry.value else True
+        self._expiry_horizon = self.next_expiry()
+        self.version += 1
+
+    def _load_page(self, keys: list[str], values: list[str], expiries: list[int]) -> None:
+        """One page of a scan: a local advertisement (nearly all of a pool) goes straight in as one
+        compact entry; the rest goes the general way."""
+        local, ttl, prefix = self.local, self.ttl, self._local_prefix
+        cut = len(prefix)
+        for key, raw, expiry_ms in zip(keys, values, expiries, strict=True):
+            if not raw or expiry_ms < 0:
+                continue
+            expires_at = expiry_ms / 1000
+            register_id = key[cut:]
+            if not key.startswith(prefix) or ":" in register_id:
+                self._set(key, raw, expires_at, verified=False)
+                continue
+            try:
+                stamp = value_stamp(raw)
+                well_formed(raw)  # each value on its own: a corrupt one is skipped, not its page
+            except (ValueError, orjson.JSONDecodeError) as exc:
+                logger.error("event=store_entry_unreadable prefix=%s key=%s error=%r", self.keys.prefix, key, exc)
+                continue
+            local[register_id] = Entry(register_id, None, stamp, None, raw, expires_at - ttl, expires_at, False)
+
+    def apply(self, states: Iterable[KeyState]) -> None:
+        """Take the state of changed keys: entries written or refreshed are verified (their source
+        stated them since this process started)."""
+        soonest = self._expiry_horizon
+        for key, raw, expiry_ms in states:
+            self._set(key, raw if expiry_ms >= 0 else "", expiry_ms / 1000, verified=True)
+            if raw and expiry_ms >= 0:
+                soonest = min(soonest, expiry_ms / 1000)
+        self._expiry_horizon = soonest
+        self.version += 1
+
+    def refresh(self, register_ids: Iterable[str], until: float) -> None:
+        """Local entries whose TTL a full sync started again, all until `until`."""
+        local, refreshed_at = self.local, until - self.ttl
+        for register_id in register_ids:
+            entry = local.get(register_id)
+            if entry is not None:
+                entry.expires_at, entry.refreshed_at, entry.verified = until, refreshed_at, True
+        self.version += 1
+
+    def _set(self, key: str, raw: str, expires_at: float, verified: bool) -> None:
+        try:
+            self._set_checked(key, raw, expires_at, verified)
+        except (ValueError, KeyError, TypeError, IndexError, orjson.JSONDecodeError) as exc:
+            logger.error("event=store_entry_unreadable prefix=%s key=%s error=%r", self.keys.prefix, key, exc)
+
+    def _set_checked(self, key: str, raw: str, expires_at: float, verified: bool) -> None:
+        parsed = self.keys.parse(key)
+        kind = parsed[0] if parsed else ""
+        if kind == "l":
+            register_id = parsed[1]
+            if not raw:
+                self.local.pop(register_id, None)
+                return
+            well_formed(raw)
+            self.local[register_id] = Entry(
+                register_id, None, value_stamp(raw), None, raw, expires_at - self.ttl, expires_at, verified
+            )
+        elif kind == "r":
+            peer_id, register_id = sys.intern(parsed[1]), parsed[2]
+            if not raw:
+                entries = self.remote.get(peer_id)
+                if entries is not None:
+                    entries.pop(register_id, None)
+                    if not entries:
+                        del self.remote[peer_id]
+                return
+            well_formed(raw)
+            self.remote.setdefault(peer_id, {})[register_id] = Entry(
+                register_id, peer_id, value_stamp(raw), None, raw, expires_at - self.ttl, expires_at, verified
+            )
+        elif kind in ("tomb", "ptomb"):
+            tombs = self.tombstones if kind == "tomb" else self.peer_tombstones
+            if not raw:
+                tombs.pop(parsed[1], None)
+            else:
+                tombs[parsed[1]] = Tombstone.decode(raw, expires_at)
+        elif kind == "meta" and raw:
+            self.full_sync = FullSyncState.decode(raw)
+
+    # ------------------------------------------------------------------ time
+    def expire(self, now: float) -> bool:
+        """Drop what is past its expiry (Redis drops it at the same moment); whether anything went."""
+        if now < self._expiry_horizon:  # nothing can have expired yet (the hot path)
+            return False
+        dropped = False
+        for register_id in [rid for rid, entry in self.local.items() if entry.expires_at <= now]:
+            del self.local[register_id]
+            dropped = True
+        for peer_id in list(self.remote):
+            entries = self.remote[peer_id]
+            for register_id in [rid for rid, entry in entries.items() if entry.expires_at <= now]:
+                del entries[register_id]
+                dropped = True
+            if not entries:
+                del self.remote[peer_id]
+        for tombs in (self.tombstones, self.peer_tombstones):
+            for name in [name for name, tomb in tombs.items() if tomb.expires_at <= now]:
+                del tombs[name]
+        self._expiry_horizon = min(self.next_expiry(), now + self.ttl)
+        if dropped:
+            self.version += 1
+        return dropped
+
+    def next_expiry(self) -> float:
+        soonest = min((entry.expires_at for entry in self.local.values()), default=float("inf"))
+        for entries in self.remote.values():
+            soonest = min(soonest, min((entry.expires_at for entry in entries.values()), default=soonest))
+        return soonest
+
+    def live_local(self, now: float) -> Mapping[str, Entry]:
+        return {rid: entry for rid, entry in self.local.items() if entry.expires_at > now}

@@ -1,0 +1,186 @@
+"""The available-registers list: aggregation (pure) and its encoded form, kept per mirror version.
+
+For a register this node hosts, every field shown is this node's own; peers only raise the
+counts. For a remote-only register each field is the value held by the most peers (ties: the
+most recently seen), so one liar cannot override honest peers (ARCHITECTURE §4).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from peers.store.model import Entry, format_micros, value_body
+
+if TYPE_CHECKING:
+    from peers.store.mirror import Mirror
+
+_VOTED_FIELDS = ("name", "description", "latestVersion", "latestDocketVersion")
+
+
+class _Moments:
+    """lastSeen texts: a bulk refresh gives thousands of entries one moment, and a restart gives
+    each its own moment within a few seconds (many sharing a millisecond): each moment is formatted
+    once, and each second once, its microseconds appended."""
+
+    def __init__(self) -> None:
+        self._seconds: dict[int, str | None] = {}
+        self._texts: dict[float, str | None] = {}
+
+    def __call__(self, seconds: float) -> str | None:
+        texts = self._texts
+        if seconds in texts:
+            return texts[seconds]
+        text = texts[seconds] = self._format(seconds)
+        return text
+
+    def _format(self, seconds: float) -> str | None:
+        try:
+            whole, micros = divmod(int(seconds * 1_000_000), 1_000_000)
+        except (OverflowError, ValueError):  # infinite, or not a number
+            return None
+        prefix = self._seconds.get(whole, "")
+        if prefix == "":
+            # The second itself, as format_micros writes it (None when no datetime can hold it).
+            text = format_micros(whole * 1_000_000)
+            prefix = self._seconds[whole] = None if text is None else text[:-1]
+        if prefix is None:
+            return None
+        return f"{prefix}.{micros:06d}Z" if micros else f"{prefix}Z"
+
+
+def decoded(entries: list[Entry]) -> list[dict[str, Any]]:
+    """The fields of many entries, decoded as one JSON array: one call instead of one per entry."""
+    if not entries:
+        return []
+    return list(orjson.loads("[" + ",".join([value_body(entry.value) for entry in entries]) + "]"))
+
+
+def majority(fields: Sequence[Mapping[str, Any]], seen_at: Sequence[tuple[float, int]], name: str) -> Any:
+    """The value most peers hold; among equally held values, the one seen most recently."""
+    if len(fields) == 1:
+        return fields[0][name]
+    votes: Counter[Any] = Counter()
+    seen: dict[Any, tuple[float, int]] = {}
+    for held, refreshed_at in zip(fields, seen_at, strict=True):
+        value = held[name]
+        votes[value] += 1
+        seen[value] = max(seen.get(value, (0.0, 0)), refreshed_at)
+    return max(votes, key=lambda value: (votes[value], seen[value]))
+
+
+def local_row(
+    register_id: str,
+    local: Entry,
+    fields: Mapping[str, Any],
+    remote: list[Entry],
+    moment: Callable[[float], str | None],
+) -> dict:
+    return {
+        "registerId": register_id,
+        "name": fields["name"],
+        "description": fields["description"],
+        "isPublic": True,
+        "isLocal": True,
+        "peerCount": len(remote),
+        "fullReplicaPeerCount": sum(1 for e in remote if e.fields["isFullReplica"]) if remote else 0,
+        "latestVersion": fields["latestVersion"],
+        "latestDocketVersion": fields["latestDocketVersion"],
+        "verified": local.verified,
+        "lastSeen": moment(local.refreshed_at),
+    }
+
+
+def remote_row(register_id: str, remote: list[Entry], moment: Callable[[float], str | None]) -> dict:
+    fields = decoded(remote)
+    # Seen: when last refreshed (a TTL counts in ms), then when received in this form (in µs).
+    seen_at = [(e.refreshed_at, e.source_updated_at) for e in remote]
+    voted = {name: majority(fields, seen_at, name) for name in _VOTED_FIELDS}
+    return {
+        "registerId": register_id,
+        "name": voted["name"],
+        "description": voted["description"],
+        "isPublic": True,
+        "isLocal": False,
+        "peerCount": len(remote),
+        "fullReplicaPeerCount": sum(1 for held in fields if held["isFullReplica"]),
+        "latestVersion": voted["latestVersion"],
+        "latestDocketVersion": voted["latestDocketVersion"],
+        "verified": any(e.verified for e in remote),
+        "lastSeen": moment(max(seen_at)[0]),
+    }
+
+
+# Fields are decoded a few thousand at a time: one orjson call for each chunk instead of one per entry.
+_CHUNK = 4_096
+
+
+def _unsorted_rows(
+    local: Mapping[str, Entry], remote: Mapping[str, Mapping[str, Entry]], moment: Callable[[float], str | None]
+) -> Iterator[dict[str, Any]]:
+    """Every row of the list, the local ones first, each in the order the mirror holds its entries.
+
+    That order is the order their memory was allocated in (at start-up, the order the scan read
+    them): building rows in it rather than in the list's order touches memory in sequence. In name
+    order each row costs a few cache misses: 100,000 rows took ~0.17 s to build instead of ~0.06 s.
+    """
+    remote_by_register: dict[str, list[Entry]] = {}
+    for peer_entries in remote.values():
+        for register_id, entry in peer_entries.items():
+            remote_by_register.setdefault(register_id, []).append(entry)
+    ids, entries = list(local), list(local.values())
+    for start in range(0, len(entries), _CHUNK):
+        part = entries[start : start + _CHUNK]
+        for register_id, entry, fields in zip(ids[start : start + _CHUNK], part, decoded(part), strict=True):
+            peers = remote_by_register.pop(register_id, None) if remote_by_register else None
+            if peers:
+                yield local_row(register_id, entry, fields, peers, moment)
+                continue
+            # A local row without peers (most of a pool, and all of it on a node alone): local_row inlined.
+            yield {
+                "registerId": register_id,
+                "name": fields["name"],
+                "description": fields["description"],
+                "isPublic": True,
+                "isLocal": True,
+                "peerCount": 0,
+                "fullReplicaPeerCount": 0,
+                "latestVersion": fields["latestVersion"],
+                "latestDocketVersion": fields["latestDocketVersion"],
+                "verified": entry.verified,
+                "lastSeen": moment(entry.refreshed_at),
+            }
+    for register_id, peers in remote_by_register.items():
+        yield remote_row(register_id, peers, moment)
+
+
+def _sort_key(row: Mapping[str, Any]) -> tuple[str, str]:
+    """The list's order: by name (case folded), then by register id (unique: no two rows tie)."""
+    return row["name"].lower(), row["registerId"]
+
+
+def aggregate(local: Mapping[str, Entry], remote: Mapping[str, Mapping[str, Entry]]) -> list[dict[str, Any]]:
+    """Local public ads and remote ads grouped by register, sorted by name then id."""
+    return sorted(_unsorted_rows(local, remote, _Moments()), key=_sort_key)
+
+
+class Rendering:
+    """The encoded list for one version of the mirror, kept until the mirror changes."""
+
+    def __init__(self) -> None:
+        self._version = -1
+        self._body = b"[]"
+
+    def body_for(self, version: int) -> bytes | None:
+        """The kept body if it was rendered for `version`, else None."""
+        return self._body if version == self._version else None
+
+    def render(self, mirror: Mirror) -> bytes:
+        """The body for the mirror as it is: the kept one, or one encoded now."""
+        if mirror.version != self._version:
+            self._body = orjson.dumps(aggregate(mirror.local, mirror.remote))
+            self._version = mirror.version
+        return self._body
