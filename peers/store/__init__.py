@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import threading
 
-from peers.store.store import AdvertisementStore
 from peers.store.model import (
     AdvertisementInput,
     BulkResult,
@@ -35,6 +34,7 @@ from peers.store.model import (
     to_micros,
 )
 from peers.store.redis_io import PoolRead
+from peers.store.store import AdvertisementStore
 
 __all__ = [
     "AdvertisementInput",

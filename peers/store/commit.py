@@ -29,7 +29,7 @@ from peers.store.follow import ORIGIN, Verdict, verdict
 from peers.store.mirror import Mirror
 from peers.store.model import BulkResult, StaleFullSync
 from peers.store.recovery import Breaker, Journal, write_back_ops
-from peers.store.redis_io import CommitReply, PoolRead, RedisIO
+from peers.store.redis_io import CommitReply, LogEntry, PoolRead, RedisIO
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class Committer:
             return False
         if reply.status == "stale":
             raise StaleFullSync(int(plan.ops.ops[0][2]), int(reply.stored))
-        self.mirror.apply(_states(reply.states))
+        self.mirror.apply(_states(reply.states), encoded_here=True)
         if reply.refreshed:
             self.mirror.refresh(reply.refreshed, reply.refreshed_until)
         for position in decide.tally(plan.ops.expected, reply.results, result):
@@ -153,7 +153,7 @@ class Committer:
             if len(entries) < 500:
                 return
 
-    def _apply(self, entries: list) -> None:  # type: ignore[type-arg]
+    def _apply(self, entries: list[LogEntry]) -> None:
         """Entries in order: their refreshes, then the current state of every key they changed."""
         keys: dict[str, None] = {}
         for entry in entries:
@@ -183,8 +183,8 @@ class Committer:
         batches = self.journal.take()
         replayed = 0
         try:
-            for now_ms, ops in batches:
-                self.io.commit(now_ms, self.log_ttl_ms, _encode(ops))
+            for now_ms, journaled in batches:
+                self.io.commit(now_ms, self.log_ttl_ms, orjson.dumps(journaled))
                 replayed += 1
             now = time.time()
             mirror = self.mirror
@@ -228,19 +228,14 @@ class Committer:
         except redis.RedisError as exc:
             self.trip(exc)
             return
-        logger.info(
-            "event=store_recovered prefix=%s degraded_seconds=%.1f", self.io.keys.prefix, self.breaker.close()
-        )
+        logger.info("event=store_recovered prefix=%s degraded_seconds=%.1f", self.io.keys.prefix, self.breaker.close())
 
 
 def _states(flat: list[bytes]) -> Iterable[decide.KeyState]:
     """commit.lua's [key, value, expiry ms, ...] as key states."""
-    for index in range(0, len(flat), 3):
-        yield flat[index].decode(), flat[index + 1].decode(), int(flat[index + 2]) if flat[index + 1] else decide.GONE
-
-
-def _encode(ops: list[list[str]]) -> bytes:
-    return orjson.dumps(ops)
+    gone = decide.GONE
+    for key, value, expiry in zip(flat[0::3], flat[1::3], flat[2::3], strict=True):
+        yield key.decode(), value.decode(), int(expiry) if value else gone
 
 
 def _snapshot(mirror: Mirror) -> Mirror:

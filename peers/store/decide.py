@@ -10,7 +10,7 @@ nothing else, and each rule has a unit test of its own (tests/peers/test_decide.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 from peers.store.model import (
@@ -24,11 +24,11 @@ from peers.store.model import (
     encode_value,
     merged_fields,
 )
-from peers.store.redis_io import Keys, Ops
+from peers.store.plan import GONE, Clock, KeyState, Plan, Plans, tally
+from peers.store.redis_io import Keys
 
-# (key, value ("" when gone), expiry in ms): a key's state, as `mirror.Mirror.apply` takes it.
-KeyState = tuple[str, str, int]
-GONE = -2  # the expiry of a key that is gone (as Redis's PEXPIRETIME says)
+__all__ = ["GONE", "Clock", "KeyState", "Plan", "Plans", "tally"]  # the plan's data, with the planners
+
 
 # The guard holds a sweep that removes more than half the local ads, and at least this many.
 MASS_REMOVAL_MIN = 5
@@ -138,64 +138,6 @@ def judge_snapshot(
 
 
 # ---------------------------------------------------------------------- plans
-@dataclass(slots=True)
-class Plan:
-    """One script call: its operations (each labelled), and the mirror's state should all be taken."""
-
-    ops: Ops = field(default_factory=Ops)
-    expected: list[KeyState] = field(default_factory=list)
-    refreshed: list[str] = field(default_factory=list)  # local ids a T refreshes
-    refreshed_until: float = 0.0
-
-    def __len__(self) -> int:
-        return len(self.ops)
-
-
-class Plans:
-    """Plans of at most `batch` operations each (every one opened by `header`, a guard, when given)."""
-
-    def __init__(self, batch: int, header: list[str] | None = None) -> None:
-        self.batch = batch
-        self.header = header
-        self.done: list[Plan] = []
-        self.current = self._open()
-
-    def _open(self) -> Plan:
-        plan = Plan()
-        if self.header is not None:
-            plan.ops.add(self.header)
-        return plan
-
-    def add(self, args: Sequence[str | int], labels: str = "", *expected: KeyState) -> None:
-        if len(self.current) >= self.batch:
-            self.done.append(self.current)
-            self.current = self._open()
-        self.current.ops.add(args, labels)
-        self.current.expected.extend(expected)
-
-    def take(self) -> list[Plan]:
-        """Every plan made, in order (none when nothing was added)."""
-        first_op = 0 if self.header is None else 1
-        plans = [*self.done, self.current]
-        return [plan for plan in plans if len(plan) > first_op]
-
-
-@dataclass(frozen=True, slots=True)
-class Clock:
-    """The moment a plan is made: seconds for comparisons, ms for the TTLs it writes."""
-
-    now: float
-    ttl_ms: int
-
-    @property
-    def now_ms(self) -> int:
-        return round(self.now * 1000)
-
-    @property
-    def until_ms(self) -> int:
-        return self.now_ms + self.ttl_ms
-
-
 def plan_items(
     keys: Keys,
     local: Mapping[str, Entry],
@@ -216,10 +158,11 @@ def plan_items(
     while the next is planned.
     """
     plan, upserts, planned = Plan(), None, 0
+    now, until, local_prefix, tomb_prefix = clock.now, clock.until_ms, keys.local(""), keys.tomb("")
     for item in items:
         result.processed += 1
         register_id = item.register_id
-        current = live(local.get(register_id), clock.now)
+        current = live(local.get(register_id), now)
         if not item.is_public:
             upserts = None
             removal = plan_removal(keys, register_id, item.source_updated_at, current, clock, result)
@@ -230,18 +173,18 @@ def plan_items(
         else:
             stamp = item.source_updated_at if item.source_updated_at is not None else stamp_now
             tomb = tombstones.get(register_id)
-            if (current is not None or tomb is not None) and upsert_is_stale(current, tomb, stamp, clock.now, floor):
+            if (current is not None or tomb is not None) and upsert_is_stale(current, tomb, stamp, now, floor):
                 result.stale += 1
                 continue
             value = encode_value(stamp, merged_fields(item, current.fields if current else None))
             if upserts is None:
-                upserts = ["U", keys.local(""), keys.tomb(""), str(clock.ttl_ms), str(-1 if floor is None else floor)]
+                upserts = ["U", local_prefix, tomb_prefix, str(clock.ttl_ms), str(-1 if floor is None else floor)]
                 plan.ops.add_strings(upserts)
             upserts += (register_id, str(stamp), value)
             plan.ops.labels[-1] += "a" if current is None else ("n" if current.value == value else "u")
-            plan.expected.append((keys.local(register_id), value, clock.until_ms))
+            plan.expected.append((local_prefix + register_id, value, until))
             if tomb is not None:
-                plan.expected.append((keys.tomb(register_id), "", GONE))
+                plan.expected.append((tomb_prefix + register_id, "", GONE))
         planned += 1
         if planned >= batch:
             yield plan
@@ -376,7 +319,9 @@ def plan_remote_set(
         else:
             stamp, value, label = stamp_now, encode_value(stamp_now, fields), "a" if existing is None else "u"
         key = keys.remote(peer_id, item.register_id)
-        plans.add(["S", key, str(stamp), value, str(clock.ttl_ms), peer_tomb, "-1", ""], label, (key, value, clock.until_ms))
+        plans.add(
+            ["S", key, str(stamp), value, str(clock.ttl_ms), peer_tomb, "-1", ""], label, (key, value, clock.until_ms)
+        )
         listed.add(item.register_id)
     for register_id in held.keys() - listed:
         key = keys.remote(peer_id, register_id)
@@ -384,7 +329,9 @@ def plan_remote_set(
     return plans.take(), result
 
 
-def plan_forget(keys: Keys, peer_id: str, held: Mapping[str, Entry], clock: Clock, stamp_now: int, batch: int) -> list[Plan]:
+def plan_forget(
+    keys: Keys, peer_id: str, held: Mapping[str, Entry], clock: Clock, stamp_now: int, batch: int
+) -> list[Plan]:
     """Drop a peer's advertisements, and leave a tombstone no earlier write of them can pass."""
     plans = Plans(batch)
     tomb = keys.peer_tomb(peer_id)
@@ -393,27 +340,3 @@ def plan_forget(keys: Keys, peer_id: str, held: Mapping[str, Entry], clock: Cloc
         key = keys.remote(peer_id, register_id)
         plans.add(["D", key, stamp_now, "", 0, REMOVED], "r", (key, "", GONE))
     return plans.take()
-
-
-def tally(labels: str, results: bytes | None, result: BulkResult) -> list[int]:
-    """Count what a script call did: each planned label against its result digit (None: the plan was
-    journaled, and counts as planned). Returns the positions of refreshes Redis found missing (and of a
-    refused record)."""
-    missing: list[int] = []
-    for position, label in enumerate(labels):
-        digit = None if results is None else results[position]
-        if label in "aun":
-            if digit == 48:  # "0": Redis holds something newer
-                result.stale += 1
-            elif digit == 50 or (digit is None and label == "n"):  # "2": equal, its TTL refreshed
-                result.unchanged += 1
-            elif label == "a":
-                result.added += 1
-            else:
-                result.updated += 1
-        elif label in "rx":
-            if digit == 49 or (digit is None and label == "r"):
-                result.removed += 1
-        elif label in "tm" and digit == 48:  # a refresh of an id Redis lacks; a record outranked
-            missing.append(position)
-    return missing

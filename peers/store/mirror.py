@@ -84,12 +84,30 @@ class Mirror:
                 continue
             local[register_id] = Entry(register_id, None, stamp, None, raw, expires_at - ttl, expires_at, False)
 
-    def apply(self, states: Iterable[KeyState]) -> None:
+    def apply(self, states: Iterable[KeyState], *, encoded_here: bool = False) -> None:
         """Take the state of changed keys: entries written or refreshed are verified (their source
-        stated them since this process started)."""
-        soonest = self._expiry_horizon
+        stated them since this process started). `encoded_here`: every value is one this process
+        encoded itself (a commit's reply), so it is not parsed again; values fetched are checked.
+        """
+        local, prefix, ttl = self.local, self._local_prefix, self.ttl
+        cut, soonest = len(prefix), self._expiry_horizon
         for key, raw, expiry_ms in states:
-            self._set(key, raw if expiry_ms >= 0 else "", expiry_ms / 1000, verified=True)
+            register_id = key[cut:]
+            if not key.startswith(prefix) or ":" in register_id:  # (local entries inline: nearly all writes)
+                self._set(key, raw if expiry_ms >= 0 else "", expiry_ms / 1000, verified=True)
+            elif not raw or expiry_ms < 0:
+                local.pop(register_id, None)
+                continue
+            else:
+                try:
+                    stamp = value_stamp(raw)
+                    if not encoded_here:
+                        well_formed(raw)
+                except (ValueError, orjson.JSONDecodeError) as exc:
+                    logger.error("event=store_entry_unreadable prefix=%s key=%s error=%r", self.keys.prefix, key, exc)
+                    continue
+                expires_at = expiry_ms / 1000
+                local[register_id] = Entry(register_id, None, stamp, None, raw, expires_at - ttl, expires_at, True)
             if raw and expiry_ms >= 0:
                 soonest = min(soonest, expiry_ms / 1000)
         self._expiry_horizon = soonest

@@ -126,20 +126,26 @@ def write_back_ops(
     for register_id, tomb in tombstones.items():
         if tomb.expires_at > now:
             outranked_by = keys.meta if tomb.kind == SWEPT else ""
-            args = [keys.local(register_id), tomb.source_updated_at, keys.tomb(register_id)]
-            ops.add(["D", *args, left_ms(tomb.expires_at), tomb.kind, outranked_by], "x")
+            local_key, tomb_key = keys.local(register_id), keys.tomb(register_id)
+            left = left_ms(tomb.expires_at)
+            ops.add(["D", local_key, tomb.source_updated_at, tomb_key, left, tomb.kind, outranked_by], "x")
     for peer_id, tomb in peer_tombstones.items():
         if tomb.expires_at > now:
-            ops.add(["D", "", tomb.source_updated_at, keys.peer_tomb(peer_id), left_ms(tomb.expires_at), tomb.kind], "x")
+            ops.add(
+                ["D", "", tomb.source_updated_at, keys.peer_tomb(peer_id), left_ms(tomb.expires_at), tomb.kind], "x"
+            )
     floor = str(full_sync.last_snapshot_at if full_sync.last_applied_at is not None else -1)
     for entry in local.values():
         if entry.expires_at > now:
             key, tomb_key = keys.local(entry.register_id), keys.tomb(entry.register_id)
-            value, left = entry.value, str(left_ms(entry.expires_at))
-            ops.add(["S", key, str(entry.source_updated_at), value, left, tomb_key, floor, keys.meta], "n")
+            entry_left = str(left_ms(entry.expires_at))
+            ops.add(["S", key, str(entry.source_updated_at), entry.value, entry_left, tomb_key, floor, keys.meta], "n")
     for peer_id, entries in remote.items():
         for entry in entries.values():
             if entry.expires_at > now:
-                key, value, left = keys.remote(peer_id, entry.register_id), entry.value, left_ms(entry.expires_at)
-                ops.add(["S", key, str(entry.source_updated_at), value, str(left), keys.peer_tomb(peer_id), "-1", ""], "n")
+                key, value = keys.remote(peer_id, entry.register_id), entry.value
+                remaining = str(left_ms(entry.expires_at))
+                ops.add(
+                    ["S", key, str(entry.source_updated_at), value, remaining, keys.peer_tomb(peer_id), "-1", ""], "n"
+                )
     return ops

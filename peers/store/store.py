@@ -354,4 +354,3 @@ class AdvertisementStore:
                 "heldRemovals": sorted(state.held_ids),
                 "voidedSnapshots": state.voided,
             }
-
