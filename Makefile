@@ -81,6 +81,7 @@ test: install-dev
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/check_sizes.py
 	$(TOOL_ENV) $(BIN)/python manage.py check
 	$(TOOL_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 	$(TOOL_ENV) $(BIN)/mypy sorcha_site registers peers tasks

@@ -6,7 +6,7 @@
 2. After the commit, `request_flush` schedules one flush a `PUSH_COALESCE_WINDOW` from now, unless a
    chain already holds the flush key (`FlushKey`): a burst of changes costs one bulk request per window.
 3. The flush (the `flush_pushes` task) takes what waits in the outbox, sends the registers' current
-   state (`advertising.push_changes`), forgets what it delivered, and re-arms its chain if more arrived.
+   state (`push_delivery.push_changes`), forgets what it delivered, and re-arms its chain if more arrived.
 4. The beat's check (`check_pushes`) schedules a flush for changes that waited longer than a scheduled
    flush should take, whatever lost theirs (a broker message, a failed-over Redis, a killed worker).
 
@@ -34,18 +34,19 @@ from django.db import OperationalError, transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.utils import timezone
 
-from registers import advertising, pending_pushes, task_names
+from registers import pending_pushes, push_delivery, task_names
 from registers.enqueue import BROKER_ERRORS
 from registers.models import Register
 from registers.peer_client import PeerServiceClient, PeerServiceRejected, PeerServiceUnavailable
 from registers.pending_pushes import FlushKey
 from registers.sync_lock import backoff_cap_seconds
+from registers.wire import ADVERTISED_FIELDS
 from sorcha_site.celery import app
 
 logger = logging.getLogger(__name__)
 
 # The flag first, then what a Peer Service shows about a public register.
-STATE_FIELDS = ("advertise", *advertising.ADVERTISED_FIELDS)
+STATE_FIELDS = ("advertise", *ADVERTISED_FIELDS)
 _BEFORE = "_advertisement_state_before_save"
 
 # After a failed publish, flushes are not scheduled for this long, so a bulk admin action during a
@@ -179,7 +180,7 @@ def retry_hold_seconds() -> float:
 
 
 # ------------------------------------------------------------------------------------ the flush
-def flush(chain: str, key: FlushKey | None = None, client: PeerServiceClient | None = None) -> advertising.PushResult:
+def flush(chain: str, key: FlushKey | None = None, client: PeerServiceClient | None = None) -> push_delivery.PushResult:
     """Push every waiting change; re-arm the chain if more arrived meanwhile.
 
     Raises PeerServiceUnavailable or OperationalError with the changes still waiting (the task retries
@@ -189,10 +190,10 @@ def flush(chain: str, key: FlushKey | None = None, client: PeerServiceClient | N
     key = key or FlushKey()
     _hold(key, chain, running_hold_seconds())
     taken = pending_pushes.take(settings.SORCHA_BULK_MAX_ITEMS * 10)
-    result = advertising.PushResult()
+    result = push_delivery.PushResult()
     try:
         if taken:
-            result = advertising.push_changes(
+            result = push_delivery.push_changes(
                 taken.all_ids(),
                 taken.deleted_at,
                 heartbeat=lambda: _hold(key, chain, running_hold_seconds()),

@@ -2,79 +2,34 @@
 
 Every variable is optional in development. A malformed value raises
 `ImproperlyConfigured` naming the variable, so a node never starts half-configured.
+Every variable is read here, through the readers of `sorcha_site/env.py`; `redis_settings`
+builds the Redis caches and the broker's options from them, `api_settings` holds the API's.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
-import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from sorcha_site import api_settings, redis_settings
+
+# Private names: the public names of this module are its settings (and the checks that every variable is
+# validated and documented look for these names).
+from sorcha_site.env import env
+from sorcha_site.env import host_ports as _host_ports
+from sorcha_site.env import non_negative_int as _non_negative_int
+from sorcha_site.env import positive_int as _positive_int
+from sorcha_site.env import read as _read
+from sorcha_site.env import seconds as _seconds
+from sorcha_site.env import url as _url
 from sorcha_site.local_address import local_url, parse_port
 from tasks.schedule import beat_schedule
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-env = environ.Env()
-_env_file = Path(os.environ.get("SORCHA_ENV_FILE", BASE_DIR / ".env"))
-if _env_file.is_file():
-    environ.Env.read_env(str(_env_file), overwrite=False)
-
-
-def _read(name: str, cast: Any, default: Any) -> Any:
-    """Read one variable, turning any parse failure into a message that names it."""
-    try:
-        return env(name, cast=cast, default=default)
-    except (ValueError, TypeError, ImproperlyConfigured) as exc:
-        raise ImproperlyConfigured(f"{name} is malformed: {exc}") from exc
-
-
-def _seconds(name: str, default: float, minimum: float = 0.0) -> float:
-    value = _read(name, float, default)
-    if value <= minimum:
-        raise ImproperlyConfigured(f"{name} must be a number of seconds greater than {minimum:g}, got {value!r}")
-    return float(value)
-
-
-def _positive_int(name: str, default: int) -> int:
-    value = _read(name, int, default)
-    if value < 1:
-        raise ImproperlyConfigured(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _url(name: str, default: str, schemes: tuple[str, ...]) -> str:
-    value = str(_read(name, str, default)).strip()
-    parsed = urlparse(value)
-    if parsed.scheme not in schemes or not (parsed.hostname or parsed.path):
-        raise ImproperlyConfigured(f"{name} must be a URL with scheme {' or '.join(schemes)}, got {value!r}")
-    return value
-
-
-def _non_negative_int(name: str, default: int) -> int:
-    value = _read(name, int, default)
-    if value < 0:
-        raise ImproperlyConfigured(f"{name} must be a whole number, 0 or more, got {value!r}")
-    return int(value)
-
-
-def _host_ports(name: str) -> list[tuple[str, int]]:
-    """`host:port,host:port` as a list of pairs."""
-    pairs = []
-    for item in _read(name, list, []):
-        host, _, port = item.strip().rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ImproperlyConfigured(f"{name} must be comma-separated host:port pairs, got {item.strip()!r}")
-        pairs.append((host.strip("[]"), int(port)))
-    return pairs
-
 
 # --- which service this process is -------------------------------------------------------------
 SORCHA_SERVICE = str(_read("SORCHA_SERVICE", str, "all")).strip().lower()
@@ -237,60 +192,10 @@ REDIS_SENTINEL_SERVICE = str(_read("REDIS_SENTINEL_SERVICE", str, "")).strip()
 if bool(REDIS_SENTINELS) != bool(REDIS_SENTINEL_SERVICE):
     raise ImproperlyConfigured("REDIS_SENTINELS and REDIS_SENTINEL_SERVICE must be set together (or neither)")
 
-
-def _redis_cache(key_prefix: str | None, **options: Any) -> dict[str, Any]:
-    """A django-redis cache on REDIS_URL, or on the Sentinel service when REDIS_SENTINELS is set."""
-    location = REDIS_URL
-    options = {"SOCKET_CONNECT_TIMEOUT": STORE_SOCKET_TIMEOUT, "SOCKET_TIMEOUT": STORE_SOCKET_TIMEOUT, **options}
-    if REDIS_SENTINELS:
-        parsed = urlparse(REDIS_URL)
-        credentials = parsed.netloc.rpartition("@")[0]
-        location = parsed._replace(
-            scheme="redis", netloc=f"{credentials}@{REDIS_SENTINEL_SERVICE}" if credentials else REDIS_SENTINEL_SERVICE
-        ).geturl()
-        options.update(
-            {
-                # django-redis's Sentinel client asks the sentinels for the current primary on connect.
-                "CLIENT_CLASS": "django_redis.client.SentinelClient",
-                "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
-                "CONNECTION_POOL_CLASS": "redis.sentinel.SentinelConnectionPool",
-                "SENTINELS": REDIS_SENTINELS,
-                "SENTINEL_KWARGS": {
-                    "socket_timeout": STORE_SOCKET_TIMEOUT,
-                    "socket_connect_timeout": STORE_SOCKET_TIMEOUT,
-                },
-            }
-        )
-    cache: dict[str, Any] = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": location, "OPTIONS": options}
-    if key_prefix is not None:
-        cache["KEY_PREFIX"] = key_prefix
-    return cache
-
-
-CACHES = {
-    # The cache is an optimisation only: Redis being down must never fail a request.
-    "default": _redis_cache(f"{REDIS_KEY_PREFIX}:cache", IGNORE_EXCEPTIONS=True),
-    # The advertisement store's connection (django_redis.get_redis_connection("advertisements")): its keys
-    # carry REDIS_KEY_PREFIX themselves, and its errors must reach the store's circuit breaker.
-    # No retries inside redis-py: one failure opens the store's breaker at once. Replies are read 1 MiB
-    # at a time: a start-up page is ~3 MB, read on a thread while the process imports Django, and each
-    # read waits for the GIL (up to 5 ms while the importer holds it): 64 KiB reads cost ~0.5 s at 100k.
-    "advertisements": _redis_cache(
-        None, CONNECTION_POOL_KWARGS={"retry": Retry(NoBackoff(), 0), "socket_read_size": 1 << 20}
-    ),
-    # The Register Service's coordination keys (pending pushes, full-sync leases, the startup claim, the
-    # Redis lineage mark): their keys carry REDIS_KEY_PREFIX themselves.
-    # A command is tried once more at once on a lost connection (a failover moves it to the new primary).
-    "coordination": _redis_cache(
-        None,
-        SOCKET_CONNECT_TIMEOUT=2.0,
-        SOCKET_TIMEOUT=2.0,
-        CONNECTION_POOL_KWARGS={"retry": Retry(NoBackoff(), 1)},
-    ),
-    # The node's metric counters (sorcha_site.metrics): the store's short timeouts, so a Redis outage
-    # drops a count quickly instead of slowing the request that counts it.
-    "metrics": _redis_cache(None, CONNECTION_POOL_KWARGS={"retry": Retry(NoBackoff(), 0)}),
-}
+# One alias per use of Redis (the store, coordination, metrics, the cache): sorcha_site/redis_settings.py.
+CACHES = redis_settings.caches(
+    REDIS_URL, REDIS_KEY_PREFIX, REDIS_SENTINELS, REDIS_SENTINEL_SERVICE, socket_timeout=STORE_SOCKET_TIMEOUT
+)
 if REDIS_SENTINELS:
     # As django-redis documents it; each alias also names the factory in its OPTIONS.
     DJANGO_REDIS_CONNECTION_FACTORY = "django_redis.pool.SentinelConnectionFactory"
@@ -392,52 +297,9 @@ GOSSIP_EXCHANGE_DEADLINE = _seconds("GOSSIP_EXCHANGE_DEADLINE", 10.0)
 GOSSIP_ROUND_WORKERS = _positive_int("GOSSIP_ROUND_WORKERS", 16)
 
 # --- REST framework and API docs --------------------------------------------------------------------
-REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        "sorcha_site.auth.ServiceTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
-    ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    # Request bodies are JSON only: a form or multipart body gets 415 (a form would read `isFullReplica`
-    # as false and a missing boolean as false, where JSON means something else).
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_PAGINATION_CLASS": "sorcha_site.pagination.BoundedLimitOffsetPagination",
-    "PAGE_SIZE": 100,
-    # drf-spectacular's AutoSchema, tagging each operation by the service that answers it.
-    "DEFAULT_SCHEMA_CLASS": "sorcha_site.schema.ServiceTaggedSchema",
-    "EXCEPTION_HANDLER": "sorcha_site.api.exception_handler",
-}
-SPECTACULAR_SETTINGS = {
-    "TITLE": "Sorcha node API",
-    "DESCRIPTION": (
-        "Register Service and Peer Service of a Sorcha node: registers, advertisements, resync, gossip. "
-        'Bodies are JSON only; every error answers `{"detail": ...}` naming the field at fault.'
-    ),
-    "VERSION": "1.0.0",
-    "SERVE_INCLUDE_SCHEMA": False,
-    "COMPONENT_SPLIT_REQUEST": True,
-    # 3.0, not 3.1: in 3.1 (JSON Schema 2020-12) `2.0` is an integer, and the API takes JSON integers only.
-    # The pydantic models' `null` unions are rewritten as `nullable` (sorcha_site.schema.PydanticModelScheme).
-    "OAS_VERSION": "3.0.3",
-    # Request bodies are documented as JSON only (the API answers 415 to anything else).
-    # `isPublic` is `true` on a held advertisement and `false` on a removal's answer: two one-value enums.
-    "ENUM_NAME_OVERRIDES": {"AdvertisedEnum": [(True, True)], "RemovedEnum": [(False, False)]},
-    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
-    "POSTPROCESSING_HOOKS": [
-        "drf_spectacular.hooks.postprocess_schema_enums",
-        "sorcha_site.schema.camel_case_path_parameters",
-        "sorcha_site.schema.bound_pagination_parameters",
-        "sorcha_site.schema.refuse_unknown_request_fields",
-        "sorcha_site.schema.name_components_uniquely",
-        "sorcha_site.schema.blank_or_pattern_as_any_of",
-        "sorcha_site.schema.link_operations",
-        "sorcha_site.schema.document_common_errors",
-    ],
-    # The docs UI is served from this node's static files (drf-spectacular-sidecar), never from a CDN.
-    "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
-}
+# Authentication, parsers, pagination, the schema and its docs UI: sorcha_site/api_settings.py.
+REST_FRAMEWORK = api_settings.REST_FRAMEWORK
+SPECTACULAR_SETTINGS = api_settings.SPECTACULAR_SETTINGS
 # /api/schema/ and /api/docs/ need the API's credentials unless this is on.
 API_DOCS_PUBLIC = _read("API_DOCS_PUBLIC", bool, False)
 
@@ -458,41 +320,19 @@ LOGGING = {
 
 # --- Celery: workers push advertisements, beat schedules reconciliation -----------------------------
 # Where tasks are queued (its own Redis database, apart from the advertisement store's). An explicit
-# CELERY_BROKER_URL wins; otherwise, with REDIS_SENTINELS set, the broker is the Sentinel service too
-# (kombu's `sentinel://` transport, which asks the sentinels for the primary on every connect), in the
+# CELERY_BROKER_URL wins; otherwise, with REDIS_SENTINELS set, the broker is the Sentinel service too, in the
 # database after REDIS_URL's.
 # An empty CELERY_BROKER_URL counts as unset (a compose override cannot remove a variable, only empty it).
 if REDIS_SENTINELS and not os.environ.get("CELERY_BROKER_URL", "").strip():
-    _store_url = urlparse(REDIS_URL)
-    _broker_db = int((_store_url.path or "/0").lstrip("/") or 0) + 1
-    _password = f":{_store_url.password}@" if _store_url.password else ""
-    CELERY_BROKER_URL = ";".join(f"sentinel://{_password}{host}:{port}/{_broker_db}" for host, port in REDIS_SENTINELS)
+    CELERY_BROKER_URL = redis_settings.sentinel_broker_url(REDIS_URL, REDIS_SENTINELS)
 else:
     CELERY_BROKER_URL = _url("CELERY_BROKER_URL", "redis://127.0.0.1:6379/1", ("redis", "rediss", "unix", "sentinel"))
 # Publishing while the broker is down must fail within seconds (a register save logs the push as deferred).
 CELERY_BROKER_CONNECTION_TIMEOUT = 2.0
 # Workers started before the broker wait for it instead of exiting.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
-    # Redelivery of an unacknowledged task after a worker died; longer than any task plus its retry delay.
-    "visibility_timeout": 3600,
-    # A connection to an unreachable broker is given up after this long...
-    "socket_connect_timeout": 2.0,
-    # ...and a broker that stops answering mid-command after this long.
-    "socket_timeout": 5.0,
-    # Publishing reconnects once, at once, before it gives up (kombu would otherwise sleep 2 s first).
-    "max_retries": 1,
-    "interval_start": 0,
-    # (Kombu's pacing between further reconnects, were max_retries raised.)
-    "interval_step": 0.2,
-    "interval_max": 0.5,
-}
-if CELERY_BROKER_URL.startswith("sentinel://"):
-    CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_SERVICE
-    # The sentinels themselves answer within the same bounds as the primary.
-    CELERY_BROKER_TRANSPORT_OPTIONS["sentinel_kwargs"] = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
-    if not CELERY_BROKER_TRANSPORT_OPTIONS["master_name"]:
-        raise ImproperlyConfigured("a sentinel:// CELERY_BROKER_URL needs REDIS_SENTINEL_SERVICE (the service's name)")
+# Redelivery after a worker died, and the bounds on a lost or silent broker (and its sentinels).
+CELERY_BROKER_TRANSPORT_OPTIONS = redis_settings.broker_transport_options(CELERY_BROKER_URL, REDIS_SENTINEL_SERVICE)
 # A retried publish (e.g. of a task's own retry) tries briefly, then fails loudly.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 # JSON only: no pickle, so a message on the broker can never execute code.

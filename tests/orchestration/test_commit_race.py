@@ -17,8 +17,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from peers.store import AdvertisementStore
-from registers.advertising import full_sync, push_changes
+from registers.advertising import full_sync
 from registers.models import Register
+from registers.push_delivery import push_changes
 from tests.registers.factories import make_register
 
 pytestmark = pytest.mark.django_db(transaction=True)

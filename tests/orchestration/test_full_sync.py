@@ -10,10 +10,11 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from peers.store import AdvertisementInput, AdvertisementStore, now_micros
-from registers.advertising import PlannedAdvertisement, chunked, full_sync
+from registers.advertising import full_sync
 from registers.models import AdvertisementSyncState, Register
 from registers.peer_client import PeerServiceClient, PeerServiceRejected, PeerServiceUnavailable
 from registers.sync_lock import FullSyncBusy, exclusive_full_sync
+from registers.wire import PlannedAdvertisement, chunked
 from sorcha_site.celery import app as celery_app
 from tests.conftest import register_id
 from tests.helpers import wait_until

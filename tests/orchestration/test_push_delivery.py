@@ -14,10 +14,10 @@ from rest_framework.test import APIClient
 
 from peers.store import AdvertisementInput, AdvertisementStore, to_micros
 from registers import pending_pushes, pushes, task_names
-from registers.advertising import push_changes
 from registers.models import Register
 from registers.peer_client import PeerServiceClient, PeerServiceRejected, PeerServiceUnavailable
 from registers.pending_pushes import FlushKey
+from registers.push_delivery import push_changes
 from tasks import tasks
 from tests.helpers import wait_until
 from tests.orchestration.conftest import PendingChanges

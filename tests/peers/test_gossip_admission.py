@@ -1,4 +1,6 @@
-"""Admission and bounds at the gossip door (issue 11): caps, rates, allowlist, URL claims, time, operators.
+"""Admission and bounds at the gossip door (issue 11): what a message may carry, caps, rates, allowlist.
+
+URL claims and replays: test_gossip_admission_urls.py; operators and metrics: test_gossip_admission_operators.py.
 
 In-process: the exchange view through Django's test client, the real store and rate counters
 on the session's Redis. Real node processes: tests/peers/test_hostile_peers.py.
@@ -6,17 +8,13 @@ on the session's Redis. Real node processes: tests/peers/test_hostile_peers.py.
 
 from __future__ import annotations
 
-import ast
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from django.contrib.auth.models import User
 from django.utils import timezone
-from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
 from peers import admission, peer_actions
@@ -24,38 +22,14 @@ from peers.api.peer_json import describe_peer
 from peers.models import Peer
 from peers.store import AdvertisementStore
 from sorcha_site.bounds import MAX_VERSION
-from tests.peers.fake_peers import EXCHANGE, FakeNode, long_ago, remote_ad
+from tests.peers.fake_peers import FakeNode, long_ago, remote_ad
+from tests.peers.gossip_door import (
+    generous_rates,  # noqa: F401  (autouse: imported, it applies to this module)
+    metric_samples,
+    send,
+)
 
 pytestmark = pytest.mark.django_db
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def generous_rates(settings: Any) -> None:
-    # Every test client request comes from one address; rate tests lower these themselves.
-    settings.GOSSIP_RATE_PER_ADDRESS = 1_000_000
-    settings.GOSSIP_RATE_PER_PEER = 1_000_000
-
-
-def send(node: FakeNode, advertisements: list[dict[str, Any]], address: str = "127.0.0.1", **overrides: Any) -> Any:
-    body, signature = node.signed(advertisements, **overrides)
-    return post(body, signature, address)
-
-
-def post(body: bytes, signature: str, address: str = "127.0.0.1") -> Any:
-    return APIClient().post(
-        EXCHANGE, data=body, content_type="application/json", HTTP_X_SORCHA_SIGNATURE=signature, REMOTE_ADDR=address
-    )
-
-
-def metric_samples(api: APIClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = api.get("/metrics").content.decode()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
 
 
 # ---------------------------------------------------------------- case 6: sentAt
@@ -262,170 +236,6 @@ def test_in_allowlist_mode_a_listed_peer_id_is_admitted_at_once(peer_store: Adve
     assert len(peer_store.available()) == 1
 
 
-# ---------------------------------------------------------------- case 2: URL claims and replays
-def test_claiming_another_peers_url_changes_no_other_row(peer_store: AdvertisementStore) -> None:
-    owner = Peer.objects.create(
-        url="http://victim.example", peer_id="a" * 32, public_key="b" * 64, last_exchange_result=Peer.Result.OK
-    )
-    seed = Peer.objects.create(url="http://seed.example", is_seed=True)
-    thief = FakeNode(url="http://victim.example")
-    seed_thief = FakeNode(url="http://seed.example")
-
-    assert send(thief, [remote_ad()]).status_code == 200
-    assert send(seed_thief, [remote_ad()]).status_code == 200
-
-    owner.refresh_from_db()
-    seed.refresh_from_db()
-    assert (owner.url, owner.peer_id) == ("http://victim.example", "a" * 32)
-    assert (seed.url, seed.peer_id) == ("http://seed.example", None)  # a seed is not bound by a claim
-    claimed = Peer.objects.get(peer_id=thief.peer_id)
-    assert claimed.url is None and claimed.claimed_url == "http://victim.example"
-    assert not Peer.objects.filter(url__contains="#").exists()
-
-
-def test_a_replayed_old_message_rewrites_nothing(peer_store: AdvertisementStore) -> None:
-    node = FakeNode(url="http://first.example")
-    old_body, old_signature = node.signed([remote_ad("old")])
-    assert post(old_body, old_signature).status_code == 200
-    node.url = "http://second.example"
-    assert send(node, [remote_ad("current")]).status_code == 200
-
-    response = post(old_body, old_signature)
-
-    assert response.status_code == 409
-    row = Peer.objects.get(peer_id=node.peer_id)
-    assert row.claimed_url == "http://second.example"
-    assert [entry.fields["name"] for entry in peer_store.remote_advertisements(node.peer_id)] == ["current"]
-
-
-@pytest.mark.parametrize(
-    ("url", "stored"),
-    [
-        ("HTTP://Node.Example:80/", "http://node.example"),
-        ("https://node.example:443/base/", "https://node.example/base"),
-        ("http://[::1]:8000", "http://[::1]:8000"),
-    ],
-)
-def test_a_claimed_url_is_stored_normalised(peer_store: AdvertisementStore, url: str, stored: str) -> None:
-    node = FakeNode(url=url)
-
-    assert send(node, []).status_code == 200
-    assert Peer.objects.get(peer_id=node.peer_id).claimed_url == stored
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "http://node.example/" + "a" * 200,
-        "http://node.example/?x=",
-        "http://user:secret@node.example",
-        "gopher://node.example",
-        "http://node.example/#frag",
-    ],
-    ids=["too-long", "query", "credentials", "scheme", "fragment"],
-)
-def test_an_unusable_url_is_refused_naming_url(peer_store: AdvertisementStore, url: str) -> None:
-    response = send(FakeNode(url=url), [remote_ad()])
-
-    assert response.status_code == 400
-    assert response.json()["detail"].startswith("url")
-    assert not Peer.objects.exists()
-
-
-def test_learnt_urls_are_normalised_bounded_and_never_evict(peer_store: AdvertisementStore, settings: Any) -> None:
-    settings.GOSSIP_MAX_PEERS = 8
-    node = FakeNode()
-    references = [{"url": f"http://learnt-{index}.example/"} for index in range(20)]
-
-    assert send(node, [], peers=references).status_code == 200
-
-    learnt = list(Peer.objects.filter(peer_id__isnull=True).values_list("url", flat=True))
-    assert len(learnt) == 2  # a quarter of GOSSIP_MAX_PEERS at most
-    assert all(not url.endswith("/") for url in learnt)
-
-
-# ---------------------------------------------------------------- authorization
-@pytest.mark.parametrize("action", ["ban", "unban", "approve", "forget"])
-def test_a_plain_user_may_read_peers_but_not_act_on_them(peer_store: AdvertisementStore, action: str) -> None:
-    peer = Peer.objects.create(url="http://someone.example")
-    client = APIClient()
-    client.force_authenticate(User.objects.create_user("reader", password="x"))
-
-    assert client.get("/api/peers/").status_code == 200
-    assert client.post(f"/api/peers/{peer.pk}/{action}").status_code == 403
-    assert client.post("/api/peers/round").status_code == 403
-    assert Peer.objects.filter(pk=peer.pk, banned=False, approved=False).exists()
-
-
-def test_staff_and_the_service_token_may_act_on_peers(peer_store: AdvertisementStore, api: APIClient) -> None:
-    node = FakeNode()
-    send(node, [remote_ad()])
-    peer = Peer.objects.get(peer_id=node.peer_id)
-    staff = APIClient()
-    staff.force_authenticate(User.objects.create_user("operator", password="x", is_staff=True))
-
-    assert staff.post(f"/api/peers/{peer.pk}/approve").json()["approved"] is True
-    assert staff.post(f"/api/peers/{peer.pk}/ban").json()["status"] == "banned"
-    assert api.post(f"/api/peers/{peer.pk}/unban").json()["banned"] is False
-    assert api.post(f"/api/peers/{peer.pk}/forget").status_code == 204
-    assert not Peer.objects.filter(pk=peer.pk).exists()
-    assert peer_store.available() == []
-
-
-def test_the_admin_changelist_lists_peers_and_bans_them_by_action(
-    peer_store: AdvertisementStore, admin_client: Any
-) -> None:
-    node = FakeNode()
-    send(node, [remote_ad()])
-    peer = Peer.objects.get(peer_id=node.peer_id)
-
-    assert node.peer_id in admin_client.get("/admin/peers/peer/").content.decode()
-    response = admin_client.post("/admin/peers/peer/", {"action": "ban", "_selected_action": [peer.pk]})
-
-    assert response.status_code == 302
-    assert Peer.objects.get(pk=peer.pk).banned
-    assert peer_store.available() == []
-
-
-# ---------------------------------------------------------------- metrics and case 7
-def test_metrics_show_refusals_by_reason_peers_by_status_and_remote_ads_held(
-    peer_store: AdvertisementStore, api: APIClient
-) -> None:
-    node = FakeNode()
-    send(node, [remote_ad(), remote_ad()])
-    send(FakeNode(), [], sentAt=long_ago(3600))
-
-    samples = metric_samples(api)
-
-    assert samples[("sorcha_gossip_refusals_total", (("reason", "stale_sent_at"),))] >= 1
-    assert samples[("sorcha_peers", (("status", "healthy"),))] == 1
-    assert samples[("sorcha_peers", (("status", "pending"),))] == 0
-    assert samples[("sorcha_remote_advertisements_held", ())] == 2
-
-
-def imported_modules(path: Path) -> set[str]:
-    """Every module a file imports, at any depth (function-level imports included)."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return names
-
-
-def test_metrics_and_gossip_do_not_import_each_other() -> None:
-    metrics_imports = imported_modules(ROOT / "sorcha_site" / "metrics.py")
-    gossip_side = [ROOT / "peers" / name for name in ("gossip/exchange.py", "admission.py", "outbound.py", "models.py")]
-
-    assert not any(name == "peers.gossip" or name.startswith("peers.gossip.") for name in metrics_imports)
-    assert not any(name in metrics_imports for name in ("peers.admission", "peers.outbound", "peers.gossip"))
-    assert "sorcha_site.metrics" in imported_modules(gossip_side[0])
-    for module in gossip_side[1:]:
-        assert "sorcha_site.metrics" not in imported_modules(module)
-
-
 def test_an_honest_peer_is_still_answered_with_our_signed_set(peer_store: AdvertisementStore) -> None:
     node = FakeNode()
 
@@ -433,20 +243,6 @@ def test_an_honest_peer_is_still_answered_with_our_signed_set(peer_store: Advert
 
     assert response.status_code == 200
     assert orjson.loads(response.content)["peerId"] != node.peer_id
-
-
-def test_a_peer_whose_bound_url_fails_is_tried_at_its_own_latest_claim(peer_store: AdvertisementStore) -> None:
-    node = FakeNode(url="http://new-home.example")
-    send(node, [])
-    Peer.objects.filter(peer_id=node.peer_id).update(url="http://old-home.example")
-    peer = Peer.objects.get(peer_id=node.peer_id)
-    assert peer.contact_url == "http://old-home.example"
-
-    Peer.objects.filter(pk=peer.pk).update(consecutive_failures=1)
-    peer.refresh_from_db()
-
-    assert peer.contact_url == "http://new-home.example"
-    assert peer.url == "http://old-home.example"  # bound again only when the new URL answers as this peer
 
 
 def test_a_sender_just_admitted_is_not_evicted_by_the_next_newcomer(

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from registers.advertising import changed_advertisements, public_advertisements, public_digest
 from registers.expressions import EpochMicros
 from registers.models import Register
+from registers.reads import changed_advertisements, public_advertisements, public_digest
 from sorcha_site.bounds import moment_micros
 from tests.registers.factories import make_register
 
