@@ -55,9 +55,15 @@ end
 local ops = cjson.decode(ARGV[3])
 local results = {}
 local changed = {}   -- keys in the order they first changed
-local state = {}     -- key -> {value or "", expiry ms}
+local values = {}    -- key -> its value now ("" when gone)
+local expiries = {}  -- key -> its expiry in ms (0 when gone)
 local refreshed = {}
 local refreshed_until = 0
+
+local function note(key, value, at)
+  if not values[key] then changed[#changed + 1] = key end
+  values[key], expiries[key] = value, at
+end
 
 local function set(key, value, ttl, same)
   local at = now + tonumber(ttl)
@@ -66,14 +72,12 @@ local function set(key, value, ttl, same)
   else
     redis.call("SET", key, value, "PXAT", at)
   end
-  if not state[key] then changed[#changed + 1] = key end
-  state[key] = {value, at}
+  note(key, value, at)
 end
 
 local function del(key)
   redis.call("DEL", key)
-  if not state[key] then changed[#changed + 1] = key end
-  state[key] = {"", 0}
+  note(key, "", 0)
 end
 
 -- A stale sweep must remove nothing, so the guard runs before any write of its batch.
@@ -199,9 +203,8 @@ for _, op in ipairs(ops) do
       results[#results + 1] = tostring(done)
       if done == 1 then
         refreshed[#refreshed + 1] = op[j]
-      elseif not state[key] then  -- gone behind the processes' backs: the log tells them
-        changed[#changed + 1] = key
-        state[key] = {"", 0}
+      elseif not values[key] then  -- gone behind the processes' backs: the log tells them
+        note(key, "", 0)
       end
     end
   elseif code == "A" then
@@ -222,8 +225,8 @@ end
 local states = {}
 for _, key in ipairs(changed) do
   states[#states + 1] = key
-  states[#states + 1] = state[key][1]
-  states[#states + 1] = tostring(state[key][2])
+  states[#states + 1] = values[key]
+  states[#states + 1] = expiries[key]
 end
 local entry, previous = "", ""
 if #changed > 0 or #refreshed > 0 then
