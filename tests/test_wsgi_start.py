@@ -1,24 +1,71 @@
-"""The WSGI module's start-up, in a fresh interpreter as gunicorn's worker runs it."""
+"""The WSGI module's start-up, in a fresh interpreter as gunicorn's worker runs it.
+
+A Peer Service begins reading its persisted pool before Django is set up (Redis reads it on its own
+core meanwhile), builds its store from that read before it serves its first request, and then
+tells its peers it is back. A Register Service does none of that.
+"""
 
 from __future__ import annotations
 
-import platform
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from sorcha_site.memory import drop_free_lists, keep_large_blocks_mapped, reuse_mid_size_blocks
+from peers.store import AdvertisementInput, AdvertisementStore, now_micros
+from tests.conftest import register_id
 from tests.nodes import base_environment, migrated_database
 from tests.plugin import SESSION_REDIS
 from tests.settings.helpers import ROOT, environment
 
+# Imports the WSGI module with the store's start-up functions and the gossip trigger recorded (the
+# real ones run): each call with whether Django was set up by then, the store with what it holds.
+# The gossip round is recorded only if it comes after the store was built (the recorder takes its
+# place then); the real round, called earlier, would leave no record.
+RECORDED_START = (
+    "import django.apps, peers.store\n"
+    "calls = []\n"
+    "begin, build = peers.store.read_at_start, peers.store.get_store\n"
+    "def read_at_start():\n"
+    "    calls.append(('read_at_start', django.apps.apps.ready))\n"
+    "    begin()\n"
+    "def get_store():\n"
+    "    import peers.gossip.rounds\n"
+    "    store = build()\n"
+    "    calls.append(('get_store', django.apps.apps.ready, len(store.mirror.local), store.degraded))\n"
+    "    peers.gossip.rounds.trigger_round = lambda: calls.append(('trigger_round',))\n"
+    "    return store\n"
+    "peers.store.read_at_start, peers.store.get_store = read_at_start, get_store\n"
+    "import sorcha_site.wsgi\n"
+    "print(calls)"
+)
 
-def test_the_collector_paused_for_start_up_is_running_again_once_the_application_is_loaded() -> None:
-    code = "import gc, sorcha_site.wsgi; print(gc.isenabled(), gc.get_freeze_count() > 0)"
+
+def test_a_peer_service_reads_its_pool_before_django_builds_its_store_then_tells_its_peers_it_is_back(
+    tmp_path: Path, prefix: str
+) -> None:
+    # given: a pool of three advertisements persisted under the node's prefix
+    seeder = AdvertisementStore(SESSION_REDIS.url, prefix, 300.0, start_watcher=False)
+    stamp = now_micros()
+    pool = [AdvertisementInput(register_id(), True, name="ledger", source_updated_at=stamp) for _ in range(3)]
+    seeder.apply_bulk(pool)
+    seeder.close()
+    env = base_environment(migrated_database(tmp_path), SESSION_REDIS, prefix)
+    env["SORCHA_SERVICE"] = "peer"
+
+    # when: a web process loads the WSGI module
     result = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-c", RECORDED_START], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+    # then: the read began before Django was set up; the store, built once it was, holds the pool before
+    # any request; and only then was a gossip round triggered
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[('read_at_start', False), ('get_store', True, 3, False), ('trigger_round',)]"
+
+
+def test_a_register_service_neither_reads_a_pool_nor_builds_a_store() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", RECORDED_START],
         cwd=ROOT,
         env=environment(SORCHA_SERVICE="register"),  # no store: nothing here reaches a Redis
         capture_output=True,
@@ -27,92 +74,4 @@ def test_the_collector_paused_for_start_up_is_running_again_once_the_application
     )
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["True", "True"]
-
-
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the thresholds are glibc's")
-def test_a_web_process_maps_large_blocks_while_it_loads_and_reuses_mid_size_ones_once_it_serves() -> None:
-    # mallopt says whether it took each setting (the thresholds themselves cannot be read back).
-    assert keep_large_blocks_mapped() is True
-    assert reuse_mid_size_blocks() is True  # (and this test process serves as before)
-
-    code = (
-        "import sorcha_site.memory as memory\n"
-        "calls = []\n"
-        "import gc\n"
-        "for name in ('keep_large_blocks_mapped', 'reuse_mid_size_blocks', 'drop_free_lists'):\n"
-        "    original = getattr(memory, name)\n"
-        "    def record(name=name, original=original):\n"
-        "        calls.append((name, original(), gc.get_freeze_count() > 0))\n"
-        "        return True\n"
-        "    setattr(memory, name, record)\n"
-        "import sorcha_site.wsgi\n"
-        "import django.apps\n"
-        "print(calls, django.apps.apps.ready)"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=environment(SORCHA_SERVICE="register"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-    # the pool's pages of megabytes are mapped (freed, they go back to the system) while the process
-    # starts; once it is loaded, the blocks of a few megabytes that requests make come from the heap,
-    # and the free lists are emptied once what was loaded is frozen (the collection walks nothing)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == (
-        "[('keep_large_blocks_mapped', True, False), ('reuse_mid_size_blocks', True, False), "
-        "('drop_free_lists', None, True)] True"
-    )
-
-
-def free_dicts(capfd: pytest.CaptureFixture[str]) -> int:
-    """How many dicts the interpreter keeps on its free list (CPython reports it on the C stderr)."""
-    capfd.readouterr()
-    sys._debugmallocstats()
-    report = capfd.readouterr().err
-    counts = [int(line.split()[0]) for line in report.splitlines() if "free PyDictObjects" in line]
-    assert counts, f"CPython reported no dict free list:\n{report[:2000]}"
-    return counts[0]
-
-
-def test_dropping_the_free_lists_empties_them(capfd: pytest.CaptureFixture[str]) -> None:
-    kept = [{"row": n} for n in range(10)]
-    scattered = [{"row": n} for n in range(200)]
-    del scattered  # the last 80 freed wait on the free list (CPython keeps at most 80), wherever they lie
-    assert free_dicts(capfd) == 80
-
-    drop_free_lists()
-
-    assert free_dicts(capfd) <= 2  # (what reading the report itself freed since)
-    assert kept == [{"row": n} for n in range(10)]
-
-
-def test_a_peer_service_loads_its_store_then_empties_the_free_lists_then_tells_its_peers_it_is_back(
-    tmp_path: Path, prefix: str
-) -> None:
-    # The gossip round is recorded only if it comes after the free lists were emptied (the recorder
-    # takes its place then); the real round, called earlier, would leave no record.
-    code = (
-        "import gc\n"
-        "import sorcha_site.memory as memory\n"
-        "calls = []\n"
-        "original = memory.drop_free_lists\n"
-        "def drop():\n"
-        "    import peers.gossip.rounds, peers.store\n"
-        "    calls.append(('drop_free_lists', peers.store._store is not None, gc.get_freeze_count() > 0))\n"
-        "    peers.gossip.rounds.trigger_round = lambda: calls.append(('trigger_round',))\n"
-        "    original()\n"
-        "memory.drop_free_lists = drop\n"
-        "import sorcha_site.wsgi\n"
-        "print(calls)"
-    )
-    env = base_environment(migrated_database(tmp_path), SESSION_REDIS, prefix)
-    env["SORCHA_SERVICE"] = "peer"
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[('drop_free_lists', True, True), ('trigger_round',)]"
+    assert result.stdout.strip() == "[]"

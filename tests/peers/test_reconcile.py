@@ -1,7 +1,8 @@
 """A full sync by digest on the Peer Service: the store's `reconcile` and `POST /api/registers/reconcile`.
 
 A digest page lists `(registerId, sourceUpdatedAt)`; what the store holds as stated has its TTL
-refreshed (nothing rewritten, nothing announced) and counts as unchanged, the rest is `needed`.
+refreshed (nothing rewritten; the refresh is logged as one, for the other processes) and counts as
+unchanged, the rest is `needed`.
 Every store runs on a real redis-server; an outage is a real TCP proxy that is cut.
 """
 
@@ -20,9 +21,9 @@ from rest_framework.test import APIClient
 
 from peers import store as store_module
 from peers.store import AdvertisementStore, MarksLost, StaleFullSync, format_micros, now_micros
-from tests.conftest import register_id
+from tests.conftest import point_store_at, register_id
 from tests.helpers import wait_until
-from tests.peers.test_store import local_ids, public
+from tests.peers.test_store import SeenIO, local_ids, public, seen_io
 from tests.plugin import SESSION_REDIS
 from tests.redis_server import RedisServer
 from tests.tcp_proxy import TcpProxy
@@ -55,8 +56,9 @@ def pttl(store: AdvertisementStore, rid: str) -> int:
     return int(store.client.pttl(store.local_key(rid)))
 
 
-def generation(store: AdvertisementStore) -> int:
-    return int(store.client.get(store.keys.generation) or 0)
+def log_entries(store: AdvertisementStore) -> list[dict[bytes, bytes]]:
+    """The fields of every entry of the change log, oldest first."""
+    return [fields for _, fields in store.client.xrange(store.keys.log)]
 
 
 def marks(store: AdvertisementStore, snapshot_at: int) -> set[str]:
@@ -65,47 +67,50 @@ def marks(store: AdvertisementStore, snapshot_at: int) -> set[str]:
 
 
 # ---------------------------------------------------------------- held as stated: a refresh, not a rewrite
-def test_an_unchanged_digest_page_refreshes_the_ttl_in_redis_without_rewriting_or_announcing_anything(
+def test_an_unchanged_digest_page_refreshes_the_ttl_in_redis_without_rewriting_and_logs_it_as_a_refresh(
     make_store: MakeStore,
 ) -> None:
-    # given: three advertisements a second into a three-second TTL
-    store = make_store(ttl=3.0)
+    # given: three advertisements a second into a three-second TTL, and every script call the store sends seen
+    store = make_store(ttl=3.0, io=SeenIO)
     ids, stamp = [register_id() for _ in range(3)], earlier()
     seed(store, ids, stamp)
     wait_until(lambda: all(pttl(store, rid) < 2_300 for rid in ids), message="the TTLs running down")
     values = {rid: redis_value(store, rid) for rid in ids}
-    generation_before = generation(store)
+    logged_before = len(log_entries(store))
+    sent_before = len(seen_io(store).batches)
 
     # when: a non-final page lists them with the stamps the store holds
     answer = store.reconcile(digest(ids, stamp), snapshot_at=now_micros(), final=False)
 
-    # then: counted unchanged, nothing needed, the TTL back near full, the values untouched, nothing announced
+    # then: counted unchanged, nothing needed, the TTL back near full, the values untouched: the store sent
+    # only refreshes (and the page's marks), no write of a value, and the log says a refresh of these ids
+    # (its field r) that changed no key (its field k empty), so the other processes move lastSeen alike
     assert (answer.result.processed, answer.result.unchanged, answer.needed, answer.complete) == (3, 3, [], False)
     assert all(pttl(store, rid) > 2_700 for rid in ids)
     assert {rid: redis_value(store, rid) for rid in ids} == values
-    assert generation(store) == generation_before
+    sent = [op[0] for batch in seen_io(store).batches[sent_before:] for op in batch]
+    assert "T" in sent and set(sent) <= {"T", "A", "H"}, sent
+    logged = log_entries(store)[logged_before:]
+    assert len(logged) == 1
+    assert sorted(logged[0][b"r"].decode().split()) == sorted(ids)
+    assert int(logged[0][b"x"]) == round(store.local_advertisement(ids[0]).expires_at * 1000)  # type: ignore[union-attr]
+    assert logged[0][b"k"] == b""
 
 
 def test_a_refresh_is_sent_in_script_calls_of_at_most_a_thousand_ids_so_no_read_waits_long_behind_one(
     make_store: MakeStore,
 ) -> None:
     # given: 2,500 advertisements held as stated, and every script call the store sends seen on its way
-    store = make_store()
+    store = make_store(io=SeenIO)
     ids, stamp = [register_id() for _ in range(2_500)], earlier()
     seed(store, ids, stamp)
-    refreshed: list[list[str]] = []
-    commit = store._io.commit
-
-    def seen(epoch: str, ttl_ms: int, batch: bytes) -> Any:
-        refreshed.extend(op[3:] for op in orjson.loads(batch) if op[0] == "T")
-        return commit(epoch, ttl_ms, batch)
-
-    store._io.commit = seen  # type: ignore[method-assign]
+    sent_before = len(seen_io(store).batches)
 
     # when: a digest page lists them all
     answer = store.reconcile(digest(ids, stamp), snapshot_at=now_micros(), final=False)
 
     # then: every one refreshed, in calls of at most 1,000 (Redis runs one script at a time)
+    refreshed = [op[3:] for batch in seen_io(store).batches[sent_before:] for op in batch if op[0] == "T"]
     assert answer.result.unchanged == 2_500
     assert sorted(rid for call in refreshed for rid in call) == sorted(ids)
     assert [len(call) for call in refreshed] == [1_000, 1_000, 500]
@@ -577,15 +582,17 @@ def test_only_the_service_or_a_staff_user_may_reconcile(
 
 @pytest.mark.django_db
 def test_reconcile_answers_503_with_retry_after_when_redis_is_unreachable(
-    api: APIClient, private_redis: RedisServer, redis_proxy: TcpProxy, prefix: str
+    api: APIClient, settings: Any, private_redis: RedisServer, redis_proxy: TcpProxy, prefix: str
 ) -> None:
     # given: the process's store reaches Redis through a proxy, which is cut
+    point_store_at(settings, redis_proxy.url)
+    settings.REDIS_KEY_PREFIX = prefix
+    settings.STORE_BREAKER_COOLDOWN = 60.0
     store_module.reset_store()
-    store_module._store = AdvertisementStore(redis_proxy.url, prefix, 300.0, breaker_cooldown=60.0)
     try:
         stamp = earlier()
         held = register_id()
-        seed(store_module._store, [held], stamp)
+        seed(store_module.get_store(), [held], stamp)
         redis_proxy.cut()
 
         # when

@@ -6,10 +6,12 @@ import threading
 import time
 from collections.abc import Callable
 
+import orjson
 import pytest
+import redis
 
 from peers.store import AdvertisementInput, AdvertisementStore, StaleFullSync, now_micros
-from peers.store.redis_io import RedisIO
+from peers.store.redis_io import CommitReply, Keys, LogEntry, PoolRead, RedisIO
 from tests.conftest import register_id
 from tests.helpers import wait_until
 from tests.redis_server import RedisServer
@@ -41,6 +43,60 @@ def local_ids(store: AdvertisementStore) -> set[str]:
 def redis_local_ids(store: AdvertisementStore) -> set[str]:
     pattern = f"{store.prefix}:ad:l:*"
     return {key.decode().rsplit(":", 1)[1] for key in store.client.scan_iter(match=pattern, count=1000)}
+
+
+class SeenIO(RedisIO):
+    """The store's seam (`io=`) with its Redis calls seen.
+
+    Seen: the operations of every script call Redis took, the positions the watcher waited after, the
+    threads that read log entries to catch up, the reads of the whole pool. Injected: `before_commit`,
+    another process's step run just before a script call of the store's (given its operations, it
+    returns True when it ran, and is not run again), and `after_head`, one run once just after the
+    store read the log's head.
+    """
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        super().__init__(client, keys)
+        self.batches: list[list[list[str]]] = []
+        self.waited_after: list[bytes] = []
+        self.catch_ups: list[str] = []
+        self.pool_reads = 0
+        self.before_commit: Callable[[list[list[str]]], bool] | None = None
+        self.after_head: Callable[[], None] | None = None
+
+    def commit(self, now_ms: int, log_ttl_ms: int, batch: bytes) -> CommitReply:
+        ops = orjson.loads(batch)
+        race = self.before_commit
+        if race is not None and race(ops):
+            self.before_commit = None
+        reply = super().commit(now_ms, log_ttl_ms, batch)
+        self.batches.append(ops)  # (only what Redis took)
+        return reply
+
+    def head(self) -> bytes:
+        head = super().head()
+        race, self.after_head = self.after_head, None
+        if race is not None:
+            race()
+        return head
+
+    def await_change(self, position: bytes, block_ms: int) -> bool:
+        self.waited_after.append(position)
+        return super().await_change(position, block_ms)
+
+    def entries_after(self, position: bytes, count: int = 500) -> tuple[list[LogEntry], LogEntry | None, bytes]:
+        self.catch_ups.append(threading.current_thread().name)
+        return super().entries_after(position, count)
+
+    def read_pool(self) -> PoolRead:
+        self.pool_reads += 1
+        return super().read_pool()
+
+
+def seen_io(store: AdvertisementStore) -> SeenIO:
+    io = store.committer.io
+    assert isinstance(io, SeenIO), "the store was not built with io=SeenIO"
+    return io
 
 
 # ---------------------------------------------------------------- ordering
@@ -295,59 +351,41 @@ def test_a_change_made_by_one_process_is_served_by_another(make_store: MakeStore
     assert second.available() == []
 
 
-def test_the_watcher_catches_up_with_another_processs_change_but_not_with_its_own(
-    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # given: a store's watcher seen where it waits on the change stream, its catch-ups counted (writes
-    # run their own catch-up: not counted), and no periodic catch-up in the test (it waits 30 s at most)
-    waiting_after: list[bytes] = []
-    catch_ups = 0
-    await_change, catch_up = RedisIO.await_change, AdvertisementStore._catch_up
-
-    def waits(io: RedisIO, stream_id: bytes, block_ms: int) -> bytes | None:
-        waiting_after.append(stream_id)
-        return await_change(io, stream_id, block_ms)
-
-    def caught_up(store: AdvertisementStore) -> None:
-        nonlocal catch_ups
-        if threading.current_thread() is store._watcher:
-            catch_ups += 1
-        catch_up(store)
-
-    monkeypatch.setattr(RedisIO, "await_change", waits)
-    monkeypatch.setattr(AdvertisementStore, "_catch_up", caught_up)
+def test_the_watcher_catches_up_with_another_processs_change_but_not_with_its_own(make_store: MakeStore) -> None:
+    # given: a store whose Redis calls are seen (where its watcher waits on the change log, and every
+    # catch-up that reads the log's entries), and no periodic wake-up in the test (it waits 30 s at most)
     other = make_store(start_watcher=False)
-    watched = make_store(breaker_cooldown=60.0, socket_timeout=60.0)
+    watched = make_store(breaker_cooldown=60.0, socket_timeout=60.0, io=SeenIO)
+    io = seen_io(watched)
     stamp = now_micros()
 
     # when: it writes 10 changes of its own, its watcher waiting after each before the next ...
     for _ in range(10):
         watched.advertise(public(register_id(), stamp))
         wait_until(
-            lambda: waiting_after[-1:] == [watched._stream_id], timeout=10, message="the watcher never waited again"
+            lambda: io.waited_after[-1:] == [watched.committer.position],
+            timeout=10,
+            message="the watcher never waited again",
         )
     # ... then another process writes one
     theirs = register_id()
     other.advertise(public(theirs, stamp))
 
     # then: the watcher takes the other process's change into the mirror by itself (no read asks it to),
-    # and ran no catch-up for its own 10: it followed them as it wrote them (each catch-up would hold
-    # the store from its next write and its reads for nothing)
-    wait_until(lambda: theirs in watched._local, timeout=10, message="the watcher never caught up")
-    assert catch_ups == 1
+    # and read the log for no catch-up of its own 10: it followed them as it wrote them (each catch-up
+    # would hold the store from its next write and its reads for nothing)
+    wait_until(lambda: theirs in watched.mirror.local, timeout=10, message="the watcher never caught up")
+    assert io.catch_ups == ["store-watcher-" + watched.prefix]
 
 
-def test_a_watcher_kept_busy_by_its_own_writes_still_prunes_expired_tombstones(
-    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_watcher_kept_busy_by_its_own_writes_still_prunes_expired_tombstones(make_store: MakeStore) -> None:
     # given: a removal's tombstone, living one TTL (a second), in a store whose watcher waits 0.2 s at most
-    # and takes every change that wakes it for its own (one it followed as it wrote it)
-    monkeypatch.setattr(AdvertisementStore, "_followed", lambda store, entry_id: entry_id is not None)
+    # and is woken by every change of its own (each one followed as it was written: nothing to catch up)
     store = make_store(ttl=1.0)
     removed, stamp = register_id(), now_micros()
     store.advertise(public(removed, stamp))
     store.remove(removed, source_updated_at=stamp + 1)
-    assert removed in store._tombstones
+    assert removed in store.mirror.tombstones
 
     # when: the store keeps writing changes of its own, more often than its watcher waits
     stop = threading.Event()
@@ -359,8 +397,8 @@ def test_a_watcher_kept_busy_by_its_own_writes_still_prunes_expired_tombstones(
     writer = threading.Thread(target=keep_writing, daemon=True)
     writer.start()
     try:
-        # then: the expired tombstone is dropped all the same (the watcher skips its own changes, not pruning)
-        wait_until(lambda: removed not in store._tombstones, timeout=10, message="the tombstone was never pruned")
+        # then: the expired tombstone is dropped all the same (no read prunes it here: the watcher does)
+        wait_until(lambda: removed not in store.mirror.tombstones, timeout=10, message="the tombstone was never pruned")
     finally:
         stop.set()
         writer.join(timeout=5)

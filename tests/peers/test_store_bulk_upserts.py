@@ -4,19 +4,19 @@ about the same register, and an operation journaled while Redis is away replays 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 
-import orjson
 import pytest
 
-from peers.store import AdvertisementInput, AdvertisementStore, now_micros, recovery, redis_io
+from peers.store import AdvertisementInput, AdvertisementStore, now_micros, redis_io
 from peers.store.model import decode_value
-from peers.store.recovery import aged
 from peers.store.redis_io import Keys, PoolRead, RedisIO
 from tests.conftest import register_id
 from tests.helpers import wait_until
-from tests.peers.test_store import public
+from tests.peers.test_store import SeenIO, public, seen_io
 from tests.redis_server import RedisServer
+from tests.tcp_proxy import TcpProxy
 
 MakeStore = Callable[..., AdvertisementStore]
 
@@ -103,18 +103,47 @@ def test_upserts_journaled_during_an_outage_count_one_each_and_land_with_their_r
     assert all(0 < ttl <= 60_000 for ttl in ttls), ttls
 
 
-def test_a_journaled_upsert_operation_replays_with_its_ttl_shortened_and_not_at_all_once_lapsed(
-    monkeypatch: pytest.MonkeyPatch,
+def test_upserts_journaled_during_an_outage_that_lapse_before_it_ends_are_replayed_but_not_brought_back(
+    make_store: MakeStore, redis_proxy: TcpProxy
 ) -> None:
-    op = ["U", "p:ad:l:", "p:tomb:", "60000", "1", "-1", "a" * 32, "5", '5|{"name":"x"}']
-    clock = [100.0]
-    monkeypatch.setattr(recovery.time, "monotonic", lambda: clock[0])
+    # given: a store cut off from Redis (a partition: Redis keeps running), a journal that keeps what it is
+    # given for longer than the outage, and every script call the store sends seen
+    store = make_store(url=redis_proxy.url, ttl=2.0, commit_batch=2, journal_max_age=300.0, io=SeenIO)
+    lapsed, kept = [register_id() for _ in range(3)], [register_id() for _ in range(3)]
+    redis_proxy.cut()
 
-    clock[0] = 100.0 + 20.0  # 20 s in the journal
-    assert orjson.loads(aged((100.0, [op]))) == [[*op[:3], "40000", *op[4:]]]
+    # when: a bulk is journaled, lapses during the outage, then another is journaled just before Redis is back
+    store.apply_bulk([public(rid, now_micros()) for rid in lapsed])
+    assert store.degraded
+    wait_until(
+        lambda: not set(lapsed) & {entry.register_id for entry in store.local_advertisements()},
+        timeout=10,
+        message="the first bulk lapsed in memory",
+    )
+    store.apply_bulk([public(rid, now_micros()) for rid in kept])
+    redis_proxy.start()
+    wait_until(lambda: not store.degraded, timeout=10, message="store recovered")
 
-    clock[0] = 100.0 + 61.0  # past its TTL: nothing left to replay
-    assert aged((100.0, [op])) is None
+    # then: both bulks were replayed (the journal dropped neither), each with the clock it was planned
+    # at: the one that lapsed during the outage is not brought back, the other lands with what it has left
+    replayed = {op[i] for batch in seen_io(store).batches for op in batch if op[0] == "U" for i in range(5, len(op), 3)}
+    assert set(lapsed) | set(kept) <= replayed
+    assert store.status()["journalDropped"] == 0
+    client = store.client
+    assert client.exists(*[store.keys.local(rid) for rid in lapsed]) == 0
+    assert {entry.register_id for entry in store.local_advertisements()} == set(kept)
+    assert all(0 < client.pttl(store.keys.local(rid)) <= 2_000 for rid in kept)
+
+
+class CountedScan(RedisIO):
+    """The store's Redis calls with the pages of a scan counted as they are read."""
+
+    scanned = 0
+
+    def scan_pages(self) -> Iterator[tuple[float, bytes]]:
+        for page in super().scan_pages():
+            self.scanned += 1
+            yield page
 
 
 def test_a_pool_read_whose_taker_stops_early_reads_no_further(
@@ -123,39 +152,32 @@ def test_a_pool_read_whose_taker_stops_early_reads_no_further(
     store = make_store()
     store.apply_bulk([public(register_id(), now_micros()) for _ in range(60)])
     monkeypatch.setattr(redis_io, "FETCH_PAGE", 2)  # ~30 pages: far more than a read holds ahead
-    scanned: list[int] = []
-    io = RedisIO(store.client, Keys(prefix))
-    pages = io.scan_pages
-    monkeypatch.setattr(io, "scan_pages", lambda: (scanned.append(1) or page for page in pages()))
+    io = CountedScan(store.client, Keys(prefix))
 
+    running = set(threading.enumerate())
     read = PoolRead(io)
+    (reader,) = set(threading.enumerate()) - running  # the read's own thread
     read.head()
     taken = read.pages()
     next(taken)
     taken.close()  # the taker gave up after one page
 
-    wait_until(lambda: not read._thread.is_alive(), timeout=10, message="the read thread ended")
-    assert len(scanned) < 10  # it stopped, instead of reading the ~30 pages nobody takes
+    wait_until(lambda: not reader.is_alive(), timeout=10, message="the read thread ended")
+    assert io.scanned < 10  # it stopped, instead of reading the ~30 pages nobody takes
 
 
 def test_a_bulk_is_written_in_script_calls_of_at_most_a_thousand_items_so_no_read_waits_long_behind_one(
     make_store: MakeStore,
 ) -> None:
     # given: every script call the store sends seen on its way (Redis runs one script at a time)
-    store = make_store()
-    written: list[int] = []
-    commit = store._io.commit
-
-    def seen(epoch: str, ttl_ms: int, batch: bytes) -> redis_io.CommitReply:
-        written.append(sum((len(op) - 6) // 3 for op in orjson.loads(batch) if op[0] == "U"))
-        return commit(epoch, ttl_ms, batch)
-
-    store._io.commit = seen  # type: ignore[method-assign]
+    store = make_store(io=SeenIO)
     ids, stamp = [register_id() for _ in range(2_500)], now_micros()
 
     # when: a bulk of 2,500 new advertisements is applied
     result = store.apply_bulk([public(rid, stamp) for rid in ids])
 
-    # then: every one written, in calls of at most 1,000
+    # then: every one written, in calls of at most 1,000 (a U operation carries an (id, stamp, value)
+    # triple per item after its five leading arguments)
+    written = [sum((len(op) - 5) // 3 for op in batch if op[0] == "U") for batch in seen_io(store).batches]
     assert result.added == 2_500 and all(stored(store, rid) is not None for rid in ids)
     assert sum(written) == 2_500 and max(written) <= 1_000

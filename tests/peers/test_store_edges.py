@@ -17,12 +17,10 @@ import pytest
 
 from peers import store as store_module
 from peers.store import AdvertisementInput, AdvertisementStore, MarksLost, MarksUnavailable, StaleFullSync, now_micros
-from peers.store.model import BulkResult, format_micros, format_seconds
-from peers.store.redis_io import Ops
-from tests.conftest import register_id
+from peers.store.model import format_micros, format_seconds
+from tests.conftest import point_store_at, register_id
 from tests.helpers import wait_until
-from tests.peers.test_store import local_ids, public, redis_local_ids
-from tests.plugin import SESSION_REDIS
+from tests.peers.test_store import SeenIO, local_ids, public, redis_local_ids, seen_io
 from tests.redis_server import RedisServer
 from tests.tcp_proxy import TcpProxy
 
@@ -255,7 +253,7 @@ def test_redis_restored_from_an_older_dump_gets_the_newer_state_written_back(
     old_dump = private_redis.dump()
     store.advertise(AdvertisementInput(removed, False, source_updated_at=now_micros()))
     store.advertise(public(added, now_micros()))
-    for _ in range(3):  # the generation moves on well past the dump's
+    for _ in range(3):  # the log moves on well past the dump's
         store.advertise(public(added, now_micros()))
 
     private_redis.restore(old_dump)
@@ -271,7 +269,7 @@ def test_redis_restored_from_an_older_dump_gets_the_newer_state_written_back(
     assert result.stale == 1
 
 
-def test_another_processs_write_that_takes_a_generation_this_process_held_before_a_restore_is_still_seen(
+def test_another_processs_write_that_follows_an_older_dump_this_process_had_moved_past_is_still_seen(
     make_store: MakeStore, private_redis: RedisServer
 ) -> None:
     # given: a process (no watcher: only its own reads catch up) that wrote once more after a dump was taken
@@ -281,15 +279,15 @@ def test_another_processs_write_that_takes_a_generation_this_process_held_before
     old_dump = private_redis.dump()
     store.advertise(public(after_dump, now_micros()))
 
-    # when: Redis goes back to that dump, and another process writes first: its change takes the
-    # generation number this process already holds for its own last write
+    # when: Redis goes back to that dump, and another process writes first: its change follows the dump's
+    # last log entry, where this process's own last write had stood
     private_redis.restore(old_dump)
     other = make_store(redis=private_redis, start_watcher=False)
     theirs = register_id()
     other.advertise(public(theirs, now_micros()))
 
-    # then: this process's next read sees it (the same number is not the same change), and the write
-    # the dump lost is written back
+    # then: this process's next read sees it (its position is gone from the log: it does not take the
+    # other change for one it holds), and the write the dump lost is written back
     assert local_ids(store) == {kept, after_dump, theirs}
     assert redis_local_ids(store) == {kept, after_dump, theirs}
 
@@ -298,61 +296,69 @@ def test_a_restore_and_another_processs_write_between_a_catch_up_and_a_commit_ar
     make_store: MakeStore, private_redis: RedisServer
 ) -> None:
     # given: a process (no watcher) that wrote once more after a dump was taken
-    store = make_store(redis=private_redis, start_watcher=False)
+    store = make_store(redis=private_redis, start_watcher=False, io=SeenIO)
     kept, after_dump, theirs, mine = register_id(), register_id(), register_id(), register_id()
     store.advertise(public(kept, now_micros()))
     old_dump = private_redis.dump()
     store.advertise(public(after_dump, now_micros()))
 
-    # when: a single push's steps, as `advertise` runs them under the store's lock, with Redis going back
-    # to the dump and another process writing between its catch-up and its commit: the other change
-    # takes the number after the dump's, and this process's write the number after that (the next one
-    # after what this process held)
-    with store._lock:
-        store._sync()
+    # when: a single push, with Redis going back to the dump and another process writing between the
+    # push's catch-up and its commit: the other change follows the dump's last log entry, and this
+    # process's write follows the other change (not the entry this process last applied)
+    def restore_and_write(ops: list[list[str]]) -> bool:
         private_redis.restore(old_dump)
         make_store(redis=private_redis, start_watcher=False).advertise(public(theirs, now_micros()))
-        store._apply_items([public(mine, now_micros())], log=True, floor=None)
-        store._changed()
+        return True
 
-    # then: its own write is not taken for the next change after its place in the stream: its next read
+    seen_io(store).before_commit = restore_and_write
+    store.advertise(public(mine, now_micros()))
+
+    # then: its own write is not taken for the next change after its place in the log: its next read
     # sees the other process's change, and the write the dump lost is written back
     assert local_ids(store) == {kept, after_dump, theirs, mine}
     assert redis_local_ids(store) == {kept, after_dump, theirs, mine}
 
 
-def test_a_change_written_between_reading_the_generation_and_the_stream_waits_for_the_next_catch_up(
+def test_a_change_written_just_after_the_head_check_waits_for_the_next_read_without_a_reload(
     make_store: MakeStore,
 ) -> None:
-    # given: a caught-up process, another process's change, and every reload of the whole pool counted
-    store, other = make_store(start_watcher=False), make_store(start_watcher=False)
+    # given: a caught-up process whose pool reads are counted, and another process
+    store, other = make_store(start_watcher=False, io=SeenIO), make_store(start_watcher=False)
     store.local_advertisements()
+    io = seen_io(store)
+    reads_at_start = io.pool_reads
     theirs = register_id()
-    other.advertise(public(theirs, now_micros()))
-    reloads = 0
-    reload, changes_since = store._reload, store._io.changes_since
 
-    def counted(*args: Any, **kwargs: Any) -> None:
-        nonlocal reloads
-        reloads += 1
-        reload(*args, **kwargs)
+    # when: a read checks the log's head (nothing new), and the other process writes just after
+    io.after_head = lambda: other.advertise(public(theirs, now_micros()))
+    first = local_ids(store)
 
-    def raced(stream_id: bytes) -> tuple[bytes | None, int, list[Any]]:
-        epoch, generation, entries = changes_since(stream_id)
-        return epoch, generation - 1, entries  # the generation as read just before that change was written
+    # then: that read serves what it had (the change is not taken for a gap: no reload of the whole pool),
+    # and the next read applies the change from the log
+    assert theirs not in first
+    assert theirs in local_ids(store)
+    assert io.pool_reads == reads_at_start
 
-    store._reload = counted  # type: ignore[method-assign]
-    store._io.changes_since = raced  # type: ignore[method-assign]
 
-    # when: a catch-up reads the generation, then the stream with that change in it
-    with store._lock:
-        store._catch_up()
+def test_a_change_written_between_the_head_check_and_the_catch_up_is_applied_by_that_catch_up(
+    make_store: MakeStore,
+) -> None:
+    # given: a caught-up process whose pool reads are counted, and another process that wrote a change
+    store, other = make_store(start_watcher=False, io=SeenIO), make_store(start_watcher=False)
+    store.local_advertisements()
+    io = seen_io(store)
+    reads_at_start = io.pool_reads
+    first, second = register_id(), register_id()
+    other.advertise(public(first, now_micros()))
 
-    # then: it is taken for nothing new (not for a gap: no reload of the whole pool), and the next
-    # catch-up applies it
-    assert theirs not in store._local and reloads == 0
-    store._io.changes_since = changes_since  # type: ignore[method-assign]
-    assert theirs in local_ids(store) and reloads == 0
+    # when: a read finds the head moved on, and the other process writes again before the catch-up reads the log
+    io.after_head = lambda: other.advertise(public(second, now_micros()))
+    held = local_ids(store)
+
+    # then: the catch-up applies both changes, in order from the entry it held, without reloading the pool
+    assert {first, second} <= held
+    assert io.pool_reads == reads_at_start
+    assert store.committer.position == other.committer.position
 
 
 def test_the_api_answers_503_with_retry_after_when_a_final_chunk_cannot_read_its_marks(
@@ -360,8 +366,11 @@ def test_the_api_answers_503_with_retry_after_when_a_final_chunk_cannot_read_its
 ) -> None:
     proxy = TcpProxy(private_redis.port)
     proxy.start()
+    point_store_at(settings, proxy.url)
+    settings.REDIS_KEY_PREFIX = prefix
+    settings.STORE_BREAKER_COOLDOWN = 60.0
     store_module.reset_store()
-    store_module._store = AdvertisementStore(proxy.url, prefix, 300.0, breaker_cooldown=60.0)
+    store_module.get_store()  # the process's store, reaching Redis through the proxy
     try:
         rid = register_id()
         stamp = "2020-01-01T00:00:00Z"
@@ -420,35 +429,56 @@ def test_one_liar_cannot_override_three_honest_peers_and_ties_go_to_the_most_rec
     assert tied["name"] == "newer"
 
 
-# ---------------------------------------------------------------- review: generation, write-back, marks
+# ---------------------------------------------------------------- review: the log's position, write-back, marks
 def test_a_batch_that_changed_nothing_does_not_hide_another_processs_change(make_store: MakeStore) -> None:
-    first, second = make_store(), make_store()
+    first, second = make_store(start_watcher=False, io=SeenIO), make_store(start_watcher=False)
     kept = register_id()
     first.advertise(public(kept, now_micros()))
     added_elsewhere = register_id()
-    second.advertise(public(added_elsewhere, now_micros()))
 
-    # A batch of `first`'s that changes nothing (marks of a chunk), run before it caught up.
-    marks = Ops()
-    marks.add(["A", first.keys.mark(now_micros()), 60_000, kept])
-    first._run(marks)
+    # A chunk of a full sync at `first`: its item is written (and logged), then its marks, a batch that
+    # changes no key (and appends nothing to the log); the other process writes just before the marks.
+    def write_elsewhere_before_the_marks(ops: list[list[str]]) -> bool:
+        if not any(op[0] == "A" for op in ops):
+            return False
+        second.advertise(public(added_elsewhere, now_micros()))
+        return True
 
+    seen_io(first).before_commit = write_elsewhere_before_the_marks
+    first.apply_bulk([public(kept, now_micros())], snapshot_at=now_micros())
+
+    assert seen_io(first).before_commit is None  # the other process did write between the two batches
     assert local_ids(first) == {kept, added_elsewhere}
 
 
 def test_a_refused_removal_leaves_the_newer_entry_in_the_mirror(make_store: MakeStore) -> None:
-    first, second = make_store(), make_store()
+    first, second = make_store(start_watcher=False, io=SeenIO), make_store(start_watcher=False)
     rid = register_id()
     first.advertise(public(rid, 1_000_000_000_000_000))
-    second.advertise(public(rid, 3_000_000_000_000_000, name="newer"))
 
-    # `first` removes with a stamp between the two, before it caught up: Redis refuses.
-    ops = Ops()
-    first._plan_removal(ops, rid, 2_000_000_000_000_000, time.time(), BulkResult())
-    first._run(ops)
+    # `first` removes with a stamp between its entry and a newer one that `second` writes after `first`
+    # caught up and before its removal reaches Redis: Redis refuses the removal.
+    def newer_written_elsewhere(ops: list[list[str]]) -> bool:
+        second.advertise(public(rid, 3_000_000_000_000_000, name="newer"))
+        return True
 
-    assert first._local[rid].fields["name"] == "newer"
-    assert rid not in first._tombstones
+    seen_io(first).before_commit = newer_written_elsewhere
+    result = first.remove(rid, source_updated_at=2_000_000_000_000_000)
+
+    # The refusal is not taken for a removal: the mirror keeps an entry and takes no tombstone,
+    assert result.removed == 0
+    assert rid in first.mirror.local and rid not in first.mirror.tombstones
+    # and what Redis holds (the newer entry, no tombstone) is what the process serves from then on.
+    assert store_holds(first, rid) == "newer" and first.client.get(first.tomb_key(rid)) is None
+    entry = first.local_advertisement(rid)
+    assert entry is not None and entry.fields["name"] == "newer"
+    assert rid not in first.mirror.tombstones
+
+
+def store_holds(store: AdvertisementStore, rid: str) -> str | None:
+    """The name Redis holds for a local advertisement."""
+    raw = store.client.get(store.local_key(rid))
+    return None if raw is None else orjson.loads(raw.decode().split("|", 1)[1])["name"]
 
 
 def test_a_sweep_written_back_after_an_outage_yields_to_the_newer_full_sync_that_restored_the_register(
@@ -527,44 +557,56 @@ def test_a_late_write_back_after_redis_came_back_empty_does_not_undo_a_newer_ful
     assert redis_local_ids(fresh) == {kept} == local_ids(fresh)
 
 
-# ---------------------------------------------------------------- issue 13: the rendering through Django's cache
-def test_the_available_list_is_kept_in_djangos_cache_until_its_first_entry_expires(
-    api: Any, peer_store: AdvertisementStore, prefix: str
+# ---------------------------------------------------------------- issue 13: the rendering kept per mirror version
+def test_the_available_list_is_kept_while_the_mirror_is_unchanged_and_served_as_it_is(
+    api: Any, peer_store: AdvertisementStore
 ) -> None:
-    from django.core.cache import caches
-
     peer_store.advertise(public(register_id(), now_micros()))
 
     body = api.get("/api/registers/available").content
 
-    _version, cached = caches["renderings"].get(peer_store.rendering_key)
-    assert cached == body
-    # Its TTL is the time until the first entry is due to expire: past that, nothing is served from it.
-    short = AdvertisementStore(
-        SESSION_REDIS.url, f"{prefix}-short", 0.5, rendering_cache=caches["renderings"], breaker_cooldown=0.2
+    kept = peer_store.available_json()
+    assert kept == body
+    assert peer_store.available_json() is kept  # the same body, not encoded again
+    peer_store.advertise(public(register_id(), now_micros()))
+    changed = peer_store.available_json()
+    assert changed is not kept and len(orjson.loads(changed)) == 2
+    assert api.get("/api/registers/available").content == changed
+
+
+def test_an_entry_leaves_the_kept_list_at_its_expiry(make_store: MakeStore) -> None:
+    store = make_store(ttl=1.0)
+    rid = register_id()
+    _, entry = store.advertise(public(rid, now_micros()))
+    assert entry is not None
+    listed = store.available_json()
+    assert [row["registerId"] for row in orjson.loads(listed)] == [rid]
+
+    gone_at = wait_until(
+        lambda: time.time() if store.available_json() == b"[]" else None, timeout=10, message="never dropped"
     )
-    try:
-        short.advertise(public(register_id(), now_micros()))
-        short.available_json()
-        assert caches["renderings"].get(short.rendering_key) is not None
-        wait_until(lambda: caches["renderings"].get(short.rendering_key) is None, timeout=5)
-    finally:
-        short.close()
+
+    assert gone_at >= entry.expires_at  # not before its expiry: until then the kept list lists it
+    assert store.local_advertisements() == []
 
 
 def test_a_read_during_a_bulk_write_gets_the_current_rendering_at_once_and_one_after_it_sees_the_write(
     make_store: MakeStore,
 ) -> None:
-    store = make_store()
+    store = make_store(io=SeenIO)
     store.advertise(public(register_id(), now_micros()))
     before = store.available_json()
     holding, release = threading.Event(), threading.Event()
 
+    def held_in_redis(ops: list[list[str]]) -> bool:  # the bulk's script call waits, the store held meanwhile
+        holding.set()
+        release.wait(10)
+        return True
+
+    seen_io(store).before_commit = held_in_redis
+
     def bulk_write_in_progress() -> None:
-        with store._bulk_write():
-            holding.set()
-            release.wait(10)
-            store.advertise(public(register_id(), now_micros()))  # (re-entrant: the write lands under the hold)
+        store.apply_bulk([public(register_id(), now_micros())])
 
     writer = threading.Thread(target=bulk_write_in_progress)
     writer.start()

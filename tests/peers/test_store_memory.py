@@ -1,15 +1,19 @@
-"""The store's compact mirror: entries that keep only their encoded value, a rendering that keeps
-only its body (patched in place by a refresh) in a cache that keeps references."""
+"""The store's compact mirror: entries that keep only their encoded value, and a rendering that keeps
+one body, that of the mirror's current version, which a refresh made anywhere renders again alike."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import orjson
 import pytest
 
-from peers.store import AdvertisementInput, AdvertisementStore, now_micros, view
+from peers.store import AdvertisementInput, AdvertisementStore, now_micros
+from peers.store.mirror import Mirror
 from peers.store.model import Entry, encode_value
+from peers.store.redis_io import Keys
+from peers.store.render import Rendering
 from tests.conftest import register_id
 from tests.helpers import wait_until
 from tests.plugin import SESSION_REDIS
@@ -79,67 +83,74 @@ def fully_synced(make_store: MakeStore, count: int) -> tuple[AdvertisementStore,
     return writer, reader, ads, stamp
 
 
-@pytest.mark.parametrize("count", [50, 5_000], ids=["a few rows", "more rows than one chunk of the patch"])
-def test_a_full_sync_that_only_refreshes_patches_the_served_list_into_what_a_full_render_gives(
-    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch, count: int
+def a_later_millisecond(store: AdvertisementStore) -> None:
+    """Wait until the clock passed the store's last refresh: TTLs count in ms, so the next one moves lastSeen."""
+    moment = max(entry.refreshed_at for entry in store.local_advertisements())
+    wait_until(lambda: time.time() > moment + 0.002, timeout=5, message="the clock never passed the refresh")
+
+
+def test_the_rendering_keeps_one_body_that_of_the_mirrors_current_version() -> None:
+    mirror, rendering = Mirror(Keys("p"), 300.0), Rendering()
+    empty = rendering.render(mirror)
+    assert rendering.render(mirror) is empty  # kept: not encoded again while the mirror is unchanged
+    version, rid = mirror.version, register_id()
+    held = {"name": "ledger", "description": "", "latestVersion": 1, "latestDocketVersion": 1, "isFullReplica": False}
+
+    mirror.apply([(mirror.keys.local(rid), encode_value(7, held), 2_000_000_000_000)])
+    body = rendering.render(mirror)
+
+    assert [row["registerId"] for row in orjson.loads(body)] == [rid]
+    assert rendering.body_for(mirror.version) is body
+    assert rendering.body_for(version) is None  # the older body is not kept beside it
+
+
+@pytest.mark.parametrize("count", [50, 5_000], ids=["a few rows", "more rows than one chunk of the render"])
+def test_a_full_sync_that_only_refreshes_serves_what_a_full_render_gives_with_every_last_seen_moved(
+    make_store: MakeStore, count: int
 ) -> None:
-    written_over: list[int] = []  # rows each patch wrote (the real one runs)
-    write_over = view._written_over
-    monkeypatch.setattr(
-        view, "_written_over", lambda body, tails, new: written_over.append(len(new)) or write_over(body, tails, new)
-    )
     writer, reader, ads, stamp = fully_synced(make_store, count)
     writer.replace_remote("peer-a", [public(ads[0].register_id, 0, name="theirs"), public(register_id(), 0)])
-    reader.available_json()  # served: later changes render for readers
+    reader.available_json()  # served once before the refreshes
 
     writer.apply_bulk(ads, full_sync=True, snapshot_at=stamp + 2)  # nothing changed: only refreshed
     body = reader.available_json()
 
-    assert body == orjson.dumps(reader.available())
-    assert reader._rendering._tails is not None  # patched (where the tails lie is known), not rendered again
+    assert body == orjson.dumps(reader.available()) == writer.available_json()
     assert all(row["verified"] for row in orjson.loads(body) if row["isLocal"])
 
-    # A later refresh changes only `lastSeen`, a tail of the same length: written over in place.
+    # A later refresh changes only `lastSeen`: every local row shows the later moment, in every process.
     before = last_seen(body)
+    a_later_millisecond(writer)
     writer.apply_bulk(ads, full_sync=True, snapshot_at=stamp + 3)
     again = reader.available_json()
 
-    assert again == orjson.dumps(reader.available())
+    assert again == orjson.dumps(reader.available()) == writer.available_json()
+    assert len(last_seen(again)) == count
     assert all(seen > before[rid] for rid, seen in last_seen(again).items())
-    assert written_over and set(written_over) == {count}  # patched, not rendered: every local row, across chunks
 
 
-def test_another_processs_refresh_is_patched_at_once_where_the_list_is_read_and_on_the_next_read_elsewhere(
+def test_another_processs_refresh_is_taken_by_the_watcher_before_any_read_and_served_by_the_next(
     make_store: MakeStore,
 ) -> None:
     writer, reader, ads, stamp = fully_synced(make_store, 20)
     wait_until(lambda: len(reader.local_advertisements()) == 20)
-    before = last_seen(reader.available_json())  # read: the watcher patches the next refresh itself
+    before = last_seen(reader.available_json())
+    expiring_at = {rid: entry.expires_at for rid, entry in reader.mirror.local.items()}
+    a_later_millisecond(writer)
 
     writer.apply_bulk(ads, full_sync=True, snapshot_at=stamp + 2)  # only refreshes
-    wait_until(lambda: reader._stream_id == writer._stream_id)
 
-    patched = reader._rendering.fresh(reader._version)
-    assert patched is not None and all(last_seen(patched)[rid] > seen for rid, seen in before.items())
-
-    # Nobody read that body: the next refresh waits for a reader, who gets it patched.
-    writer.apply_bulk(ads, full_sync=True, snapshot_at=stamp + 3)
-    wait_until(lambda: reader._stream_id == writer._stream_id)
-
-    assert reader._rendering.fresh(reader._version) == patched
+    # The reader's watcher follows the log to the refresh with no read asking it to ...
+    wait_until(
+        lambda: reader.committer.position == writer.committer.position, timeout=10, message="the watcher never followed"
+    )
+    expiries = {rid: entry.expires_at for rid, entry in reader.mirror.local.items()}
+    assert expiries == {rid: entry.expires_at for rid, entry in writer.mirror.local.items()}
+    assert all(expiries[rid] > expiring_at[rid] for rid in expiring_at)
+    # ... and the next read serves the refreshed list, as the writer does.
     body = reader.available_json()
-    assert body == orjson.dumps(reader.available())
-    assert all(last_seen(body)[rid] > seen for rid, seen in last_seen(patched).items())
-
-
-def test_the_rendering_cache_hands_back_the_body_itself_not_a_copy() -> None:
-    from django.core.cache import caches
-
-    body = b"[" + b"0," * 1000 + b"0]"
-    caches["renderings"].set("probe", (1, body), 30)
-
-    assert caches["renderings"].get("probe")[1] is body
-    caches["renderings"].delete("probe")
+    assert body == orjson.dumps(reader.available()) == writer.available_json()
+    assert all(last_seen(body)[rid] > seen for rid, seen in before.items())
 
 
 def test_two_corrupt_values_that_make_valid_json_together_are_both_left_out(make_store: MakeStore, prefix: str) -> None:
@@ -153,23 +164,3 @@ def test_two_corrupt_values_that_make_valid_json_together_are_both_left_out(make
     store = make_store()
 
     assert {entry.register_id for entry in store.local_advertisements()} == {kept}
-
-
-def test_a_render_of_a_large_list_empties_the_free_lists_after_it_and_a_small_one_does_not(
-    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from peers.store import facade
-
-    dropped: list[int] = []  # the rows of the render after which the free lists were emptied (they are)
-    store = make_store()
-    drop = facade.drop_free_lists
-    monkeypatch.setattr(facade, "drop_free_lists", lambda: dropped.append(store._rendering.rows) or drop())
-    monkeypatch.setattr(facade, "_RELEASE_AFTER_ROWS", 3)
-    stamp = now_micros()
-    store.apply_bulk([public(register_id(), stamp, name=f"ledger-{n}") for n in range(2)])
-    store.available_json()  # 2 rows
-
-    store.advertise(public(register_id(), stamp))  # served: rendered again after the write, 3 rows
-    store.available_json()
-
-    assert dropped == [3]

@@ -13,17 +13,21 @@ ground truth exactly.
 
 CI runs a bounded number of examples (40 of 25 steps, about 10 s); a long run:
     SORCHA_MODEL_EXAMPLES=800 SORCHA_MODEL_STEPS=60 .venv/bin/pytest --timeout=0 tests/peers/test_store_model.py
+
+Every run, in CI too, draws a fresh seed, printed at the start and in any failure;
+`SORCHA_STORE_MODEL_SEED=<seed>` replays a run.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -52,6 +56,9 @@ REGISTERS = [f"{index:032x}" for index in range(1, 7)]
 PARTITIONS = os.environ.get("SORCHA_MODEL_PARTITIONS", "1") == "1"
 PROCESSES = 2
 TTL = 300.0
+SEED_VARIABLE = "SORCHA_STORE_MODEL_SEED"
+SEED = int(os.environ.get(SEED_VARIABLE) or secrets.randbits(32))
+REPLAY = f"store model seed {SEED}: replay with {SEED_VARIABLE}={SEED} pytest tests/peers/test_store_model.py"
 
 _redis: RedisServer | None = None
 
@@ -62,6 +69,7 @@ def advertisement(register_id: str, public: bool, stamp: int) -> AdvertisementIn
     return AdvertisementInput(register_id, True, name=f"r{register_id[-2:]}", latest_version=1, source_updated_at=stamp)
 
 
+@seed(SEED)
 class StoreMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -74,7 +82,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.proxy = TcpProxy(self.redis.port)
         self.proxy.start()
         self.partitioned = False
-        self.stores: list[AdvertisementStore] = [self._start_process(index) for index in range(PROCESSES)]
+        self.stores: list[AdvertisementStore] = [self.start_process(index) for index in range(PROCESSES)]
         # Ground truth: register -> (public, updated_at); and every state it ever had, for stale pushes.
         self.truth: dict[str, tuple[bool, int]] = {}
         self.history: dict[str, list[tuple[bool, int]]] = {}
@@ -82,7 +90,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.witnesses: dict[str, set[int]] = {}
         self.dumps: list[dict[bytes, Any]] = []
 
-    def _start_process(self, index: int) -> AdvertisementStore:
+    def start_process(self, index: int) -> AdvertisementStore:
         return AdvertisementStore(
             self.proxy.url if index == PROCESSES - 1 else self.redis.url,
             self.prefix,
@@ -99,7 +107,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.proxy.cut()
 
     # ------------------------------------------------------------ the Register Service's changes
-    def _change(self, register_id: str, public: bool) -> int:
+    def record_change(self, register_id: str, public: bool) -> int:
         stamp = now_micros()
         self.truth[register_id] = (public, stamp)
         self.history.setdefault(register_id, []).append((public, stamp))
@@ -108,7 +116,7 @@ class StoreMachine(RuleBasedStateMachine):
 
     @rule(register_id=st.sampled_from(REGISTERS), public=st.booleans(), process=st.integers(0, PROCESSES - 1))
     def change_and_push(self, register_id: str, public: bool, process: int) -> None:
-        stamp = self._change(register_id, public)
+        stamp = self.record_change(register_id, public)
         self.stores[process].advertise(advertisement(register_id, public, stamp))
         if not public:
             self.witnesses[register_id] = {process}
@@ -116,7 +124,7 @@ class StoreMachine(RuleBasedStateMachine):
     @rule(register_id=st.sampled_from(REGISTERS), public=st.booleans())
     def change_and_lose_the_push(self, register_id: str, public: bool) -> None:
         """The broker lost the push: only a full sync will tell the Peer Service."""
-        self._change(register_id, public)
+        self.record_change(register_id, public)
 
     @precondition(lambda self: bool(self.history))
     @rule(data=st.data(), process=st.integers(0, PROCESSES - 1))
@@ -129,7 +137,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.stores[process].advertise(advertisement(register_id, public, stamp))
 
     # ------------------------------------------------------------ full syncs
-    def _full_sync(self, processes: list[int]) -> bool:
+    def send_full_sync(self, processes: list[int]) -> bool:
         """One full sync split into len(processes) requests; True when it was applied."""
         snapshot = now_micros()
         listed = [
@@ -149,7 +157,7 @@ class StoreMachine(RuleBasedStateMachine):
 
     @rule(processes=st.lists(st.integers(0, PROCESSES - 1), min_size=1, max_size=3))
     def full_sync(self, processes: list[int]) -> None:
-        self._full_sync(processes)
+        self.send_full_sync(processes)
 
     @rule(processes=st.lists(st.integers(0, PROCESSES - 1), min_size=1, max_size=3))
     def full_sync_by_digest(self, processes: list[int]) -> None:
@@ -213,7 +221,7 @@ class StoreMachine(RuleBasedStateMachine):
     @rule(process=st.integers(0, PROCESSES - 1))
     def restart_process(self, process: int) -> None:
         self.stores[process].close()
-        self.stores[process] = self._start_process(process)
+        self.stores[process] = self.start_process(process)
         for witnesses in self.witnesses.values():
             witnesses.discard(process)
 
@@ -235,16 +243,16 @@ class StoreMachine(RuleBasedStateMachine):
             self.heal_the_partition()
         wait_until(lambda: not any(store.degraded for store in self.stores), timeout=15, message="stores healthy")
         for _ in range(2):  # the second confirms what the guard held
-            wait_until(lambda: self._full_sync([0]), timeout=15, message="a full sync applied")
+            wait_until(lambda: self.send_full_sync([0]), timeout=15, message="a full sync applied")
         expected = {register_id for register_id, (public, _) in self.truth.items() if public}
         with self.redis.client() as client:
             in_redis = {key.decode().rsplit(":", 1)[1] for key in client.scan_iter(match=f"{self.prefix}:ad:l:*")}
-            generation = client.get(f"{self.prefix}:gen")
+            head = client.xrevrange(f"{self.prefix}:log", count=1)
         for process, store in enumerate(self.stores):
             held = {entry.register_id for entry in store.local_advertisements()}
             assert held == expected, (
                 f"process {process}: {sorted(held)} != {sorted(expected)}; Redis holds {sorted(in_redis)}, "
-                f"generation {store._generation} of {generation!r}"
+                f"the process is at log entry {store.committer.position!r} of {head[0][0] if head else None!r}"
             )
         assert in_redis == expected
 
@@ -259,13 +267,27 @@ def model_redis() -> Iterator[RedisServer]:
     _redis = None
 
 
+@pytest.fixture(scope="module", autouse=True)
+def announce_seed(request: pytest.FixtureRequest) -> None:
+    """The seed on the terminal whatever the outcome (output capture is on during fixtures)."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(REPLAY)
+
+
 def test_the_store_follows_its_reference_model() -> None:
     run = settings(
         max_examples=int(os.environ.get("SORCHA_MODEL_EXAMPLES", "40")),
         stateful_step_count=int(os.environ.get("SORCHA_MODEL_STEPS", "25")),
         deadline=None,
-        derandomize=os.environ.get("CI") == "true",
+        derandomize=False,  # a fresh seed every run, CI included (the seed is printed for replay)
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     )
-    run_state_machine_as_test(StoreMachine, settings=run)
+    try:
+        run_state_machine_as_test(StoreMachine, settings=run)
+    except BaseException as failure:
+        failure.add_note(REPLAY)
+        raise

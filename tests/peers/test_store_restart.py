@@ -3,6 +3,7 @@ begins it before Django is set up), and what changed meanwhile is caught up on t
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -13,7 +14,7 @@ import redis
 from peers import store as store_module
 from peers.store import AdvertisementInput, AdvertisementStore, now_micros
 from peers.store.model import format_seconds
-from tests.conftest import register_id
+from tests.conftest import point_store_at, register_id
 from tests.helpers import wait_until
 from tests.plugin import SESSION_REDIS
 from tests.redis_server import RedisServer
@@ -29,6 +30,11 @@ def local_ids(store: AdvertisementStore) -> set[str]:
     return {entry.register_id for entry in store.local_advertisements()}
 
 
+def reading(prefix: str) -> bool:
+    """Whether a read of the pool under `prefix` is still running (each runs on a thread named for it)."""
+    return any(thread.name == f"store-read-{prefix}" and thread.is_alive() for thread in threading.enumerate())
+
+
 def test_a_store_built_from_a_read_begun_earlier_serves_the_pool_and_what_changed_after_the_read_began(
     make_store: MakeStore, prefix: str
 ) -> None:
@@ -37,10 +43,8 @@ def test_a_store_built_from_a_read_begun_earlier_serves_the_pool_and_what_change
     kept, removed, added = register_id(), register_id(), register_id()
     writer.apply_bulk([public(kept, stamp), public(removed, stamp)])
     read = AdvertisementStore.read_at_start(SESSION_REDIS.client(), prefix, 300.0)
-    # Read as far as it goes before anyone takes a page: to its end, or as far ahead as it may.
-    wait_until(
-        lambda: not read._thread.is_alive() or read._items.full(), timeout=10, message="the read never got ahead"
-    )
+    # Read to its end before anyone takes a page (a pool of one page: far less than a read holds ahead).
+    wait_until(lambda: not reading(prefix), timeout=10, message="the read never got ahead")
 
     writer.remove(removed, source_updated_at=stamp + 1)
     writer.advertise(public(added, stamp + 1))
@@ -79,23 +83,28 @@ def test_a_read_begun_while_redis_is_down_starts_the_store_degraded_and_it_recov
 
 
 @pytest.mark.django_db
-def test_get_store_builds_the_process_store_from_the_read_read_at_start_began(settings: object, prefix: str) -> None:
+def test_get_store_builds_the_process_store_from_the_read_read_at_start_began(
+    settings: object, prefix: str, private_redis: RedisServer
+) -> None:
+    # given: a pool in the node's Redis, and the read of it begun (and finished) before the store is built
+    point_store_at(settings, private_redis.url)
     settings.REDIS_KEY_PREFIX = prefix  # type: ignore[attr-defined]
     store_module.reset_store()
     seeded = register_id()
-    seeder = AdvertisementStore(SESSION_REDIS.url, prefix, 300.0, start_watcher=False)
+    seeder = AdvertisementStore(private_redis.url, prefix, 300.0, start_watcher=False)
     seeder.advertise(public(seeded, now_micros()))
     seeder.close()
     try:
         store_module.read_at_start()
-        begun = store_module._read
-        assert begun is not None
+        wait_until(lambda: not reading(prefix), timeout=10, message="the read never finished")
 
+        # when: Redis is gone by the time the store is built
+        private_redis.stop()
         store = store_module.get_store()
 
-        assert store_module._read is None  # taken by the store, not kept beside it
-        assert not begun._thread.is_alive()
-        assert local_ids(store) == {seeded}
+        # then: the store holds the pool that read took in (it read nothing itself), and no read is left over
+        assert set(store.mirror.local) == {seeded}
+        assert not reading(prefix)
     finally:
         store_module.reset_store()
 

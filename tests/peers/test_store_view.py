@@ -1,20 +1,21 @@
 """The encoded available list: exactly the bytes of the aggregated rows, whatever the mirror holds.
 
-The encoder builds rows in the mirror's order, encodes them a chunk at a time and cuts each chunk
-into rows at the text that begins a row; names and descriptions may hold any text, including that,
-and a corrupt stored value may hold an object or a list where a text belongs.
+The rendering is `orjson.dumps(aggregate(...))` of the mirror: the rows are built in the mirror's
+order (their fields decoded a chunk at a time), then sorted by name and id. Names and descriptions
+may hold any text, including the text that begins a row, and a corrupt stored value may hold an
+object or a list where a text belongs.
 """
 
 from __future__ import annotations
-
-from unittest import mock
 
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from peers.store import view
+from peers.store.mirror import Mirror
 from peers.store.model import Entry, encode_value
+from peers.store.redis_io import Keys
+from peers.store.render import Rendering, aggregate
 
 # Texts a register may be given, including the text the encoder cuts rows at, quotes and braces.
 TEXTS = st.one_of(
@@ -61,41 +62,53 @@ REMOTE = st.dictionaries(
 )
 
 
+def rendered(local: dict[str, Entry], remote: dict[str, dict[str, Entry]]) -> bytes:
+    """The body a process serves for a mirror holding these entries."""
+    mirror = Mirror(Keys("p"), 300.0)
+    mirror.local, mirror.remote = local, remote
+    return Rendering().render(mirror)
+
+
 @settings(max_examples=300, deadline=None)
-@given(local=LOCAL, remote=REMOTE, chunk=st.sampled_from([1, 3, 4_096]))
-def test_the_encoded_list_is_the_aggregated_rows_and_names_its_local_rows(
-    local: dict, remote: dict, chunk: int
-) -> None:
+@given(local=LOCAL, remote=REMOTE)
+def test_the_encoded_list_is_the_aggregated_rows_one_per_register_local_ones_marked(local: dict, remote: dict) -> None:
     mirror = {rid: entry(rid, None, *held) for rid, held in local.items()}
     remote_mirror = {
         peer: {rid: entry(rid, peer, *held) for rid, held in held_by.items()} for peer, held_by in remote.items()
     }
 
-    with mock.patch.object(view, "_CHUNK", chunk):  # chunks of one row, of a few, and of all
-        body, local_ids = view.encode_list(mirror, remote_mirror)
-    rows = view.aggregate(mirror, remote_mirror)
+    body = rendered(mirror, remote_mirror)
+    rows = aggregate(mirror, remote_mirror)
 
     assert body == orjson.dumps(rows)
-    assert local_ids == [row["registerId"] if row["isLocal"] else None for row in rows]
+    remote_ids = {rid for held in remote.values() for rid in held}
+    assert sorted(row["registerId"] for row in rows) == sorted(set(mirror) | remote_ids)
+    for row in rows:
+        assert row["isLocal"] == (row["registerId"] in mirror)
+        assert row["peerCount"] == sum(1 for held in remote.values() if row["registerId"] in held)
+    assert [(row["name"].lower(), row["registerId"]) for row in rows] == sorted(
+        (row["name"].lower(), row["registerId"]) for row in rows
+    )
 
 
-def test_a_list_longer_than_a_chunk_is_encoded_whole_and_in_order() -> None:
-    count = 2 * view._CHUNK + 5
+def test_a_list_longer_than_the_chunks_its_fields_are_decoded_in_is_encoded_whole_and_in_order() -> None:
+    count = 10_000  # (fields are decoded 4,096 entries at a time)
     held = {"name": "", "description": None, "latestVersion": 1, "latestDocketVersion": 1, "isFullReplica": False}
     mirror = {
         f"{n:032x}": entry(f"{n:032x}", None, {**held, "name": f"reg {count - n:05d}"}, 1.75e9, False)
         for n in range(count)
     }
 
-    body, local_ids = view.encode_list(mirror, {})
+    body = rendered(mirror, {})
 
     rows = orjson.loads(body)
+    assert len(rows) == count
     assert [row["name"] for row in rows] == sorted(row["name"] for row in rows)
-    assert body == orjson.dumps(view.aggregate(mirror, {}))
-    assert local_ids == [row["registerId"] for row in rows]
+    assert [row["name"] for row in rows] == [mirror[row["registerId"]].fields["name"] for row in rows]
+    assert body == orjson.dumps(aggregate(mirror, {}))
 
 
-def test_a_corrupt_value_holding_what_begins_a_row_keeps_every_row_of_its_chunk() -> None:
+def test_a_corrupt_value_holding_what_begins_a_row_keeps_every_row_beside_it() -> None:
     held = {"name": "a", "description": None, "latestVersion": 1, "latestDocketVersion": 1, "isFullReplica": False}
     corrupt = {**held, "description": [{}, {"registerId": "zz"}]}
     mirror = {
@@ -103,7 +116,8 @@ def test_a_corrupt_value_holding_what_begins_a_row_keeps_every_row_of_its_chunk(
         "r2": entry("r2", None, {**held, "name": "b"}, 1.75e9, False),
     }
 
-    body, local_ids = view.encode_list(mirror, {})
+    body = rendered(mirror, {})
 
-    assert [row["registerId"] for row in orjson.loads(body)] == ["r1", "r2"] == local_ids
-    assert body == orjson.dumps(view.aggregate(mirror, {}))
+    assert [row["registerId"] for row in orjson.loads(body)] == ["r1", "r2"]
+    assert orjson.loads(body)[0]["description"] == [{}, {"registerId": "zz"}]
+    assert body == orjson.dumps(aggregate(mirror, {}))
