@@ -122,7 +122,9 @@ class Committer:
             else:
                 outcome.refused_records += 1
         if not reply.entry:
-            return False
+            # Nothing changed. A write Redis refused met a newer state another process wrote: follow it now,
+            # so the writer answers with what Redis holds.
+            return b"0" in reply.results
         if reply.previous == self.position:
             self.position = reply.entry
             return False
