@@ -1,102 +1,21 @@
-"""The advertisement store on a real Redis: ordering, full sync, guard, idempotence, TTL, restart, outage."""
+"""The advertisement store on a real Redis: ordering, full sync, guard, idempotence, TTL, several
+processes, restart, remote advertisements.
+
+The watcher is in test_store_watcher.py, a Redis outage in test_store_outage.py."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
 
-import orjson
 import pytest
-import redis
 
 from peers.store import AdvertisementInput, AdvertisementStore, StaleFullSync, now_micros
-from peers.store.redis_io import CommitReply, Keys, LogEntry, PoolRead, RedisIO
 from tests.conftest import register_id
-from tests.helpers import wait_until
-from tests.redis_server import RedisServer
+from tests.peers.store_io import MakeStore, local_ids, private, public, redis_local_ids
 
-MakeStore = Callable[..., AdvertisementStore]
-
-
-def public(rid: str, stamp: int, name: str = "ledger", version: int = 1) -> AdvertisementInput:
-    return AdvertisementInput(
-        rid,
-        True,
-        name=name,
-        description=f"{name} register",
-        latest_version=version,
-        latest_docket_version=version,
-        is_full_replica=True,
-        source_updated_at=stamp,
-    )
-
-
-def private(rid: str, stamp: int | None) -> AdvertisementInput:
-    return AdvertisementInput(rid, False, source_updated_at=stamp)
-
-
-def local_ids(store: AdvertisementStore) -> set[str]:
-    return {row["registerId"] for row in store.available() if row["isLocal"]}
-
-
-def redis_local_ids(store: AdvertisementStore) -> set[str]:
-    pattern = f"{store.prefix}:ad:l:*"
-    return {key.decode().rsplit(":", 1)[1] for key in store.client.scan_iter(match=pattern, count=1000)}
-
-
-class SeenIO(RedisIO):
-    """The store's seam (`io=`) with its Redis calls seen.
-
-    Seen: the operations of every script call Redis took, the positions the watcher waited after, the
-    threads that read log entries to catch up, the reads of the whole pool. Injected: `before_commit`,
-    another process's step run just before a script call of the store's (given its operations, it
-    returns True when it ran, and is not run again), and `after_head`, one run once just after the
-    store read the log's head.
-    """
-
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
-        super().__init__(client, keys)
-        self.batches: list[list[list[str]]] = []
-        self.waited_after: list[bytes] = []
-        self.catch_ups: list[str] = []
-        self.pool_reads = 0
-        self.before_commit: Callable[[list[list[str]]], bool] | None = None
-        self.after_head: Callable[[], None] | None = None
-
-    def commit(self, now_ms: int, log_ttl_ms: int, batch: bytes) -> CommitReply:
-        ops = orjson.loads(batch)
-        race = self.before_commit
-        if race is not None and race(ops):
-            self.before_commit = None
-        reply = super().commit(now_ms, log_ttl_ms, batch)
-        self.batches.append(ops)  # (only what Redis took)
-        return reply
-
-    def head(self) -> bytes:
-        head = super().head()
-        race, self.after_head = self.after_head, None
-        if race is not None:
-            race()
-        return head
-
-    def await_change(self, position: bytes, block_ms: int) -> bool:
-        self.waited_after.append(position)
-        return super().await_change(position, block_ms)
-
-    def entries_after(self, position: bytes, count: int = 500) -> tuple[list[LogEntry], LogEntry | None, bytes]:
-        self.catch_ups.append(threading.current_thread().name)
-        return super().entries_after(position, count)
-
-    def read_pool(self) -> PoolRead:
-        self.pool_reads += 1
-        return super().read_pool()
-
-
-def seen_io(store: AdvertisementStore) -> SeenIO:
-    io = store.committer.io
-    assert isinstance(io, SeenIO), "the store was not built with io=SeenIO"
-    return io
+# Re-exported: tests/peers/test_store_bulk_upserts.py imports them from this module.
+from tests.peers.store_io import SeenIO as SeenIO
+from tests.peers.store_io import seen_io as seen_io
 
 
 # ---------------------------------------------------------------- ordering
@@ -351,59 +270,6 @@ def test_a_change_made_by_one_process_is_served_by_another(make_store: MakeStore
     assert second.available() == []
 
 
-def test_the_watcher_catches_up_with_another_processs_change_but_not_with_its_own(make_store: MakeStore) -> None:
-    # given: a store whose Redis calls are seen (where its watcher waits on the change log, and every
-    # catch-up that reads the log's entries), and no periodic wake-up in the test (it waits 30 s at most)
-    other = make_store(start_watcher=False)
-    watched = make_store(breaker_cooldown=60.0, socket_timeout=60.0, io=SeenIO)
-    io = seen_io(watched)
-    stamp = now_micros()
-
-    # when: it writes 10 changes of its own, its watcher waiting after each before the next ...
-    for _ in range(10):
-        watched.advertise(public(register_id(), stamp))
-        wait_until(
-            lambda: io.waited_after[-1:] == [watched.committer.position],
-            timeout=10,
-            message="the watcher never waited again",
-        )
-    # ... then another process writes one
-    theirs = register_id()
-    other.advertise(public(theirs, stamp))
-
-    # then: the watcher takes the other process's change into the mirror by itself (no read asks it to),
-    # and read the log for no catch-up of its own 10: it followed them as it wrote them (each catch-up
-    # would hold the store from its next write and its reads for nothing)
-    wait_until(lambda: theirs in watched.mirror.local, timeout=10, message="the watcher never caught up")
-    assert io.catch_ups == ["store-watcher-" + watched.prefix]
-
-
-def test_a_watcher_kept_busy_by_its_own_writes_still_prunes_expired_tombstones(make_store: MakeStore) -> None:
-    # given: a removal's tombstone, living one TTL (a second), in a store whose watcher waits 0.2 s at most
-    # and is woken by every change of its own (each one followed as it was written: nothing to catch up)
-    store = make_store(ttl=1.0)
-    removed, stamp = register_id(), now_micros()
-    store.advertise(public(removed, stamp))
-    store.remove(removed, source_updated_at=stamp + 1)
-    assert removed in store.mirror.tombstones
-
-    # when: the store keeps writing changes of its own, more often than its watcher waits
-    stop = threading.Event()
-
-    def keep_writing() -> None:
-        while not stop.wait(0.05):
-            store.advertise(public(register_id(), now_micros()))
-
-    writer = threading.Thread(target=keep_writing, daemon=True)
-    writer.start()
-    try:
-        # then: the expired tombstone is dropped all the same (no read prunes it here: the watcher does)
-        wait_until(lambda: removed not in store.mirror.tombstones, timeout=10, message="the tombstone was never pruned")
-    finally:
-        stop.set()
-        writer.join(timeout=5)
-
-
 # ---------------------------------------------------------------- restart
 def test_a_new_store_over_the_same_redis_serves_everything_at_once_unverified(make_store: MakeStore) -> None:
     before = make_store()
@@ -467,92 +333,3 @@ def test_available_groups_local_and_remote_advertisements_per_register(make_stor
     assert row["fullReplicaPeerCount"] == 1
     # A register this node hosts shows this node's own fields: peers only raise the counts.
     assert row["latestVersion"] == 3
-
-
-# ---------------------------------------------------------------- Redis outage
-def _answer_time(action: Callable[[], object]) -> float:
-    started = time.monotonic()
-    action()
-    return time.monotonic() - started
-
-
-def test_reads_and_writes_answer_from_memory_while_redis_is_down(
-    make_store: MakeStore, private_redis: RedisServer
-) -> None:
-    store = make_store(redis=private_redis, socket_timeout=2.0)
-    stamp = now_micros()
-    kept = register_id()
-    store.advertise(public(kept, stamp))
-    private_redis.stop()
-
-    timings = []
-    added = []
-    for _ in range(20):
-        rid = register_id()
-        added.append(rid)
-        timings.append(_answer_time(lambda rid=rid: store.advertise(public(rid, stamp))))
-        timings.append(_answer_time(store.available))
-
-    assert store.degraded
-    assert local_ids(store) == {kept, *added}
-    assert sum(timings) < 2.0  # at most one call waits on the dead socket; the breaker answers the rest
-
-
-def test_after_redis_restarts_empty_every_live_advertisement_is_back_and_removed_ones_stay_removed(
-    make_store: MakeStore, private_redis: RedisServer
-) -> None:
-    store = make_store(redis=private_redis)
-    stamp = now_micros()
-    kept, removed_during_outage, added_during_outage = register_id(), register_id(), register_id()
-    store.apply_bulk([public(kept, stamp), public(removed_during_outage, stamp)])
-    store.replace_remote("peer-a", [public(register_id(), 0)])
-    private_redis.stop()
-    store.remove(removed_during_outage, source_updated_at=stamp + 1)
-    store.advertise(public(added_during_outage, stamp + 2))
-    assert store.degraded
-    assert store.status()["journalLength"] >= 2
-
-    private_redis.start()  # empty: it keeps nothing on disk
-
-    wait_until(lambda: not store.degraded, timeout=10, message="store never recovered")
-    assert redis_local_ids(store) == {kept, added_during_outage}
-    ttl_ms = store.client.pttl(store.local_key(kept))
-    assert 0 < ttl_ms <= 300_000
-    assert store.client.exists(store.tomb_key(removed_during_outage)) == 1
-    assert len(list(store.client.scan_iter(match=f"{store.prefix}:ad:r:*"))) == 1
-
-    def summary(rows: list[dict[str, object]]) -> list[tuple[object, ...]]:
-        return [(row["registerId"], row["name"], row["isLocal"], row["peerCount"]) for row in rows]
-
-    assert summary(make_store(redis=private_redis).available()) == summary(store.available())
-
-
-def test_a_write_back_after_recovery_does_not_resurrect_an_advertisement_removed_meanwhile(
-    make_store: MakeStore, private_redis: RedisServer
-) -> None:
-    isolated, healthy = make_store(redis=private_redis), make_store(redis=private_redis)
-    rid, stamp = register_id(), now_micros()
-    isolated.advertise(public(rid, stamp))
-    private_redis.stop()
-    isolated.available()
-    assert isolated.degraded
-    private_redis.start()
-    healthy_view = healthy.remove(rid, source_updated_at=stamp + 1)  # healthy process notices epoch loss first
-
-    wait_until(lambda: not isolated.degraded, timeout=10, message="store never recovered")
-
-    assert healthy_view.processed == 1
-    assert redis_local_ids(isolated) == set()
-    assert local_ids(isolated) == set()
-
-
-def test_a_process_that_saw_no_error_notices_redis_came_back_empty_and_writes_back(
-    make_store: MakeStore, private_redis: RedisServer
-) -> None:
-    store = make_store(redis=private_redis)
-    rid = register_id()
-    store.advertise(public(rid, now_micros()))
-
-    private_redis.restart_empty()
-
-    wait_until(lambda: redis_local_ids(store) == {rid}, timeout=10, message="advertisement never written back")

@@ -1,0 +1,80 @@
+"""The available list as the store renders it (issue 13): kept per mirror version and served as it is,
+dropping an entry at its expiry, and served at once to a read while a bulk write holds the store."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import orjson
+
+from peers.store import AdvertisementStore, now_micros
+from tests.conftest import register_id
+from tests.helpers import wait_until
+from tests.peers.store_io import MakeStore, SeenIO, public, seen_io
+
+
+# ---------------------------------------------------------------- issue 13: the rendering kept per mirror version
+def test_the_available_list_is_kept_while_the_mirror_is_unchanged_and_served_as_it_is(
+    api: Any, peer_store: AdvertisementStore
+) -> None:
+    peer_store.advertise(public(register_id(), now_micros()))
+
+    body = api.get("/api/registers/available").content
+
+    kept = peer_store.available_json()
+    assert kept == body
+    assert peer_store.available_json() is kept  # the same body, not encoded again
+    peer_store.advertise(public(register_id(), now_micros()))
+    changed = peer_store.available_json()
+    assert changed is not kept and len(orjson.loads(changed)) == 2
+    assert api.get("/api/registers/available").content == changed
+
+
+def test_an_entry_leaves_the_kept_list_at_its_expiry(make_store: MakeStore) -> None:
+    store = make_store(ttl=1.0)
+    rid = register_id()
+    _, entry = store.advertise(public(rid, now_micros()))
+    assert entry is not None
+    listed = store.available_json()
+    assert [row["registerId"] for row in orjson.loads(listed)] == [rid]
+
+    gone_at = wait_until(
+        lambda: time.time() if store.available_json() == b"[]" else None, timeout=10, message="never dropped"
+    )
+
+    assert gone_at >= entry.expires_at  # not before its expiry: until then the kept list lists it
+    assert store.local_advertisements() == []
+
+
+def test_a_read_during_a_bulk_write_gets_the_current_rendering_at_once_and_one_after_it_sees_the_write(
+    make_store: MakeStore,
+) -> None:
+    store = make_store(io=SeenIO)
+    store.advertise(public(register_id(), now_micros()))
+    before = store.available_json()
+    holding, release = threading.Event(), threading.Event()
+
+    def held_in_redis(ops: list[list[str]]) -> bool:  # the bulk's script call waits, the store held meanwhile
+        holding.set()
+        release.wait(10)
+        return True
+
+    seen_io(store).before_commit = held_in_redis
+
+    def bulk_write_in_progress() -> None:
+        store.apply_bulk([public(register_id(), now_micros())])
+
+    writer = threading.Thread(target=bulk_write_in_progress)
+    writer.start()
+    assert holding.wait(10)
+    started = time.monotonic()
+    during = store.available_json()
+    waited = time.monotonic() - started
+    release.set()
+    writer.join(10)
+
+    assert waited < 1.0  # the writer holds the store for up to 10 s
+    assert during == before
+    assert len(orjson.loads(store.available_json())) == 2
