@@ -13,10 +13,6 @@ from peers.store import AdvertisementInput, AdvertisementStore, StaleFullSync, n
 from tests.conftest import register_id
 from tests.peers.store_io import MakeStore, local_ids, private, public, redis_local_ids
 
-# Re-exported: tests/peers/test_store_bulk_upserts.py imports them from this module.
-from tests.peers.store_io import SeenIO as SeenIO
-from tests.peers.store_io import seen_io as seen_io
-
 
 # ---------------------------------------------------------------- ordering
 def test_an_older_source_updated_at_changes_nothing(make_store: MakeStore) -> None:

@@ -14,7 +14,7 @@ from peers.store.model import decode_value
 from peers.store.redis_io import Keys, PoolRead, RedisIO
 from tests.conftest import register_id
 from tests.helpers import wait_until
-from tests.peers.test_store import SeenIO, public, seen_io
+from tests.peers.store_io import SeenIO, public, seen_io
 from tests.redis_server import RedisServer
 from tests.tcp_proxy import TcpProxy
 

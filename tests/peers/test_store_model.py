@@ -51,7 +51,7 @@ from tests.tcp_proxy import TcpProxy
 
 REGISTERS = [f"{index:032x}" for index in range(1, 7)]
 # Partitions of one process (a cut TCP proxy) while the other works on; SORCHA_MODEL_PARTITIONS=0 leaves
-# them out. (They found a late write-back undoing a newer full sync; tests/peers/test_store_edges.py
+# them out. (They found a late write-back undoing a newer full sync; tests/peers/test_store_outage.py
 # keeps that case.)
 PARTITIONS = os.environ.get("SORCHA_MODEL_PARTITIONS", "1") == "1"
 PROCESSES = 2
