@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 
-from django.conf import settings
-from django.core.wsgi import get_wsgi_application
+from sorcha_site import allocator, collector
+
+# Before the pool is read in pages of megabytes: those go back to the system once taken in.
+allocator.keep_large_blocks_mapped()
+
+from django.conf import settings  # noqa: E402
+from django.core.wsgi import get_wsgi_application  # noqa: E402
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sorcha_site.settings")
 
@@ -28,6 +33,10 @@ if settings.SERVES_PEERS:
 
     get_store()
 
+# What the process holds now lives as long as it does: full collections need not walk it again.
+collector.freeze_what_start_made()
+
+if settings.SERVES_PEERS:
     from peers.gossip.rounds import trigger_round
 
     # Tell our peers we are back (and hear theirs) without waiting for the periodic round.

@@ -6,12 +6,15 @@
 | `decide`     | the rules of §4 as planners: (what is held, an input, now) -> plans  | no          |
 | `mirror`     | the pool in this process's memory, changed only from Redis's state   | no          |
 | `follow`     | what a process does with the change log it reads (apply, reload…)    | no          |
-| `render`     | aggregation and the encoded available list                           | no          |
+| `render`     | the available list's rows: aggregation, the majority vote, the order | no          |
+| `encoded`    | the list encoded once per version of the mirror                      | no          |
 | `redis_io`   | keys, the scripts, batches of operations, the change log             | yes         |
+| `plan`       | a plan's data (operations, expected states, clock) and its counting  | no          |
 | `commit`     | the one commit path, following the log, loading, recovering          | yes         |
 | `recovery`   | circuit breaker, bounded journal, write-back                         | no          |
 | `full_sync`  | a full sync's marks, sweep and record                                 | yes         |
-| `store`      | `AdvertisementStore`: the lock, the watcher, the public API          | yes         |
+| `watcher`    | the thread that follows the log between requests, and recovers       | yes         |
+| `store`      | `AdvertisementStore`: the lock and the public API                    | yes         |
 
 `docs/design.md` tells how one write travels through them.
 

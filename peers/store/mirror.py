@@ -41,6 +41,9 @@ class Mirror:
         self.peer_tombstones: dict[str, Tombstone] = {}
         self.full_sync = FullSyncState()
         self.version = 0  # bumped on every change; keys the rendered list
+        # Bumped on every change but a refresh: while it stands, the list holds the same rows, only
+        # their `verified` and `lastSeen` may have moved (render.EncodedList re-encodes just those).
+        self.rows_version = 0
         self._expiry_horizon = 0.0  # no entry expires before this moment
         self._local_prefix = keys.local("")
 
@@ -62,16 +65,22 @@ class Mirror:
                     entry.verified = old.verified if old is not None and old.value == entry.value else True
         self._expiry_horizon = self.next_expiry()
         self.version += 1
+        self.rows_version += 1
 
     def _load_page(self, keys: list[str], values: list[str], expiries: list[int]) -> None:
         """One page of a scan: a local advertisement (nearly all of a pool) goes straight in as one
         compact entry; the rest goes the general way."""
         local, ttl, prefix = self.local, self.ttl, self._local_prefix
         cut = len(prefix)
+        # Entries written by one commit share one expiry: they share its two floats too (~5 MB at 100,000).
+        moments: dict[int, tuple[float, float]] = {}
         for key, raw, expiry_ms in zip(keys, values, expiries, strict=True):
             if not raw or expiry_ms < 0:
                 continue
-            expires_at = expiry_ms / 1000
+            moment = moments.get(expiry_ms)
+            if moment is None:
+                moment = moments[expiry_ms] = (expiry_ms / 1000, expiry_ms / 1000 - ttl)
+            expires_at, refreshed_at = moment
             register_id = key[cut:]
             if not key.startswith(prefix) or ":" in register_id:
                 self._set(key, raw, expires_at, verified=False)
@@ -82,7 +91,7 @@ class Mirror:
             except (ValueError, orjson.JSONDecodeError) as exc:
                 logger.error("event=store_entry_unreadable prefix=%s key=%s error=%r", self.keys.prefix, key, exc)
                 continue
-            local[register_id] = Entry(register_id, None, stamp, None, raw, expires_at - ttl, expires_at, False)
+            local[register_id] = Entry(register_id, None, stamp, None, raw, refreshed_at, expires_at, False)
 
     def apply(self, states: Iterable[KeyState], *, encoded_here: bool = False) -> None:
         """Take the state of changed keys: entries written or refreshed are verified (their source
@@ -90,15 +99,25 @@ class Mirror:
         encoded itself (a commit's reply), so it is not parsed again; values fetched are checked.
         """
         local, prefix, ttl = self.local, self._local_prefix, self.ttl
-        cut, soonest = len(prefix), self._expiry_horizon
+        cut, soonest, rows_changed = len(prefix), self._expiry_horizon, False
+        moments: dict[int, tuple[float, float]] = {}  # (as in a load: one commit's entries share their floats)
         for key, raw, expiry_ms in states:
             register_id = key[cut:]
             if not key.startswith(prefix) or ":" in register_id:  # (local entries inline: nearly all writes)
-                self._set(key, raw if expiry_ms >= 0 else "", expiry_ms / 1000, verified=True)
+                rows_changed |= self._set(key, raw if expiry_ms >= 0 else "", expiry_ms / 1000, verified=True)
             elif not raw or expiry_ms < 0:
-                local.pop(register_id, None)
+                rows_changed |= local.pop(register_id, None) is not None
                 continue
             else:
+                moment = moments.get(expiry_ms)
+                if moment is None:
+                    moment = moments[expiry_ms] = (expiry_ms / 1000, expiry_ms / 1000 - ttl)
+                expires_at, refreshed_at = moment
+                held = local.get(register_id)
+                if held is not None and held.value == raw:  # the same advertisement, its TTL started again
+                    held.expires_at, held.refreshed_at, held.verified = expires_at, refreshed_at, True
+                    continue
+                rows_changed = True
                 try:
                     stamp = value_stamp(raw)
                     if not encoded_here:
@@ -106,12 +125,13 @@ class Mirror:
                 except (ValueError, orjson.JSONDecodeError) as exc:
                     logger.error("event=store_entry_unreadable prefix=%s key=%s error=%r", self.keys.prefix, key, exc)
                     continue
-                expires_at = expiry_ms / 1000
-                local[register_id] = Entry(register_id, None, stamp, None, raw, expires_at - ttl, expires_at, True)
+                local[register_id] = Entry(register_id, None, stamp, None, raw, refreshed_at, expires_at, True)
             if raw and expiry_ms >= 0:
                 soonest = min(soonest, expiry_ms / 1000)
         self._expiry_horizon = soonest
         self.version += 1
+        if rows_changed:
+            self.rows_version += 1
 
     def refresh(self, register_ids: Iterable[str], until: float) -> None:
         """Local entries whose TTL a full sync started again, all until `until`."""
@@ -122,38 +142,41 @@ class Mirror:
                 entry.expires_at, entry.refreshed_at, entry.verified = until, refreshed_at, True
         self.version += 1
 
-    def _set(self, key: str, raw: str, expires_at: float, verified: bool) -> None:
+    def _set(self, key: str, raw: str, expires_at: float, verified: bool) -> bool:
+        """Take one key's state; whether it changed an entry (a row of the list)."""
         try:
-            self._set_checked(key, raw, expires_at, verified)
+            return self._set_checked(key, raw, expires_at, verified)
         except (ValueError, KeyError, TypeError, IndexError, orjson.JSONDecodeError) as exc:
             logger.error("event=store_entry_unreadable prefix=%s key=%s error=%r", self.keys.prefix, key, exc)
+            return False
 
-    def _set_checked(self, key: str, raw: str, expires_at: float, verified: bool) -> None:
+    def _set_checked(self, key: str, raw: str, expires_at: float, verified: bool) -> bool:
         parsed = self.keys.parse(key)
         kind = parsed[0] if parsed else ""
         if kind == "l":
             register_id = parsed[1]
             if not raw:
-                self.local.pop(register_id, None)
-                return
+                return self.local.pop(register_id, None) is not None
             well_formed(raw)
             self.local[register_id] = Entry(
                 register_id, None, value_stamp(raw), None, raw, expires_at - self.ttl, expires_at, verified
             )
-        elif kind == "r":
+            return True
+        if kind == "r":
             peer_id, register_id = sys.intern(parsed[1]), parsed[2]
             if not raw:
                 entries = self.remote.get(peer_id)
-                if entries is not None:
-                    entries.pop(register_id, None)
-                    if not entries:
-                        del self.remote[peer_id]
-                return
+                if entries is None or entries.pop(register_id, None) is None:
+                    return False
+                if not entries:
+                    del self.remote[peer_id]
+                return True
             well_formed(raw)
             self.remote.setdefault(peer_id, {})[register_id] = Entry(
                 register_id, peer_id, value_stamp(raw), None, raw, expires_at - self.ttl, expires_at, verified
             )
-        elif kind in ("tomb", "ptomb"):
+            return True
+        if kind in ("tomb", "ptomb"):
             tombs = self.tombstones if kind == "tomb" else self.peer_tombstones
             if not raw:
                 tombs.pop(parsed[1], None)
@@ -161,6 +184,7 @@ class Mirror:
                 tombs[parsed[1]] = Tombstone.decode(raw, expires_at)
         elif kind == "meta" and raw:
             self.full_sync = FullSyncState.decode(raw)
+        return False
 
     # ------------------------------------------------------------------ time
     def expire(self, now: float) -> bool:
@@ -184,6 +208,7 @@ class Mirror:
         self._expiry_horizon = min(self.next_expiry(), now + self.ttl)
         if dropped:
             self.version += 1
+            self.rows_version += 1
         return dropped
 
     def next_expiry(self) -> float:

@@ -222,9 +222,13 @@ class RedisIO:
             last[0][0] if last else b"0-0",
         )
 
-    def await_change(self, position: bytes, block_ms: int) -> bool:
-        """Wait up to `block_ms` for a log entry after `position`; whether one came."""
-        return bool(self.client.xread({self.keys.log: position}, count=1, block=max(1, block_ms)))
+    def await_change(self, position: bytes, block_ms: int) -> bytes | None:
+        """Wait up to `block_ms` for a log entry after `position`: its id, or None when none came."""
+        reply: Any = self.client.xread({self.keys.log: position}, count=1, block=max(1, block_ms))
+        if not reply:
+            return None
+        entry_id: bytes = reply[0][1][0][0]
+        return entry_id
 
     def marks(self, snapshot_at: int) -> tuple[set[str], dict[str, int]]:
         """The registers a full sync's earlier requests listed, and what they counted, in one round trip."""

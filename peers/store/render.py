@@ -1,4 +1,4 @@
-"""The available-registers list: aggregation (pure) and its encoded form, kept per mirror version.
+"""The available-registers list: what it holds, row by row (pure). `encoded` keeps it as bytes.
 
 For a register this node hosts, every field shown is this node's own; peers only raise the
 counts. For a remote-only register each field is the value held by the most peers (ties: the
@@ -9,19 +9,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from peers.store.model import Entry, format_micros, value_body
 
-if TYPE_CHECKING:
-    from peers.store.mirror import Mirror
-
 _VOTED_FIELDS = ("name", "description", "latestVersion", "latestDocketVersion")
 
 
-class _Moments:
+class Moments:
     """lastSeen texts: a bulk refresh gives thousands of entries one moment, and a restart gives
     each its own moment within a few seconds (many sharing a millisecond): each moment is formatted
     once, and each second once, its microseconds appended."""
@@ -157,30 +154,13 @@ def _unsorted_rows(
         yield remote_row(register_id, peers, moment)
 
 
-def _sort_key(row: Mapping[str, Any]) -> tuple[str, str]:
+def sort_key(name: str, register_id: str) -> tuple[str, str]:
     """The list's order: by name (case folded), then by register id (unique: no two rows tie)."""
-    return row["name"].lower(), row["registerId"]
+    return name.lower(), register_id
 
 
 def aggregate(local: Mapping[str, Entry], remote: Mapping[str, Mapping[str, Entry]]) -> list[dict[str, Any]]:
     """Local public ads and remote ads grouped by register, sorted by name then id."""
-    return sorted(_unsorted_rows(local, remote, _Moments()), key=_sort_key)
-
-
-class Rendering:
-    """The encoded list for one version of the mirror, kept until the mirror changes."""
-
-    def __init__(self) -> None:
-        self._version = -1
-        self._body = b"[]"
-
-    def body_for(self, version: int) -> bytes | None:
-        """The kept body if it was rendered for `version`, else None."""
-        return self._body if version == self._version else None
-
-    def render(self, mirror: Mirror) -> bytes:
-        """The body for the mirror as it is: the kept one, or one encoded now."""
-        if mirror.version != self._version:
-            self._body = orjson.dumps(aggregate(mirror.local, mirror.remote))
-            self._version = mirror.version
-        return self._body
+    rows = list(_unsorted_rows(local, remote, Moments()))
+    keys = [sort_key(row["name"], row["registerId"]) for row in rows]
+    return [rows[index] for index in sorted(range(len(rows)), key=keys.__getitem__)]

@@ -29,6 +29,7 @@ from peers.store import decide
 from peers.store import full_sync as full_syncs
 from peers.store.commit import Committer
 from peers.store.decide import Clock
+from peers.store.encoded import EncodedList
 from peers.store.mirror import Mirror
 from peers.store.model import (
     AdvertisementInput,
@@ -42,7 +43,8 @@ from peers.store.model import (
 )
 from peers.store.recovery import Breaker, Journal
 from peers.store.redis_io import Keys, PoolRead, RedisIO
-from peers.store.render import Rendering, aggregate
+from peers.store.render import aggregate
+from peers.store.watcher import Watcher
 from sorcha_site import redis_connections
 
 logger = logging.getLogger(__name__)
@@ -50,6 +52,8 @@ logger = logging.getLogger(__name__)
 # Writes one script call carries: an upsert holds Redis ~4 µs, so 1,000 hold it ~4 ms, and the other
 # processes' reads wait no longer than that behind it.
 COMMIT_BATCH = 1_000
+# How often a reader waiting for the store looks whether a bulk write has published the list meanwhile.
+_READER_POLL_S = 0.001
 # The log and the full-sync state outlive advertisements.
 _BOOKKEEPING_TTL_S = 86_400.0
 
@@ -98,13 +102,12 @@ class AdvertisementStore:
         self._lock = threading.RLock()
         # While a bulk write holds the lock: the rendering of the mirror as the last finished write left it.
         self._before_bulk: bytes | None = None
-        self._rendering = Rendering()
-        self._wait = min(breaker_cooldown, socket_timeout / 2)  # how long the watcher blocks on the log
-        self._stop = threading.Event()
+        self._encoded = EncodedList()
+        self._read_once = False  # the list was read: writes encode it for the next readers
         self._load(read_at_start if read_at_start is not None and read_at_start.prefix == prefix else None)
-        self._watcher: threading.Thread | None = None
-        if start_watcher:
-            self._watcher = threading.Thread(target=self._watch, name=f"store-watcher-{prefix}", daemon=True)
+        self._watcher: Watcher | None = None
+        if start_watcher:  # (blocking on the log under the socket timeout, at most a cool-down)
+            self._watcher = Watcher(self.committer, self.mirror, self._lock, min(breaker_cooldown, socket_timeout / 2))
             self._watcher.start()
 
     @staticmethod
@@ -122,7 +125,7 @@ class AdvertisementStore:
                 logger.warning("event=store_start_without_redis prefix=%s error=%r", self.prefix, exc)
                 return
             # Rendered while the process starts, so that its first request is served at once.
-            self._rendering.render(self.mirror)
+            self._encoded.body(self.mirror)
 
     def local_key(self, register_id: str) -> str:
         return self.keys.local(register_id)
@@ -138,38 +141,19 @@ class AdvertisementStore:
         return self.committer.breaker.open
 
     def close(self) -> None:
-        self._stop.set()
         if self._watcher is not None:
-            self._watcher.join(timeout=5)
+            self._watcher.stop()
         self.committer.close()
         self.client.close()
 
-    def _watch(self) -> None:
-        """Follow the log between requests (a read then finds the mirror up to date), and recover
-        when Redis comes back (or comes back empty), without waiting for a request."""
-        while not self._stop.is_set():
-            if self.degraded:
-                self._stop.wait(self.committer.breaker.cooldown)
-            else:
-                try:
-                    self.committer.io.await_change(self.committer.position, int(self._wait * 1000))
-                except redis.RedisError:
-                    self._stop.wait(self._wait)
-            if self._stop.is_set():
-                return
-            try:
-                with self._lock:
-                    if self.degraded:
-                        self.committer.try_recover()
-                    else:
-                        self._follow()
-                    self.mirror.expire(time.time())
-            except Exception:
-                logger.exception("event=store_watcher_failed prefix=%s", self.prefix)
-                self._stop.wait(self._wait)
-
     def _follow(self) -> None:
         self.committer.guarded(self.committer.follow)
+
+    def _encode_for_readers(self) -> None:
+        """Encode the list now (under the lock, once a change is in), so that readers find it ready
+        rather than encode it on their time; not before anyone has read it."""
+        if self._read_once:
+            self._encoded.body(self.mirror)
 
     def clock(self) -> Clock:
         """Now, in whole ms (what Redis expiries count in), never earlier than `time.time()`."""
@@ -180,6 +164,7 @@ class AdvertisementStore:
         """A single push: `isPublic` true upserts, false removes (never held by the guard)."""
         with self._lock:
             result = self._apply_items([advertisement], floor=None)
+            self._encode_for_readers()
             return result, self.mirror.local.get(advertisement.register_id)
 
     def remove(self, register_id: str, source_updated_at: int | None = None) -> BulkResult:
@@ -216,7 +201,6 @@ class AdvertisementStore:
         Raises StaleFullSync (no sweep), MarksUnavailable and MarksLost (items refreshed, no sweep).
         """
         with self._bulk_write():
-            self._follow()
             void = False
             if full_sync:
                 snapshot_at = snapshot_at if snapshot_at is not None else now_micros()
@@ -241,27 +225,28 @@ class AdvertisementStore:
         MarksUnavailable (Redis unreachable: retry) and MarksLost.
         """
         with self._bulk_write():
-            self._follow()
             if self.degraded:
                 raise MarksUnavailable(snapshot_at)
             return full_syncs.reconcile(self, digest, snapshot_at, final, total)
 
     @contextmanager
     def _bulk_write(self) -> Iterator[None]:
-        """The store held for a bulk write: readers meanwhile get the rendering of the mirror as the
-        last finished write left it instead of waiting."""
+        """The store held for a bulk write, its mirror caught up with the log: readers meanwhile get
+        the list as every write that has answered left it, instead of waiting."""
         with self._lock:
-            self._before_bulk = self._rendering.body_for(self.mirror.version)
+            self._follow()
+            self._encode_for_readers()
+            self._before_bulk = self._encoded.body_for(self.mirror.version)
             try:
                 yield
             finally:
                 self._before_bulk = None
+                self._encode_for_readers()
 
     # ------------------------------------------------------------------ remote advertisements
     def replace_remote(self, peer_id: str, advertisements: Sequence[AdvertisementInput]) -> BulkResult:
         """A peer's complete set of its own public ads replaces what it advertised before."""
         with self._bulk_write():
-            self._follow()
             clock = self.clock()
             held = {rid: e for rid, e in self.mirror.remote.get(peer_id, {}).items() if e.expires_at > clock.now}
             plans, result = decide.plan_remote_set(
@@ -279,6 +264,7 @@ class AdvertisementStore:
             result = BulkResult()
             plans = decide.plan_forget(self.keys, peer_id, dict(held), clock, now_micros(), self.commit_batch)
             self.committer.commit(plans, clock.now_ms, result)
+            self._encode_for_readers()
             return result
 
     # ------------------------------------------------------------------ reading
@@ -315,20 +301,21 @@ class AdvertisementStore:
             return aggregate(self.mirror.local, self.mirror.remote)
 
     def available_json(self) -> bytes:
-        """The rendered list, made again once the mirror changed.
+        """The encoded list, encoded again once the mirror changed.
 
-        While a bulk write holds the store (a full sync being applied), readers get the rendering
-        of the mirror as the last finished write left it instead of waiting: reconciliation must
-        not slow the list down, and no read misses a finished write.
+        While a bulk write holds the store (a full sync being applied), readers get the list as
+        every write that has answered left it, as soon as the bulk write has caught up with the
+        log, instead of waiting for it to end: reconciliation must not slow the list down, and no
+        read misses a finished write.
         """
-        if not self._lock.acquire(blocking=False):
+        while not self._lock.acquire(timeout=_READER_POLL_S):
             body = self._before_bulk
             if body is not None:
                 return body
-            self._lock.acquire()
         try:
             self._read()
-            return self._rendering.render(self.mirror)
+            self._read_once = True
+            return self._encoded.body(self.mirror)
         finally:
             self._lock.release()
 

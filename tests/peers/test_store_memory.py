@@ -10,10 +10,10 @@ import orjson
 import pytest
 
 from peers.store import AdvertisementInput, AdvertisementStore, now_micros
+from peers.store.encoded import EncodedList
 from peers.store.mirror import Mirror
 from peers.store.model import Entry, encode_value
 from peers.store.redis_io import Keys
-from peers.store.render import Rendering
 from tests.conftest import register_id
 from tests.helpers import wait_until
 from tests.plugin import SESSION_REDIS
@@ -90,14 +90,14 @@ def a_later_millisecond(store: AdvertisementStore) -> None:
 
 
 def test_the_rendering_keeps_one_body_that_of_the_mirrors_current_version() -> None:
-    mirror, rendering = Mirror(Keys("p"), 300.0), Rendering()
-    empty = rendering.render(mirror)
-    assert rendering.render(mirror) is empty  # kept: not encoded again while the mirror is unchanged
+    mirror, rendering = Mirror(Keys("p"), 300.0), EncodedList()
+    empty = rendering.body(mirror)
+    assert rendering.body(mirror) is empty  # kept: not encoded again while the mirror is unchanged
     version, rid = mirror.version, register_id()
     held = {"name": "ledger", "description": "", "latestVersion": 1, "latestDocketVersion": 1, "isFullReplica": False}
 
     mirror.apply([(mirror.keys.local(rid), encode_value(7, held), 2_000_000_000_000)])
-    body = rendering.render(mirror)
+    body = rendering.body(mirror)
 
     assert [row["registerId"] for row in orjson.loads(body)] == [rid]
     assert rendering.body_for(mirror.version) is body

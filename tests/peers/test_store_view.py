@@ -1,7 +1,7 @@
 """The encoded available list: exactly the bytes of the aggregated rows, whatever the mirror holds.
 
-The rendering is `orjson.dumps(aggregate(...))` of the mirror: the rows are built in the mirror's
-order (their fields decoded a chunk at a time), then sorted by name and id. Names and descriptions
+The encoded list is `orjson.dumps(aggregate(...))` of the mirror, after any change, refreshes
+included. Names and descriptions
 may hold any text, including the text that begins a row, and a corrupt stored value may hold an
 object or a list where a text belongs.
 """
@@ -12,10 +12,11 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from peers.store.encoded import EncodedList
 from peers.store.mirror import Mirror
 from peers.store.model import Entry, encode_value
 from peers.store.redis_io import Keys
-from peers.store.render import Rendering, aggregate
+from peers.store.render import aggregate
 
 # Texts a register may be given, including the text the encoder cuts rows at, quotes and braces.
 TEXTS = st.one_of(
@@ -66,7 +67,7 @@ def rendered(local: dict[str, Entry], remote: dict[str, dict[str, Entry]]) -> by
     """The body a process serves for a mirror holding these entries."""
     mirror = Mirror(Keys("p"), 300.0)
     mirror.local, mirror.remote = local, remote
-    return Rendering().render(mirror)
+    return EncodedList().body(mirror)
 
 
 @settings(max_examples=300, deadline=None)
@@ -121,3 +122,25 @@ def test_a_corrupt_value_holding_what_begins_a_row_keeps_every_row_beside_it() -
     assert [row["registerId"] for row in orjson.loads(body)] == ["r1", "r2"]
     assert orjson.loads(body)[0]["description"] == [{}, {"registerId": "zz"}]
     assert body == orjson.dumps(aggregate(mirror, {}))
+
+
+@settings(max_examples=300, deadline=None)
+@given(local=LOCAL, remote=REMOTE, refreshed=st.lists(st.tuples(IDS, SEEN, st.booleans()), max_size=30))
+def test_after_refreshes_only_the_list_is_still_the_aggregated_rows(
+    local: dict, remote: dict, refreshed: list[tuple[str, float, bool]]
+) -> None:
+    mirror = Mirror(Keys("p"), 300.0)
+    mirror.local = {rid: entry(rid, None, *held) for rid, held in local.items()}
+    mirror.remote = {
+        peer: {rid: entry(rid, peer, *held) for rid, held in held_by.items()} for peer, held_by in remote.items()
+    }
+    encoded = EncodedList()
+    encoded.body(mirror)
+    rows_version = mirror.rows_version
+
+    for rid, seen, verified in refreshed:  # some refreshed as a full sync does, some verified or not
+        mirror.refresh([rid], seen + 300)
+        if rid in mirror.local:
+            mirror.local[rid].verified = verified
+        assert mirror.rows_version == rows_version  # (a refresh leaves the rows: only their tails move)
+        assert encoded.body(mirror) == orjson.dumps(aggregate(mirror.local, mirror.remote))
