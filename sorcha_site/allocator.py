@@ -6,9 +6,17 @@ A web process reads its pool in pages of megabytes and encodes lists of tens of 
 the adjusting threshold, those end up in the heap and its resident size keeps what they freed.
 A fixed threshold turns the adjustment off. It is set once, before the process reads its pool.
 
-Measured with `make bench` (`bench.bench_memory`, RSS of a web process above an idle one over
-Redis's `used_memory`, 100,000 local advertisements), three runs each way: see
-docs/performance.md ("Kept process-level settings").
+Measured with `bench.bench_memory` (RSS of a web process above an idle one, over Redis's
+`used_memory`, 100,000 local advertisements; the tracker issue's bound 2.5), three runs each way
+on one machine in one sitting:
+
+| threshold | RSS above idle / used_memory, three runs | mean | standard deviation | range |
+|---|---|---|---|---|
+| glibc's own (adjusting) | 2.845, 2.979, 2.893 | 2.906 | 0.068 | 0.134 |
+| fixed (this module) | 2.519, 2.492, 2.516 | 2.509 | 0.015 | 0.027 |
+
+The gain (0.397) is more than twice the larger standard deviation (0.136) and than the larger
+range (0.268).
 """
 
 from __future__ import annotations

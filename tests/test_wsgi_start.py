@@ -75,3 +75,28 @@ def test_a_register_service_neither_reads_a_pool_nor_builds_a_store() -> None:
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_web_process_freezes_what_it_loaded_and_maps_large_blocks_on_their_own(tmp_path: Path, prefix: str) -> None:
+    """The two process-level settings kept (sorcha_site/collector.py, sorcha_site/allocator.py; their
+    measurements are in those modules): once loaded, the store's mirror is beyond the collector's reach."""
+    seeder = AdvertisementStore(SESSION_REDIS.url, prefix, 300.0, start_watcher=False)
+    seeder.apply_bulk([AdvertisementInput(register_id(), True, name="ledger", source_updated_at=now_micros())])
+    seeder.close()
+    env = base_environment(migrated_database(tmp_path), SESSION_REDIS, prefix)
+    env["SORCHA_SERVICE"] = "peer"
+    probe = (
+        "import gc, sorcha_site.wsgi\n"
+        "from peers.store import get_store\n"
+        "from sorcha_site import allocator\n"
+        "entry = next(iter(get_store().mirror.local.values()))\n"
+        "print(gc.get_freeze_count() > 0, gc.is_tracked(entry) and not any(entry is o for o in gc.get_objects()),"
+        " allocator.keep_large_blocks_mapped())"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True True True"

@@ -24,7 +24,7 @@ from peers.api.schemas import (
 )
 from peers.gossip.rounds import trigger_round
 from peers.store import BulkResult, MarksLost, MarksUnavailable, StaleFullSync, format_micros, get_store
-from sorcha_site import bounds, collector, malformed_ids
+from sorcha_site import bounds, malformed_ids
 from sorcha_site.api import error_response, json_response, require_json_body
 from sorcha_site.auth import IsServiceOrStaff
 from sorcha_site.schema import error
@@ -105,22 +105,21 @@ class BulkAdvertiseView(PeerAPIView):
         ),
     )
     def post(self, request: Request) -> HttpResponse:
-        with collector.paused():  # the one process-level trick: see sorcha_site/collector.py
-            body = parse_body(request, BulkAdvertiseRequest)
-            window = TimeWindow()
-            try:
-                snapshot_at = body.snapshot_micros(window)
-                advertisements = body.to_inputs(window)
-            except ValueError as exc:
-                raise BadRequest(str(exc)) from exc
-            if snapshot_at is None and body.fullSync:
-                snapshot_at = arrival_snapshot(window)
-            try:
-                result = get_store().apply_bulk(
-                    advertisements, full_sync=body.fullSync, snapshot_at=snapshot_at, total=body.total
-                )
-            except FULL_SYNC_REFUSALS as exc:
-                return full_sync_refused(exc)
+        body = parse_body(request, BulkAdvertiseRequest)
+        window = TimeWindow()
+        try:
+            snapshot_at = body.snapshot_micros(window)
+            advertisements = body.to_inputs(window)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from exc
+        if snapshot_at is None and body.fullSync:
+            snapshot_at = arrival_snapshot(window)
+        try:
+            result = get_store().apply_bulk(
+                advertisements, full_sync=body.fullSync, snapshot_at=snapshot_at, total=body.total
+            )
+        except FULL_SYNC_REFUSALS as exc:
+            return full_sync_refused(exc)
         if result.changed:
             trigger_round()
         return json_response(result.as_dict())
@@ -173,18 +172,17 @@ class ReconcileView(PeerAPIView):
         ),
     )
     def post(self, request: Request) -> HttpResponse:
-        with collector.paused():  # see sorcha_site/collector.py
-            body = parse_body(request, DigestRequest)
-            window = TimeWindow()
-            try:
-                snapshot_at = body.snapshot_micros(window)
-                digest = body.pairs(window)
-            except ValueError as exc:
-                raise BadRequest(str(exc)) from exc
-            try:
-                answer = get_store().reconcile(digest, snapshot_at, final=body.final, total=body.total)
-            except FULL_SYNC_REFUSALS as exc:
-                return full_sync_refused(exc)
+        body = parse_body(request, DigestRequest)
+        window = TimeWindow()
+        try:
+            snapshot_at = body.snapshot_micros(window)
+            digest = body.pairs(window)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from exc
+        try:
+            answer = get_store().reconcile(digest, snapshot_at, final=body.final, total=body.total)
+        except FULL_SYNC_REFUSALS as exc:
+            return full_sync_refused(exc)
         if answer.result.changed:
             trigger_round()
         return json_response({**answer.result.as_dict(), "needed": answer.needed, "complete": answer.complete})
