@@ -157,13 +157,21 @@ def plan_items(
     tombstones older than it yield to. Yields a plan per `batch` items, so the first is written
     while the next is planned.
     """
-    plan, upserts, planned = Plan(), None, 0
+    plan, planned = Plan(), 0
+    upserts: list[str] | None = None  # the open U operation's arguments, its place, what each item counts as
+    upserts_at, counted = 0, list[str]()
     now, until, local_prefix, tomb_prefix = clock.now, clock.until_ms, keys.local(""), keys.tomb("")
+
+    def close_upserts() -> None:  # the open U operation's labels, joined once (not grown item by item)
+        if upserts is not None:
+            plan.ops.labels[upserts_at] = "".join(counted)
+
     for item in items:
         result.processed += 1
         register_id = item.register_id
         current = live(local.get(register_id), now)
         if not item.is_public:
+            close_upserts()
             upserts = None
             removal = plan_removal(keys, register_id, item.source_updated_at, current, clock, result)
             if removal is None:
@@ -179,16 +187,19 @@ def plan_items(
             value = encode_value(stamp, merged_fields(item, current.fields if current else None))
             if upserts is None:
                 upserts = ["U", local_prefix, tomb_prefix, str(clock.ttl_ms), str(-1 if floor is None else floor)]
+                upserts_at, counted = len(plan.ops), []
                 plan.ops.add_strings(upserts)
             upserts += (register_id, str(stamp), value)
-            plan.ops.labels[-1] += "a" if current is None else ("n" if current.value == value else "u")
+            counted.append("a" if current is None else ("n" if current.value == value else "u"))
             plan.expected.append((local_prefix + register_id, value, until))
             if tomb is not None:
                 plan.expected.append((tomb_prefix + register_id, "", GONE))
         planned += 1
         if planned >= batch:
+            close_upserts()
             yield plan
             plan, upserts, planned = Plan(), None, 0
+    close_upserts()
     if len(plan):
         yield plan
 

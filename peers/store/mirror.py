@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import orjson
 
@@ -70,17 +70,13 @@ class Mirror:
     def _load_page(self, keys: list[str], values: list[str], expiries: list[int]) -> None:
         """One page of a scan: a local advertisement (nearly all of a pool) goes straight in as one
         compact entry; the rest goes the general way."""
-        local, ttl, prefix = self.local, self.ttl, self._local_prefix
+        local, prefix = self.local, self._local_prefix
         cut = len(prefix)
-        # Entries written by one commit share one expiry: they share its two floats too (~5 MB at 100,000).
         moments: dict[int, tuple[float, float]] = {}
         for key, raw, expiry_ms in zip(keys, values, expiries, strict=True):
             if not raw or expiry_ms < 0:
                 continue
-            moment = moments.get(expiry_ms)
-            if moment is None:
-                moment = moments[expiry_ms] = (expiry_ms / 1000, expiry_ms / 1000 - ttl)
-            expires_at, refreshed_at = moment
+            expires_at, refreshed_at = self._moment(moments, expiry_ms)
             register_id = key[cut:]
             if not key.startswith(prefix) or ":" in register_id:
                 self._set(key, raw, expires_at, verified=False)
@@ -98,9 +94,9 @@ class Mirror:
         stated them since this process started). `encoded_here`: every value is one this process
         encoded itself (a commit's reply), so it is not parsed again; values fetched are checked.
         """
-        local, prefix, ttl = self.local, self._local_prefix, self.ttl
+        local, prefix = self.local, self._local_prefix
         cut, soonest, rows_changed = len(prefix), self._expiry_horizon, False
-        moments: dict[int, tuple[float, float]] = {}  # (as in a load: one commit's entries share their floats)
+        moments: dict[int, tuple[float, float]] = {}
         for key, raw, expiry_ms in states:
             register_id = key[cut:]
             if not key.startswith(prefix) or ":" in register_id:  # (local entries inline: nearly all writes)
@@ -109,10 +105,7 @@ class Mirror:
                 rows_changed |= local.pop(register_id, None) is not None
                 continue
             else:
-                moment = moments.get(expiry_ms)
-                if moment is None:
-                    moment = moments[expiry_ms] = (expiry_ms / 1000, expiry_ms / 1000 - ttl)
-                expires_at, refreshed_at = moment
+                expires_at, refreshed_at = self._moment(moments, expiry_ms)
                 held = local.get(register_id)
                 if held is not None and held.value == raw:  # the same advertisement, its TTL started again
                     held.expires_at, held.refreshed_at, held.verified = expires_at, refreshed_at, True
@@ -132,6 +125,14 @@ class Mirror:
         self.version += 1
         if rows_changed:
             self.rows_version += 1
+
+    def _moment(self, moments: dict[int, tuple[float, float]], expiry_ms: int) -> tuple[float, float]:
+        """An expiry in ms as (expires_at, refreshed_at). Entries written by one commit share one expiry:
+        through `moments` they share its two floats too (~5 MB at 100,000)."""
+        moment = moments.get(expiry_ms)
+        if moment is None:
+            moment = moments[expiry_ms] = (expiry_ms / 1000, expiry_ms / 1000 - self.ttl)
+        return moment
 
     def refresh(self, register_ids: Iterable[str], until: float) -> None:
         """Local entries whose TTL a full sync started again, all until `until`."""
@@ -216,6 +217,3 @@ class Mirror:
         for entries in self.remote.values():
             soonest = min(soonest, min((entry.expires_at for entry in entries.values()), default=soonest))
         return soonest
-
-    def live_local(self, now: float) -> Mapping[str, Entry]:
-        return {rid: entry for rid, entry in self.local.items() if entry.expires_at > now}

@@ -130,9 +130,6 @@ class AdvertisementStore:
     def local_key(self, register_id: str) -> str:
         return self.keys.local(register_id)
 
-    def remote_key(self, peer_id: str, register_id: str) -> str:
-        return self.keys.remote(peer_id, register_id)
-
     def tomb_key(self, register_id: str) -> str:
         return self.keys.tomb(register_id)
 
@@ -163,6 +160,7 @@ class AdvertisementStore:
     def advertise(self, advertisement: AdvertisementInput) -> tuple[BulkResult, Entry | None]:
         """A single push: `isPublic` true upserts, false removes (never held by the guard)."""
         with self._lock:
+            self._follow()
             result = self._apply_items([advertisement], floor=None)
             self._encode_for_readers()
             return result, self.mirror.local.get(advertisement.register_id)
@@ -171,7 +169,7 @@ class AdvertisementStore:
         return self.advertise(AdvertisementInput(register_id, False, source_updated_at=source_updated_at))[0]
 
     def _apply_items(self, advertisements: Sequence[AdvertisementInput], floor: int | None) -> BulkResult:
-        self._follow()
+        """Plan and commit; the caller holds the store and has followed the log."""
         clock, result = self.clock(), BulkResult()
         plans = decide.plan_items(
             self.keys,
