@@ -24,7 +24,10 @@ class AvailableRegister(BaseModel):
     description: str
     isPublic: Literal[True]
     isLocal: bool = Field(description="this node advertises it itself")
-    peerCount: int = Field(ge=0, description="peers advertising it")
+    peerCount: int = Field(ge=0, description="distinct verified, unexpired origins advertising it")
+    directPeerCount: int = Field(
+        ge=0, description="of those, the origins this node exchanges with directly (the rest come through relays)"
+    )
     fullReplicaPeerCount: int = Field(ge=0)
     latestVersion: int = Field(ge=0)
     latestDocketVersion: int = Field(ge=0)

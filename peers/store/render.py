@@ -2,7 +2,9 @@
 
 For a register this node hosts, every field shown is this node's own; peers only raise the
 counts. For a remote-only register each field is the value held by the most peers (ties: the
-most recently seen), so one liar cannot override honest peers (ARCHITECTURE §4).
+most recently seen), so one liar cannot override honest peers (ARCHITECTURE §4). `peerCount`
+counts the origins holding a register, `directPeerCount` those of them this node exchanges with
+directly (a remote entry's `direct` field; entries without it came straight from their peer).
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ def local_row(
         "isPublic": True,
         "isLocal": True,
         "peerCount": len(remote),
+        "directPeerCount": sum(1 for e in remote if e.fields.get("direct", True)),
         "fullReplicaPeerCount": sum(1 for e in remote if e.fields["isFullReplica"]) if remote else 0,
         "latestVersion": fields["latestVersion"],
         "latestDocketVersion": fields["latestDocketVersion"],
@@ -103,6 +106,7 @@ def remote_row(register_id: str, remote: list[Entry], moment: Callable[[float], 
         "isPublic": True,
         "isLocal": False,
         "peerCount": len(remote),
+        "directPeerCount": sum(1 for held in fields if held.get("direct", True)),
         "fullReplicaPeerCount": sum(1 for held in fields if held["isFullReplica"]),
         "latestVersion": voted["latestVersion"],
         "latestDocketVersion": voted["latestDocketVersion"],
@@ -144,6 +148,7 @@ def _unsorted_rows(
                 "isPublic": True,
                 "isLocal": True,
                 "peerCount": 0,
+                "directPeerCount": 0,
                 "fullReplicaPeerCount": 0,
                 "latestVersion": fields["latestVersion"],
                 "latestDocketVersion": fields["latestDocketVersion"],
