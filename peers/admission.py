@@ -72,6 +72,11 @@ def check_address_rate(address: str) -> None:
     _check_rate("addr", address, settings.GOSSIP_RATE_PER_ADDRESS, "GOSSIP_RATE_PER_ADDRESS", "source", "address")
 
 
+def within_rate(kind: str, key: str, limit: int) -> bool:
+    """Count one (a set taken, a sequence bump) in the current window; False once over `limit`."""
+    return _hit(kind, key, limit) is None
+
+
 def check_peer_rate(peer_id: str) -> None:
     _check_rate("peer", peer_id, settings.GOSSIP_RATE_PER_PEER, "GOSSIP_RATE_PER_PEER", "peerId", "peer")
 

@@ -61,6 +61,9 @@ class Peer(models.Model):
         max_length=64, blank=True, default="", help_text="digest of this node's set the peer last said it holds"
     )
 
+    # The peer's replies carry `originsDigest`: it relays signed sets, and gets the relay exchange.
+    speaks_relay = models.BooleanField(default=False, help_text="exchanges signed per-origin sets (relayed gossip)")
+
     class Meta:
         ordering = ("name", "url")
 
@@ -94,6 +97,36 @@ class Peer(models.Model):
         if self.last_exchange_result == self.Result.NEVER and self.last_seen is None:
             return "never"
         return "healthy"
+
+
+class OriginSet(models.Model):
+    """The newest signed advertisement set held for one origin (this node's own included), relayed as it came.
+
+    `body` and `signature` are the bytes the origin signed, kept to be sent on untouched. A banned
+    origin keeps its row, emptied, so its sets are refused whoever relays them.
+    """
+
+    origin_id = models.CharField(max_length=32, unique=True)
+    public_key = models.CharField(max_length=64)
+    url = models.CharField(max_length=300, blank=True, default="", help_text="as the origin states it (a claim)")
+    name = models.CharField(max_length=100, blank=True, default="")
+    sequence = models.BigIntegerField(default=0)
+    issued_at_ms = models.BigIntegerField(default=0)
+    expires_at_ms = models.BigIntegerField(default=0, db_index=True)
+    advertisements = models.PositiveIntegerField(default=0)
+    # This node's own set only: the digest (peers.digests) of the local set it was published from.
+    content_digest = models.CharField(max_length=64, blank=True, default="")
+    body = models.BinaryField(default=b"")
+    signature = models.BinaryField(default=b"")
+    received_from = models.CharField(max_length=32, blank=True, default="", help_text="the peer it came from")
+    received_at = models.DateTimeField(null=True, blank=True)
+    banned = models.BooleanField(default=False, help_text="refused whoever relays it")
+
+    class Meta:
+        ordering = ("origin_id",)
+
+    def __str__(self) -> str:
+        return f"{self.name or self.origin_id} #{self.sequence}"
 
 
 class PeerNetwork(models.Model):

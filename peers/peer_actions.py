@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from peers.gossip import relay
 from peers.models import Peer
-from peers.store import get_store
 
 logger = logging.getLogger(__name__)
 
@@ -13,8 +13,9 @@ logger = logging.getLogger(__name__)
 def set_banned(peer: Peer, banned: bool) -> Peer:
     """Banning hides the peer's advertisements at once and refuses its exchanges."""
     Peer.objects.filter(pk=peer.pk).update(banned=banned)
-    if banned and peer.peer_id:
-        get_store().forget_peer(peer.peer_id)
+    if peer.peer_id:
+        # Its signed set goes too, and is refused whoever relays it (peers.gossip.relay).
+        relay.forget_origin(peer.peer_id, banned=banned) if banned else relay.unban_origin(peer.peer_id)
     logger.info("event=peer_%s peer_id=%s url=%s", "banned" if banned else "unbanned", peer.peer_id, peer.url)
     peer.refresh_from_db()
     return peer
@@ -31,6 +32,6 @@ def set_approved(peer: Peer, approved: bool = True) -> Peer:
 def forget(peer: Peer) -> None:
     """Drops the row and the peer's advertisements; it may come back as a new peer (ban it to keep it out)."""
     if peer.peer_id:
-        get_store().forget_peer(peer.peer_id)
+        relay.forget_origin(peer.peer_id, banned=False)
     peer.delete()
     logger.info("event=peer_forgotten peer_id=%s url=%s", peer.peer_id, peer.url)

@@ -72,6 +72,11 @@ def record_gossip_refusal(reason: str) -> None:
     increment(f"gossip_refused|{reason}")
 
 
+def record_set_refusal(reason: str) -> None:
+    """A relayed signed set refused, by reason: bad_signature, replayed, expired, banned, origin_rate, ..."""
+    increment(f"set_refused|{reason}")
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -139,6 +144,9 @@ class NodeCollector(Collector):
         refusals = CounterMetricFamily(
             "sorcha_gossip_refusals", "Gossip messages refused, by reason", labels=["reason"]
         )
+        sets = CounterMetricFamily(
+            "sorcha_gossip_sets_refused", "Signed advertisement sets refused, by reason", labels=["reason"]
+        )
         for field, value in values.items():
             kind, *labels = field.split("|")
             if kind == "full_sync" and len(labels) == 2:
@@ -147,7 +155,10 @@ class NodeCollector(Collector):
                 gossip.add_metric(labels, value)
             elif kind == "gossip_refused" and len(labels) == 1:
                 refusals.add_metric(labels, value)
+            elif kind == "set_refused" and len(labels) == 1:
+                sets.add_metric(labels, value)
         yield outcomes
+        yield sets
         yield gossip
         yield refusals
         yield CounterMetricFamily(

@@ -62,6 +62,15 @@ class ExchangeView(APIView):
                 "(and without `advertisementsDigest` in the body) the reply is the original message.",
             ),
             OpenApiParameter(
+                messages.RELAY_HEADER,
+                str,
+                OpenApiParameter.HEADER,
+                enum=["1"],
+                description="`1`: the sender relays signed per-origin sets; the reply then carries `originsDigest` "
+                "(this node does too), and later messages between the two carry `originsDigest`, `originVersions` "
+                "and `records` instead of the sender's own list (ARCHITECTURE §4).",
+            ),
+            OpenApiParameter(
                 messages.SIGNATURE_HEADER,
                 str,
                 OpenApiParameter.HEADER,
@@ -123,7 +132,7 @@ class ExchangeView(APIView):
         digest_aware = (
             request.headers.get(messages.DIGESTS_HEADER) == "1" or accepted.message.advertisementsDigest is not None
         )
-        reply = inbound.build_reply(accepted, digest_aware)
+        reply = inbound.build_reply(accepted, digest_aware, request.headers.get(messages.RELAY_HEADER) == "1")
         tally = history.ExchangeTally(
             bytes_sent=len(reply.body),
             bytes_received=len(request.body),

@@ -21,19 +21,21 @@ from django.utils import timezone
 
 from peers import admission, digests
 from peers.admission import GossipRejected
+from peers.gossip import antientropy, origins, relay
 from peers.gossip.messages import (
     NEED_SET,
     GossipMessage,
     PeerReference,
     SignedMessage,
     build_message,
+    build_relay_message,
     held_digest,
     local_set,
     own_url,
     verify_message,
 )
 from peers.models import Peer
-from peers.store import AdvertisementInput, get_store
+from peers.store import AdvertisementInput, BulkResult, get_store
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +69,8 @@ def accept_message(
     if source is not None:
         admission.check_address_rate(source)
     message = verify_message(body, signature)
+    if not settings.GOSSIP_RELAY and _relay_fields(message):
+        raise _refuse_relay(_relay_fields(message))
     if source is not None:
         admission.check_peer_rate(message.peerId)
     existing = Peer.objects.filter(peer_id=message.peerId).first()
@@ -74,13 +78,14 @@ def accept_message(
         admission.check_existing(existing)
         if existing.last_sequence >= message.sequence:
             raise _replayed(message.sequence)
-    elif message.advertisements is None:
+    elif message.advertisements is None and not message.relay:
         raise _need_set()  # a stranger's digest stands for nothing held here
     # One message at a time per process from the room check to the store write, so concurrent
     # messages cannot each see room and together pass GOSSIP_MAX_REMOTE_ADS.
     with _apply_lock:
-        ads = _inputs(message)
-        _check_remote_room(message.peerId, len(ads))
+        ads = [] if message.relay else _inputs(message)
+        if not message.relay:
+            _check_remote_room(message.peerId, len(ads))
         # The replay check comes before anything is recorded: a new sender's row is created with its
         # sequence, a known one's sequence is moved forward by compare-and-set, or nothing happens.
         if existing is None:
@@ -97,13 +102,15 @@ def accept_message(
                 peer.refresh_from_db()
                 admission.check_existing(peer)
                 raise _replayed(message.sequence)
-        result = get_store().replace_remote(message.peerId, ads)
+        # A relay message's sets are taken by the caller (its steps need this row's liveness first).
+        result = BulkResult() if message.relay else get_store().replace_remote(message.peerId, ads)
         if Peer.objects.filter(pk=peer.pk, banned=True).exists():  # banned while this message was applied
             get_store().forget_peer(message.peerId)
             raise GossipRejected(403, "peerId: this peer is banned", "banned")
+        received = {} if message.relay else {"advertisements_received": len(ads)}
         Peer.objects.filter(pk=peer.pk).update(
             last_seen=timezone.now(),
-            advertisements_received=len(ads),
+            **received,
             name=message.name,
             claimed_url=message.url,
             consecutive_failures=0,  # it is alive: contact it again at the next round
@@ -164,6 +171,15 @@ def _inputs(message: GossipMessage) -> list[AdvertisementInput]:
     ]
 
 
+def _relay_fields(message: GossipMessage) -> str:
+    present = [name for name in ("originsDigest", "originVersions", "records") if getattr(message, name) is not None]
+    return present[0] if present else ""
+
+
+def _refuse_relay(field: str) -> GossipRejected:
+    return GossipRejected(400, f"{field}: this node does not relay signed sets (GOSSIP_RELAY is off)", "malformed")
+
+
 def _need_set() -> GossipRejected:
     return GossipRejected(
         409, "advertisementsDigest: this node does not hold a set of yours with this digest; send the set", NEED_SET
@@ -207,7 +223,12 @@ def _bind_url(peer: Peer, url: str) -> None:
 
 
 def _learn_peers(references: list[PeerReference]) -> None:
-    """Add URLs we hear of (bounded, never evicting); they prove who they are when contacted."""
+    """Add URLs we hear of (bounded, never evicting); they prove who they are when contacted.
+
+    Not with GOSSIP_DISCOVERY off: the node then dials only its seeds and the peers that called it.
+    """
+    if not settings.GOSSIP_DISCOVERY:
+        return
     own = own_url()
     for reference in references:
         url = reference.url
@@ -218,11 +239,36 @@ def _learn_peers(references: list[PeerReference]) -> None:
         Peer.objects.get_or_create(url=url)
 
 
-def build_reply(accepted: Accepted, digest_aware: bool) -> SignedMessage:
-    """This node's answer to an accepted message: the digest alone when the sender holds this node's set."""
+def build_reply(accepted: Accepted, digest_aware: bool, relay_header: bool = False) -> SignedMessage:
+    """This node's answer to an accepted message: the digest alone when the sender holds this node's set.
+
+    A relay message gets the next anti-entropy step (`answer_relay`). To a node that sent the relay
+    header, the original reply also carries `originsDigest`: this node relays too.
+    """
+    if accepted.message.relay:
+        return answer_relay(accepted)
+    relaying = relay_header and settings.GOSSIP_RELAY
+    origins_digest = origins.digest(relay.held_versions(relay.now_ms())) if relaying else None
     if not digest_aware:
-        return build_message()
+        return build_message(origins_digest=origins_digest)
     local = local_set()
     return build_message(
-        local, digest_aware=True, full=accepted.message.heldDigest != local.digest, held=accepted.held_digest()
+        local,
+        digest_aware=True,
+        full=accepted.message.heldDigest != local.digest,
+        held=accepted.held_digest(),
+        origins_digest=origins_digest,
     )
+
+
+def answer_relay(accepted: Accepted) -> SignedMessage:
+    """Take the sets of a relay message and answer with the next step: Ack to a Syn, Done to an Ack2."""
+    message, sender = accepted.message, accepted.message.peerId
+    step = message.model_dump(include={"originsDigest", "originVersions", "records"}, exclude_none=True)
+    side = relay.NodeSide(sender)
+    if message.originVersions is None:
+        answer, _ = antientropy.ack(side, step, sender)
+    else:
+        answer, _ = antientropy.done(side, step, sender)
+    relay.mark_direct(sender)
+    return build_relay_message(answer)

@@ -28,7 +28,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictBool,
     StrictInt,
     StrictStr,
     ValidationError,
@@ -37,7 +36,9 @@ from pydantic import (
 
 from peers import digests, outbound
 from peers.admission import GossipRejected
-from peers.api.schemas import NAME_PATTERN, REGISTER_ID_PATTERN, TEXT_PATTERN, describe_validation_error
+from peers.api.schemas import TEXT_PATTERN, describe_validation_error
+from peers.gossip.antientropy import MAX_VERSIONS
+from peers.gossip.records import GossipAdvertisement
 from peers.identity import get_identity, next_sequence, peer_id_for, sign, signature_valid
 from peers.models import Peer
 from peers.store import Entry, get_store
@@ -46,6 +47,9 @@ from sorcha_site.bounds import MAX_VERSION, moment_micros, moment_problem, now_m
 SIGNATURE_HEADER = "X-Sorcha-Signature"
 # Sent by nodes that understand digests; a receiver answers them with `advertisementsDigest` and `heldDigest`.
 DIGESTS_HEADER = "X-Sorcha-Gossip-Digests"
+# Sent by nodes that relay signed sets; a receiver that does too answers with `originsDigest`, and the
+# next exchanges between them carry the relay fields instead of the sender's own list (peers.gossip.relay).
+RELAY_HEADER = "X-Sorcha-Gossip-Relay"
 EXCHANGE_PATH = "/api/peers/exchange"
 MAX_PEERS_IN_MESSAGE = 100
 # A digest-only message passes on a few known URLs (a different sample each time), not all of them:
@@ -74,18 +78,6 @@ PeerUrl = Annotated[
 ]
 
 
-class GossipAdvertisement(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    registerId: Annotated[StrictStr, Field(pattern=REGISTER_ID_PATTERN)]
-    # The Peer API's rules: a name has a visible character, no text has a NUL (PostgreSQL refuses it).
-    name: Annotated[StrictStr, Field(max_length=38, pattern=NAME_PATTERN)]
-    description: Annotated[StrictStr, Field(max_length=2048, pattern=TEXT_PATTERN)] = ""
-    latestVersion: GossipVersion = 0
-    latestDocketVersion: GossipVersion = 0
-    isFullReplica: StrictBool = True
-
-
 class PeerReference(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -101,13 +93,36 @@ def _no_default(schema: dict[str, Any]) -> None:
 
 
 def _set_or_digest(schema: dict[str, Any]) -> None:
-    schema["anyOf"] = [{"required": ["advertisements"]}, {"required": ["advertisementsDigest"]}]
+    schema["anyOf"] = [
+        {"required": ["advertisements"]},
+        {"required": ["advertisementsDigest"]},
+        {"required": ["originsDigest"]},
+    ]
 
 
 Digest = Annotated[StrictStr, Field(pattern=digests.DIGEST_PATTERN)]
+OriginId = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{32}$")]
+OriginVersion = tuple[OriginId, Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]]
+
+
+class SignedSetWire(BaseModel):
+    """A signed set as it travels: relays pass `set` on as they got it (peers.gossip.records)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    set: Annotated[StrictStr, Field(max_length=6 * 1024 * 1024, pattern=r"^[A-Za-z0-9+/]*={0,2}$")] = Field(
+        description="base64 of the origin's signed body: JSON with v, originId, publicKey, url, name, sequence, "
+        "issuedAt, expiresAt (ms since the epoch) and advertisements"
+    )
+    signature: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{128}$")] = Field(
+        description="Ed25519 (hex), by the origin's key, of `sorcha-advertisement-set/v1` + NUL + the body"
+    )
 
 
 class GossipMessage(BaseModel):
+    """A node's signed message. Three forms: the original (`advertisements`), by digest
+    (`advertisementsDigest`), and relay (`originsDigest`, with `originVersions` and `records`)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_set_or_digest)
 
     peerId: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{32}$")]
@@ -145,13 +160,44 @@ class GossipMessage(BaseModel):
         "reply may then carry the digest alone; in a reply, the set the replier holds now",
     )
     peers: list[PeerReference] = Field(default_factory=list, max_length=MAX_PEERS_IN_MESSAGE)
+    # Relayed gossip (sent only to nodes that sent the relay header or answered `originsDigest`).
+    originsDigest: Digest | None = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description="SHA-256 (hex) of the text of `originId:sequence` lines, sorted, one per unexpired set held; "
+        "in a relay exchange it stands for the sender's own list",
+    )
+    originVersions: list[OriginVersion] | None = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        max_length=MAX_VERSIONS,
+        description="every (originId, sequence) held, when the digests differ",
+    )
+    records: list[SignedSetWire] | None = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description="signed sets the addressee lacks or holds older",
+    )
 
-    @field_validator("advertisements", "advertisementsDigest", "heldDigest", mode="before")
+    @field_validator(
+        "advertisements",
+        "advertisementsDigest",
+        "heldDigest",
+        "originsDigest",
+        "originVersions",
+        "records",
+        mode="before",
+    )
     @classmethod
     def _left_out_never_null(cls, value: Any) -> Any:
         if value is None:
             raise ValueError("may be left out, never null")
         return value
+
+    @property
+    def relay(self) -> bool:
+        """A relay exchange's message: the sender's own list travels as one of the signed sets."""
+        return self.originsDigest is not None and self.advertisements is None and self.advertisementsDigest is None
 
     def rows(self) -> list[digests.Row]:
         """The listed set as the digest sees it: one row per register, the last listed winning (as stored)."""
@@ -215,40 +261,64 @@ def held_digest(peer_id: str, entries: list[Entry] | None = None) -> str:
 
 
 def build_message(
-    local: LocalSet | None = None, *, digest_aware: bool = False, full: bool = True, held: str | None = None
+    local: LocalSet | None = None,
+    *,
+    digest_aware: bool = False,
+    full: bool = True,
+    held: str | None = None,
+    origins_digest: str | None = None,
 ) -> SignedMessage:
     """This node's own signed message: its local public advertisements and the peers it has verified.
 
     Without `digest_aware` it is the original message (the addressee may not know the digest
     fields: they would be refused). With it, the message carries `advertisementsDigest` and the
     digest `held` of the addressee's set; with `full=False` the digest stands for the set.
+    `origins_digest`: to a node that sent the relay header, this node says it relays too.
     """
-    identity = get_identity()
     local = local or local_set()
     digest_only = digest_aware and not full
-    # Only URLs this node has proven (called and got their owner's signed reply) are passed on.
-    known = list(
-        Peer.objects.filter(banned=False, peer_id__isnull=False, url__isnull=False, last_exchange_result=Peer.Result.OK)
-        .exclude(peer_id=identity.peer_id)
-        .values_list("url", flat=True)[:MAX_PEERS_IN_MESSAGE]
-    )
-    if digest_only and len(known) > MAX_PEERS_IN_DIGEST_MESSAGE:
-        known = random.sample(known, MAX_PEERS_IN_DIGEST_MESSAGE)
-    message: dict[str, Any] = {
-        "peerId": identity.peer_id,
-        "publicKey": identity.public_key,
-        "url": settings.PEER_PUBLIC_URL,
-        "name": settings.NODE_NAME,
-        "sequence": next_sequence(),
-        "sentAt": timezone.now().isoformat(),
-    }
+    message = _envelope(few_peers=digest_only)
+    peers = message.pop("peers")  # last, as the original message has it
     if not digest_only:
         message["advertisements"] = local.advertisements
     if digest_aware:
         message["advertisementsDigest"] = local.digest
         if held is not None:
             message["heldDigest"] = held
-    message["peers"] = [{"url": url} for url in known]
+    if origins_digest is not None:
+        message["originsDigest"] = origins_digest
+    message["peers"] = peers
+    return _signed(message)
+
+
+def build_relay_message(step: dict[str, Any]) -> SignedMessage:
+    """A relay exchange's message: the envelope and one anti-entropy step (peers.gossip.antientropy)."""
+    return _signed({**_envelope(few_peers=True), **step})
+
+
+def _envelope(few_peers: bool) -> dict[str, Any]:
+    identity = get_identity()
+    # Only URLs this node has proven (called and got their owner's signed reply) are passed on.
+    known = list(
+        Peer.objects.filter(banned=False, peer_id__isnull=False, url__isnull=False, last_exchange_result=Peer.Result.OK)
+        .exclude(peer_id=identity.peer_id)
+        .values_list("url", flat=True)[:MAX_PEERS_IN_MESSAGE]
+    )
+    if few_peers and len(known) > MAX_PEERS_IN_DIGEST_MESSAGE:
+        known = random.sample(known, MAX_PEERS_IN_DIGEST_MESSAGE)
+    return {
+        "peerId": identity.peer_id,
+        "publicKey": identity.public_key,
+        "url": settings.PEER_PUBLIC_URL,
+        "name": settings.NODE_NAME,
+        "sequence": next_sequence(),
+        "sentAt": timezone.now().isoformat(),
+        "peers": [{"url": url} for url in known],
+    }
+
+
+def _signed(message: dict[str, Any]) -> SignedMessage:
+    identity = get_identity()
     body = orjson.dumps(message)
     return SignedMessage(body, sign(identity, body))
 
@@ -267,7 +337,7 @@ def verify_message(body: bytes, signature: str) -> GossipMessage:
         message = GossipMessage.model_validate_json(body)
     except ValidationError as exc:
         raise _refuse(400, describe_validation_error(exc), "malformed") from exc
-    if message.advertisements is None and message.advertisementsDigest is None:
+    if message.advertisements is None and message.advertisementsDigest is None and message.originsDigest is None:
         raise _refuse(400, "advertisements: Field required (or advertisementsDigest, standing for them)", "malformed")
     if peer_id_for(message.publicKey) != message.peerId:
         raise _refuse(403, "peerId: does not derive from publicKey", "bad_signature")

@@ -67,8 +67,9 @@ class Table(Protocol):
 
     def drop(self, origin_id: str) -> None: ...
 
-    def refused_origin(self, origin_id: str) -> str | None:
-        """Why sets of this origin are refused here (banned, not admitted, this node), or None."""
+    def refused(self, record: OriginSet) -> tuple[str, str] | None:
+        """(reason, detail) when this set is refused here for who its origin is (banned, not admitted,
+        this node) or for what it would hold (over GOSSIP_MAX_REMOTE_ADS); None otherwise."""
 
 
 class Rates(Protocol):
@@ -109,7 +110,7 @@ def accept(
         return Outcome(None, exc.reason, exc.detail)
     refusal = judge(record, table.held(record.origin_id), now_ms, limits)
     if refusal is None:
-        refusal = _refused_origin(table, record.origin_id)
+        refusal = table.refused(record)
     if refusal is not None:
         return Outcome(record, *refusal)
     evicted = None
@@ -142,11 +143,6 @@ def judge(record: OriginSet, held: Held | None, now_ms: int, limits: Limits) -> 
     return None
 
 
-def _refused_origin(table: Table, origin_id: str) -> tuple[str, str] | None:
-    why = table.refused_origin(origin_id)
-    return None if why is None else (why, f"records[].set.originId: {origin_id} is {why.replace('_', ' ')} here")
-
-
 def digest(versions: Mapping[str, int]) -> str:
     """One hash of a whole (origin, sequence) map: equal on two nodes when they hold the same sets."""
     text = "".join(f"{origin}:{versions[origin]}\n" for origin in sorted(versions))
@@ -159,7 +155,11 @@ def to_send(
     """The sets the other side lacks or holds older, the origins it holds oldest first, within the
     budget (one set always goes, whatever its size: a set larger than the budget must still travel)."""
     wanted = sorted(
-        ((theirs.get(origin, 0), origin, signed) for origin, sequence, signed in mine if sequence > theirs.get(origin, 0)),
+        (
+            (theirs.get(origin, 0), origin, signed)
+            for origin, sequence, signed in mine
+            if sequence > theirs.get(origin, 0)
+        ),
         key=lambda item: (item[0], item[1]),
     )
     chosen: list[SignedSet] = []
@@ -202,10 +202,12 @@ class MemoryTable:
     def drop(self, origin_id: str) -> None:
         self.sets.pop(origin_id, None)
 
-    def refused_origin(self, origin_id: str) -> str | None:
-        if origin_id == self.own_id:
-            return "own"
-        return "banned" if origin_id in self.banned else None
+    def refused(self, record: OriginSet) -> tuple[str, str] | None:
+        if record.origin_id == self.own_id:
+            return "own", "records[].set.originId: is this node's own"
+        if record.origin_id in self.banned:
+            return "banned", f"records[].set.originId: {record.origin_id} is banned here"
+        return None
 
     def versions(self, now_ms: int) -> dict[str, int]:
         return {origin: record.sequence for origin, (record, _) in self.sets.items() if record.expires_at_ms > now_ms}

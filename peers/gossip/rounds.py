@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from peers import admission, outbound
+from peers.gossip import relay
 from peers.gossip.exchange import exchange_with
 from peers.gossip.messages import local_set, own_url
 from peers.identity import get_identity
@@ -41,12 +42,20 @@ def _due_peers(force: bool) -> list[Peer]:
         due = due.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now()))
     candidates = [peer for peer in due if peer.contact_url and peer.contact_url != own]
     candidates = [peer for peer in candidates if peer.peer_id is None or admission.is_admitted(peer)]
+    if not settings.GOSSIP_DISCOVERY:  # seeds and the peers that called this node, never URLs heard of
+        candidates = [peer for peer in candidates if peer.is_seed or peer.peer_id is not None]
     random.shuffle(candidates)
     candidates.sort(key=lambda peer: (not peer.is_seed, peer.url is None, peer.last_exchange_result != "ok"))
     by_url: dict[str, Peer] = {}
     for peer in candidates:
         by_url.setdefault(peer.contact_url, peer)
-    return list(by_url.values())
+    # Peers that relay signed sets: GOSSIP_FANOUT of them at random (what one hears, all hear in a few
+    # rounds). The others get every round: each holds only what this node tells it directly.
+    relaying = [peer for peer in by_url.values() if peer.speaks_relay and peer.peer_id]
+    others = [peer for peer in by_url.values() if not (peer.speaks_relay and peer.peer_id)]
+    chosen = others + random.sample(relaying, min(settings.GOSSIP_FANOUT, len(relaying)))
+    chosen.sort(key=lambda peer: (not peer.is_seed, peer.url is None, peer.last_exchange_result != "ok"))
+    return chosen
 
 
 _one_round_at_a_time = threading.Lock()
@@ -75,13 +84,18 @@ def _run_round(force: bool) -> dict[str, int]:
     if not peers:
         return outcome
     local = local_set()  # one set for all; each peer gets its own message (digest or set, its own sequence)
+    pushed = []
+    if settings.GOSSIP_RELAY:
+        relay.purge_expired()
+        own, published = relay.own_set()
+        pushed = [own] if published else []  # this node's new set goes at once to the peers of this round
     deadline = time.monotonic() + settings.GOSSIP_EXCHANGE_DEADLINE
 
     def one(peer: Peer) -> str:
         try:
             if time.monotonic() >= deadline - 0.05:
                 return "skipped"
-            return exchange_with(peer, local, deadline)
+            return exchange_with(peer, local, deadline, pushed)
         except Exception:
             logger.exception("event=gossip_exchange_error peer_url=%s", peer.contact_url)
             return "error"

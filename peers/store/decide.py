@@ -313,26 +313,33 @@ def plan_remote_set(
     clock: Clock,
     stamp_now: int,
     batch: int,
+    *,
+    until_ms: int | None = None,
+    direct: bool = True,
 ) -> tuple[list[Plan], BulkResult]:
-    """A peer's complete set replaces what it advertised before.
+    """A peer's (an origin's) complete set replaces what it advertised before.
 
     A remote entry is stamped with this node's clock when first received in its current form,
-    so a peer forgotten later (a peer tombstone) outranks any write-back of it.
+    so a peer forgotten later (a peer tombstone) outranks any write-back of it. It expires at
+    `until_ms` (a signed set's `expiresAt`, which no relay can extend), or one TTL from now for a
+    set a peer told this node itself. `direct`: the origin is a peer this node exchanges with.
     """
     plans, result = Plans(batch), BulkResult(processed=len(items))
     peer_tomb = keys.peer_tomb(peer_id)
+    until = clock.until_ms if until_ms is None else until_ms
+    ttl = str(max(1, until - clock.now_ms))
     listed: set[str] = set()
     for item in items:
         existing = held.get(item.register_id)
         fields = merged_fields(item, None)
+        if not direct:
+            fields["direct"] = False
         if existing is not None and existing.fields == fields:
             stamp, value, label = existing.source_updated_at, existing.value, "n"
         else:
             stamp, value, label = stamp_now, encode_value(stamp_now, fields), "a" if existing is None else "u"
         key = keys.remote(peer_id, item.register_id)
-        plans.add(
-            ["S", key, str(stamp), value, str(clock.ttl_ms), peer_tomb, "-1", ""], label, (key, value, clock.until_ms)
-        )
+        plans.add(["S", key, str(stamp), value, ttl, peer_tomb, "-1", ""], label, (key, value, until))
         listed.add(item.register_id)
     for register_id in held.keys() - listed:
         key = keys.remote(peer_id, register_id)

@@ -1,6 +1,9 @@
 """Gossip digests, the sending side: this process's real `exchange_with` talking over real HTTP to a real
 node (a gunicorn process), with the bodies that went over the wire recorded as `outbound.post` sent and
 read them. An unchanged set travels as its SHA-256; a receiver that lost it asks for it.
+
+This is the original exchange, between nodes that do not relay signed sets (`GOSSIP_RELAY=false` on
+both: what a node of the original exchange speaks); relaying nodes are in test_gossip_relay*.py.
 """
 
 from __future__ import annotations
@@ -29,9 +32,14 @@ from tests.plugin import SESSION_REDIS
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def original_exchange(settings: Any) -> None:
+    settings.GOSSIP_RELAY = False
+
+
 @pytest.fixture
 def node_b() -> Iterator[Node]:
-    node = Node("digest-b", SESSION_REDIS)
+    node = Node("digest-b", SESSION_REDIS, GOSSIP_RELAY="false")
     node.start_web()
     yield node
     node.stop_all()
