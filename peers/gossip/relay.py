@@ -220,6 +220,12 @@ class NodeSide:
                     len(outcome.record.advertisements),
                 )
             outcomes.append(outcome)
+        if any(outcome.accepted for outcome in outcomes):
+            # A new set goes on at once (debounced): a change crosses the network hop by hop in
+            # triggered rounds instead of one periodic round per hop.
+            from peers.gossip.rounds import trigger_round  # rounds -> exchange -> inbound -> relay
+
+            trigger_round()
         return outcomes
 
 

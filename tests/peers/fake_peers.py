@@ -51,6 +51,14 @@ class FakeNode:
             **overrides,
         }
 
+    def relay_message(self, step: dict[str, Any]) -> tuple[bytes, str]:
+        """A signed message of the relay exchange: this node's envelope and one anti-entropy step
+        (`originsDigest`, `originVersions`, `records`), with the relay header's fields only."""
+        message = self.message([])
+        del message["advertisements"]
+        body = orjson.dumps({**message, **step})
+        return body, self.sign(body)
+
     def sign(self, body: bytes) -> str:
         return self.key.sign(body).hex()
 
