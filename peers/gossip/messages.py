@@ -31,6 +31,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -102,7 +103,19 @@ def _set_or_digest(schema: dict[str, Any]) -> None:
 
 Digest = Annotated[StrictStr, Field(pattern=digests.DIGEST_PATTERN)]
 OriginId = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{32}$")]
-OriginVersion = tuple[OriginId, Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]]
+# [originId, sequence]: OpenAPI 3.0 has no tuple schema, so the pair is described as a two-item array.
+OriginVersion = Annotated[
+    tuple[OriginId, Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]],
+    WithJsonSchema(
+        {
+            "type": "array",
+            "minItems": 2,
+            "maxItems": 2,
+            "items": {"oneOf": [{"type": "string", "pattern": "^[0-9a-f]{32}$"}, {"type": "integer", "minimum": 1}]},
+            "description": "[originId, sequence]",
+        }
+    ),
+]
 
 
 class SignedSetWire(BaseModel):

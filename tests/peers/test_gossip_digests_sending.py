@@ -9,17 +9,15 @@ both: what a node of the original exchange speaks); relaying nodes are in test_g
 from __future__ import annotations
 
 import socket
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
 
-from peers import outbound
 from peers.gossip.exchange import exchange_with
 from peers.models import Peer
-from peers.store import AdvertisementInput, AdvertisementStore
+from peers.store import AdvertisementStore
 from tests.nodes import Node
 from tests.peers.fake_peers import SIGNATURE_HEADER, FakeNode, SocketServer, remote_ad
 from tests.peers.gossip_door import (
@@ -27,6 +25,7 @@ from tests.peers.gossip_door import (
     canonical_digest,
     generous_rates,  # noqa: F401  (autouse: imported, it applies to this module)
 )
+from tests.peers.wire import Exchanges, advertise_on, exchange, local_inputs
 from tests.plugin import SESSION_REDIS
 
 pytestmark = pytest.mark.django_db
@@ -43,57 +42,6 @@ def node_b() -> Iterator[Node]:
     node.start_web()
     yield node
     node.stop_all()
-
-
-Exchanges = list[tuple[bytes, bytes | None]]
-
-
-@pytest.fixture
-def wire(monkeypatch: pytest.MonkeyPatch) -> Exchanges:
-    """Every (request body, reply body) this process's outbound calls sent and read; None: no 200 reply."""
-    recorded: Exchanges = []
-    real_post = outbound.post
-
-    def recording_post(target: Any, body: bytes, *args: Any) -> outbound.Reply:
-        try:
-            reply = real_post(target, body, *args)
-        except outbound.ExchangeFailed:
-            recorded.append((body, None))
-            raise
-        recorded.append((body, reply.body))
-        return reply
-
-    monkeypatch.setattr(outbound, "post", recording_post)
-    return recorded
-
-
-def local_inputs(count: int, prefix: str = "register") -> list[AdvertisementInput]:
-    return [
-        AdvertisementInput(
-            uuid.uuid4().hex,
-            True,
-            name=f"{prefix}-{n}",
-            description="a public register",
-            latest_version=n,
-            latest_docket_version=n,
-            is_full_replica=True,
-        )
-        for n in range(count)
-    ]
-
-
-def advertise_on(node: Node, count: int) -> None:
-    node.advertise(
-        [
-            {"registerId": uuid.uuid4().hex, "isPublic": True, "name": f"b-register-{n}", "latestVersion": n}
-            for n in range(count)
-        ]
-    )
-
-
-def exchange(node: Node) -> str:
-    peer = Peer.objects.filter(peer_id__isnull=False).first() or Peer.objects.get_or_create(url=node.url)[0]
-    return exchange_with(peer)
 
 
 def test_an_unchanged_exchange_carries_digests_not_sets_under_1_kb_each_way_with_10k_registers(
