@@ -19,7 +19,8 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, URLPattern, get_script_prefix, path, reverse
 
 from peers import peer_actions
-from peers.models import Peer, PeerNetwork
+from peers.models import OriginSet, Peer, PeerNetwork
+from peers.store.model import format_micros
 
 # Tabs in page order: (fragment id, label).
 PEER_NETWORK_TABS = (
@@ -156,3 +157,43 @@ class PeerAdmin(admin.ModelAdmin):
         for peer in peers:
             peer_actions.forget(peer)
         self.message_user(request, f"Forgot {len(peers)} peer(s).", messages.SUCCESS)
+
+
+@admin.register(OriginSet)
+class OriginSetAdmin(admin.ModelAdmin):
+    """The signed advertisement sets this node holds, one per origin (its own included), as relayed to it.
+
+    Banning an origin drops its set and refuses it whoever relays it; it works for origins known only
+    through relays, which have no peer row.
+    """
+
+    list_display = ("__str__", "origin_id", "url", "sequence", "advertisements", "expires", "received_from", "banned")
+    list_filter = ("banned",)
+    search_fields = ("origin_id", "name", "url")
+    readonly_fields = [field.name for field in OriginSet._meta.fields if field.name not in ("body", "signature")]
+    exclude = ("body", "signature")
+    actions = ("ban", "unban")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False  # a set comes back from the next relay: ban it instead
+
+    @admin.display(description="expires")
+    def expires(self, origin: OriginSet) -> str:
+        return format_micros(origin.expires_at_ms * 1000) or "" if origin.expires_at_ms else ""
+
+    @admin.action(description="Ban (drop the set, refuse it whoever relays it)", permissions=["change"])
+    def ban(self, request: HttpRequest, queryset: QuerySet[OriginSet]) -> None:
+        origins = list(queryset.values_list("origin_id", flat=True))
+        for origin_id in origins:
+            peer_actions.ban_origin(origin_id)
+        self.message_user(request, f"Banned {len(origins)} origin(s).", messages.SUCCESS)
+
+    @admin.action(description="Unban", permissions=["change"])
+    def unban(self, request: HttpRequest, queryset: QuerySet[OriginSet]) -> None:
+        origins = list(queryset.values_list("origin_id", flat=True))
+        for origin_id in origins:
+            peer_actions.unban_origin(origin_id)
+        self.message_user(request, f"Unbanned {len(origins)} origin(s).", messages.SUCCESS)

@@ -35,3 +35,22 @@ def forget(peer: Peer) -> None:
         relay.forget_origin(peer.peer_id, banned=False)
     peer.delete()
     logger.info("event=peer_forgotten peer_id=%s url=%s", peer.peer_id, peer.url)
+
+
+def ban_origin(origin_id: str) -> None:
+    """An origin's set goes, and is refused whoever relays it (its peer row, if any, is banned too)."""
+    peer = Peer.objects.filter(peer_id=origin_id).first()
+    if peer is not None:
+        set_banned(peer, True)
+        return
+    relay.forget_origin(origin_id, banned=True)
+    logger.info("event=origin_banned origin_id=%s", origin_id)
+
+
+def unban_origin(origin_id: str) -> None:
+    peer = Peer.objects.filter(peer_id=origin_id).first()
+    if peer is not None:
+        set_banned(peer, False)
+        return
+    relay.unban_origin(origin_id)
+    logger.info("event=origin_unbanned origin_id=%s", origin_id)
