@@ -333,7 +333,8 @@
   const search = document.getElementById("pn-search");
   const sourceFilter = document.getElementById("pn-source");
   const unverifiedOnly = document.getElementById("pn-unverified");
-  for (const control of [search, sourceFilter, unverifiedOnly]) {
+  const relayedOnly = document.getElementById("pn-relayed");
+  for (const control of [search, sourceFilter, unverifiedOnly, relayedOnly]) {
     control.addEventListener("input", renderAvailable);
     control.addEventListener("change", renderAvailable);
   }
@@ -350,6 +351,10 @@
       return false;
     }
     if (sourceFilter.value === "remote" && register.isLocal) {
+      return false;
+    }
+    // Known only through relays: held by peers, none of which this node exchanges with itself.
+    if (relayedOnly.checked && (register.isLocal || register.directPeerCount !== 0)) {
       return false;
     }
     return !(unverifiedOnly.checked && register.verified);
@@ -416,6 +421,7 @@
         register.isLocal ? badge("local", "Local", "Hosted by this node") : badge("remote", "Remote", "Learnt from peers")
       ),
       el("td", { className: "pn-num", "data-label": "Peers" }, formatNumber(register.peerCount)),
+      el("td", { className: "pn-num", "data-label": "Direct peers" }, formatNumber(register.directPeerCount)),
       el("td", { className: "pn-num", "data-label": "Full replicas" }, formatNumber(register.fullReplicaPeerCount)),
       el(
         "td",
@@ -469,7 +475,15 @@
       const body = table.tBodies[0];
       if (visible.length === 0) {
         body.replaceChildren(
-          el("tr", {}, el("td", { colspan: 8, className: "pn-no-match", text: "No register matches the search and filters." }))
+          el(
+            "tr",
+            {},
+            el("td", {
+              colspan: table.tHead.rows[0].cells.length,
+              className: "pn-no-match",
+              text: "No register matches the search and filters.",
+            })
+          )
         );
       } else {
         body.replaceChildren(...visible.map(availableRow));
