@@ -288,16 +288,11 @@ GOSSIP_MAX_REMOTE_ADS = _positive_int("GOSSIP_MAX_REMOTE_ADS", 100_000)
 GOSSIP_RATE_WINDOW = _seconds("GOSSIP_RATE_WINDOW", 60.0, minimum=0.999)
 GOSSIP_RATE_PER_ADDRESS = _positive_int("GOSSIP_RATE_PER_ADDRESS", 120)
 GOSSIP_RATE_PER_PEER = _positive_int("GOSSIP_RATE_PER_PEER", 30)
-# Relayed gossip (ARCHITECTURE §4, "Remote advertisement"): peers a round exchanges with, whether URLs
-# heard from peers are dialled, origins whose signed sets are held, and the rates of sets taken.
-GOSSIP_FANOUT = _positive_int("GOSSIP_FANOUT", 3)
-# Off: this node speaks only the original exchange (its own set, both ways) and never relays.
-GOSSIP_RELAY = _read("GOSSIP_RELAY", bool, True)
-GOSSIP_DISCOVERY = _read("GOSSIP_DISCOVERY", bool, True)
-GOSSIP_MAX_ORIGINS = _positive_int("GOSSIP_MAX_ORIGINS", 1_000)
+# Relayed gossip (ARCHITECTURE §4, "Remote advertisement"; docs/configuration.md says what each does).
+GOSSIP_RELAY, GOSSIP_DISCOVERY = _read("GOSSIP_RELAY", bool, True), _read("GOSSIP_DISCOVERY", bool, True)
+GOSSIP_FANOUT, GOSSIP_MAX_ORIGINS = _positive_int("GOSSIP_FANOUT", 3), _positive_int("GOSSIP_MAX_ORIGINS", 1_000)
 GOSSIP_RATE_SETS_PER_PEER = _positive_int("GOSSIP_RATE_SETS_PER_PEER", 5 * GOSSIP_MAX_ORIGINS)
 GOSSIP_RATE_BUMPS_PER_ORIGIN = _positive_int("GOSSIP_RATE_BUMPS_PER_ORIGIN", 30)
-# Sets sent in one message, at most (one always goes, whatever its size).
 GOSSIP_SET_BUDGET_BYTES = _positive_int("GOSSIP_SET_BUDGET_BYTES", 1024 * 1024)
 # Outbound: loopback and private addresses only when asked (development, closed networks);
 # link-local (cloud metadata), multicast and unspecified never. Seeds are always allowed.

@@ -189,6 +189,7 @@ class GossipMessage(BaseModel):
     records: list[SignedSetWire] | None = Field(
         default=None,
         json_schema_extra=_no_default,
+        max_length=MAX_VERSIONS,
         description="signed sets the addressee lacks or holds older",
     )
 

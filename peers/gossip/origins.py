@@ -193,7 +193,11 @@ class MemoryTable:
         return sum(1 for record, _ in self.sets.values() if record.expires_at_ms > now_ms)
 
     def relayed_only(self, now_ms: int) -> str | None:
-        candidates = [(record.expires_at_ms, origin) for origin, (record, ok) in self.sets.items() if not ok]
+        candidates = [
+            (record.expires_at_ms, origin)
+            for origin, (record, ok) in self.sets.items()
+            if not ok and record.expires_at_ms > now_ms
+        ]
         return min(candidates)[1] if candidates else None
 
     def put(self, record: OriginSet, verified_url: bool) -> None:

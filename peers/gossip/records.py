@@ -100,9 +100,13 @@ class SignedSet:
         if not isinstance(signature, str) or len(signature) != 128:
             raise RecordRefused("malformed", "records[].signature: must be 128 hex characters")
         try:
-            return cls(base64.b64decode(encoded, validate=True), bytes.fromhex(signature))
+            body = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise RecordRefused("malformed", f"records[]: not base64 and hex ({exc})") from exc
+            raise RecordRefused("malformed", f"records[].set: not base64 ({exc})") from exc
+        try:
+            return cls(body, bytes.fromhex(signature))
+        except ValueError as exc:
+            raise RecordRefused("malformed", f"records[].signature: not hex ({exc})") from exc
 
 
 @dataclass(frozen=True)

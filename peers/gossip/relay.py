@@ -72,21 +72,22 @@ class DbTable:
     def __init__(self, sender: str) -> None:
         self.own_id = get_identity().peer_id
         self.sender = sender
+        self.verified = _verified_urls()
 
     def held(self, origin_id: str) -> Held | None:
         row = OriginSet.objects.filter(origin_id=origin_id).values("sequence", "expires_at_ms", "banned").first()
         if row is None or row["banned"]:
             return None
-        return Held(row["sequence"], row["expires_at_ms"], origin_id in _verified_urls())
+        return Held(row["sequence"], row["expires_at_ms"], origin_id in self.verified)
 
     def count(self, now_ms: int) -> int:
         return OriginSet.objects.filter(banned=False, expires_at_ms__gt=now_ms).exclude(origin_id=self.own_id).count()
 
     def relayed_only(self, now_ms: int) -> str | None:
         return (
-            OriginSet.objects.filter(banned=False)
+            OriginSet.objects.filter(banned=False, expires_at_ms__gt=now_ms)
             .exclude(origin_id=self.own_id)
-            .exclude(origin_id__in=_verified_urls())
+            .exclude(origin_id__in=self.verified)
             .order_by("expires_at_ms")
             .values_list("origin_id", flat=True)
             .first()
@@ -191,7 +192,7 @@ class NodeSide:
 
     def take(self, sets: Sequence[SignedSet], sender: str) -> list[Outcome]:
         outcomes = []
-        verified = _verified_urls()
+        verified = self.table.verified
         for signed in sets:
             outcome = origins.accept(
                 signed,
@@ -220,12 +221,6 @@ class NodeSide:
                     len(outcome.record.advertisements),
                 )
             outcomes.append(outcome)
-        if any(outcome.accepted for outcome in outcomes):
-            # A new set goes on at once (debounced): a change crosses the network hop by hop in
-            # triggered rounds instead of one periodic round per hop.
-            from peers.gossip.rounds import trigger_round  # rounds -> exchange -> inbound -> relay
-
-            trigger_round()
         return outcomes
 
 
