@@ -40,9 +40,11 @@ class Mirror:
         self.tombstones: dict[str, Tombstone] = {}
         self.peer_tombstones: dict[str, Tombstone] = {}
         self.full_sync = FullSyncState()
-        self.version = 0  # bumped on every change; keys the rendered list
-        # Bumped on every change but a refresh: while it stands, the list holds the same rows, only
-        # their `verified` and `lastSeen` may have moved (render.EncodedList re-encodes just those).
+        # Bumped on every change the available list shows (an entry's fields, `lastSeen` or `verified`);
+        # not by tombstones or the full-sync state. Keys the encoded list (`encoded.EncodedList`).
+        self.version = 0
+        # Bumped on every change but a refresh: while it stands, the list holds the same rows in the
+        # same order, only their `verified` and `lastSeen` may have moved.
         self.rows_version = 0
         self._expiry_horizon = 0.0  # no entry expires before this moment
         self._local_prefix = keys.local("")
@@ -95,7 +97,7 @@ class Mirror:
         encoded itself (a commit's reply), so it is not parsed again; values fetched are checked.
         """
         local, prefix = self.local, self._local_prefix
-        cut, soonest, rows_changed = len(prefix), self._expiry_horizon, False
+        cut, soonest, rows_changed, refreshed = len(prefix), self._expiry_horizon, False, False
         moments: dict[int, tuple[float, float]] = {}
         for key, raw, expiry_ms in states:
             register_id = key[cut:]
@@ -109,6 +111,7 @@ class Mirror:
                 held = local.get(register_id)
                 if held is not None and held.value == raw:  # the same advertisement, its TTL started again
                     held.expires_at, held.refreshed_at, held.verified = expires_at, refreshed_at, True
+                    refreshed = True
                     continue
                 rows_changed = True
                 try:
@@ -122,7 +125,8 @@ class Mirror:
             if raw and expiry_ms >= 0:
                 soonest = min(soonest, expiry_ms / 1000)
         self._expiry_horizon = soonest
-        self.version += 1
+        if rows_changed or refreshed:
+            self.version += 1
         if rows_changed:
             self.rows_version += 1
 
@@ -136,12 +140,14 @@ class Mirror:
 
     def refresh(self, register_ids: Iterable[str], until: float) -> None:
         """Local entries whose TTL a full sync started again, all until `until`."""
-        local, refreshed_at = self.local, until - self.ttl
+        local, refreshed_at, refreshed = self.local, until - self.ttl, False
         for register_id in register_ids:
             entry = local.get(register_id)
             if entry is not None:
                 entry.expires_at, entry.refreshed_at, entry.verified = until, refreshed_at, True
-        self.version += 1
+                refreshed = True
+        if refreshed:
+            self.version += 1
 
     def _set(self, key: str, raw: str, expires_at: float, verified: bool) -> bool:
         """Take one key's state; whether it changed an entry (a row of the list)."""

@@ -9,6 +9,7 @@ directly (a remote entry's `direct` field; entries without it came straight from
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -94,8 +95,10 @@ def local_row(
     }
 
 
-def remote_row(register_id: str, remote: list[Entry], moment: Callable[[float], str | None]) -> dict:
-    fields = decoded(remote)
+def remote_row(
+    register_id: str, remote: list[Entry], fields: list[dict[str, Any]], moment: Callable[[float], str | None]
+) -> dict:
+    """The row of a register only peers hold: `remote` their entries, `fields` the fields of each."""
     # Seen: when last refreshed (a TTL counts in ms), then when received in this form (in µs).
     seen_at = [(e.refreshed_at, e.source_updated_at) for e in remote]
     voted = {name: majority(fields, seen_at, name) for name in _VOTED_FIELDS}
@@ -119,6 +122,13 @@ def remote_row(register_id: str, remote: list[Entry], moment: Callable[[float], 
 _CHUNK = 4_096
 
 
+def _decoded_in_chunks(entries: list[Entry]) -> Iterator[tuple[Entry, dict[str, Any]]]:
+    """Each entry with its fields, decoded a chunk at a time."""
+    for start in range(0, len(entries), _CHUNK):
+        part = entries[start : start + _CHUNK]
+        yield from zip(part, decoded(part), strict=True)
+
+
 def _unsorted_rows(
     local: Mapping[str, Entry], remote: Mapping[str, Mapping[str, Entry]], moment: Callable[[float], str | None]
 ) -> Iterator[dict[str, Any]]:
@@ -131,32 +141,53 @@ def _unsorted_rows(
     remote_by_register: dict[str, list[Entry]] = {}
     for peer_entries in remote.values():
         for register_id, entry in peer_entries.items():
-            remote_by_register.setdefault(register_id, []).append(entry)
-    ids, entries = list(local), list(local.values())
-    for start in range(0, len(entries), _CHUNK):
-        part = entries[start : start + _CHUNK]
-        for register_id, entry, fields in zip(ids[start : start + _CHUNK], part, decoded(part), strict=True):
-            peers = remote_by_register.pop(register_id, None) if remote_by_register else None
-            if peers:
-                yield local_row(register_id, entry, fields, peers, moment)
-                continue
-            # A local row without peers (most of a pool, and all of it on a node alone): local_row inlined.
-            yield {
-                "registerId": register_id,
-                "name": fields["name"],
-                "description": fields["description"],
-                "isPublic": True,
-                "isLocal": True,
-                "peerCount": 0,
-                "directPeerCount": 0,
-                "fullReplicaPeerCount": 0,
-                "latestVersion": fields["latestVersion"],
-                "latestDocketVersion": fields["latestDocketVersion"],
-                "verified": entry.verified,
-                "lastSeen": moment(entry.refreshed_at),
-            }
-    for register_id, peers in remote_by_register.items():
-        yield remote_row(register_id, peers, moment)
+            held = remote_by_register.get(register_id)
+            if held is None:
+                remote_by_register[register_id] = [entry]
+            else:
+                held.append(entry)
+    for register_id, (entry, fields) in zip(local, _decoded_in_chunks(list(local.values())), strict=True):
+        peers = remote_by_register.pop(register_id, None) if remote_by_register else None
+        if peers:
+            yield local_row(register_id, entry, fields, peers, moment)
+            continue
+        # A local row without peers (most of a pool, and all of it on a node alone): local_row inlined.
+        yield {
+            "registerId": register_id,
+            "name": fields["name"],
+            "description": fields["description"],
+            "isPublic": True,
+            "isLocal": True,
+            "peerCount": 0,
+            "directPeerCount": 0,
+            "fullReplicaPeerCount": 0,
+            "latestVersion": fields["latestVersion"],
+            "latestDocketVersion": fields["latestDocketVersion"],
+            "verified": entry.verified,
+            "lastSeen": moment(entry.refreshed_at),
+        }
+    # Remote-only rows: the fields of all their entries decoded in chunks too, not register by register.
+    decoding = _decoded_in_chunks([entry for held in remote_by_register.values() for entry in held])
+    for register_id, held in remote_by_register.items():
+        if len(held) > 1:
+            yield remote_row(register_id, held, [next(decoding)[1] for _ in held], moment)
+            continue
+        # A register one peer holds (most remote rows): remote_row inlined, no vote.
+        entry, fields = next(decoding)
+        yield {
+            "registerId": register_id,
+            "name": fields["name"],
+            "description": fields["description"],
+            "isPublic": True,
+            "isLocal": False,
+            "peerCount": 1,
+            "directPeerCount": 1 if fields.get("direct", True) else 0,
+            "fullReplicaPeerCount": 1 if fields["isFullReplica"] else 0,
+            "latestVersion": fields["latestVersion"],
+            "latestDocketVersion": fields["latestDocketVersion"],
+            "verified": bool(entry.verified),
+            "lastSeen": moment(entry.refreshed_at),
+        }
 
 
 def sort_key(name: str, register_id: str) -> tuple[str, str]:
@@ -164,8 +195,26 @@ def sort_key(name: str, register_id: str) -> tuple[str, str]:
     return name.lower(), register_id
 
 
+def order_of(rows: list[dict[str, Any]]) -> array[int]:
+    """The list's order of rows built by `_unsorted_rows`: the index of each row, sorted by name then id."""
+    keys = [sort_key(row["name"], row["registerId"]) for row in rows]
+    return array("I", sorted(range(len(rows)), key=keys.__getitem__))
+
+
 def aggregate(local: Mapping[str, Entry], remote: Mapping[str, Mapping[str, Entry]]) -> list[dict[str, Any]]:
     """Local public ads and remote ads grouped by register, sorted by name then id."""
+    return aggregate_in_order(local, remote)[0]
+
+
+def aggregate_in_order(
+    local: Mapping[str, Entry], remote: Mapping[str, Mapping[str, Entry]], order: array[int] | None = None
+) -> tuple[list[dict[str, Any]], array[int]]:
+    """`aggregate`, and the order of its rows (`order_of`).
+
+    `order`: the order returned for the same entries, only their `lastSeen` and `verified` moved
+    since (`Mirror.rows_version` unchanged): the rows are built again but not sorted again.
+    """
     rows = list(_unsorted_rows(local, remote, Moments()))
-    keys = [sort_key(row["name"], row["registerId"]) for row in rows]
-    return [rows[index] for index in sorted(range(len(rows)), key=keys.__getitem__)]
+    if order is None or len(order) != len(rows):
+        order = order_of(rows)
+    return [rows[index] for index in order], order
