@@ -238,8 +238,12 @@ class AdvertisementStore:
             try:
                 yield
             finally:
-                self._before_bulk = None
-                self._encode_for_readers()
+                # Until this write's list is encoded readers keep getting the one before it: the write
+                # has not answered yet.
+                try:
+                    self._encode_for_readers()
+                finally:
+                    self._before_bulk = None
 
     # ------------------------------------------------------------------ remote advertisements
     def replace_remote(
@@ -319,9 +323,12 @@ class AdvertisementStore:
 
         While a bulk write holds the store (a full sync being applied), readers get the list as
         every write that has answered left it, as soon as the bulk write has caught up with the
-        log, instead of waiting for it to end: reconciliation must not slow the list down, and no
-        read misses a finished write.
+        log, instead of waiting for it to end (nor for the list it leaves to be encoded, nor for the
+        store): reconciliation must not slow the list down, and no read misses a finished write.
         """
+        body = self._before_bulk
+        if body is not None:
+            return body
         while not self._lock.acquire(timeout=_READER_POLL_S):
             body = self._before_bulk
             if body is not None:
