@@ -73,6 +73,7 @@ bench: install-dev
 	$(BIN)/python -m bench.bench_propagation
 	$(BIN)/python -m bench.bench_burst
 	$(BIN)/python -m bench.bench_gossip
+	$(BIN)/python -m bench.bench_network
 	$(BIN)/python -m bench.summary
 
 test: install-dev

@@ -11,7 +11,7 @@ import json
 from bench.common import BOUND_HEADERS, RESULTS, bound_row, print_table, shown
 
 # The benches that check a bound, in the order `make bench` runs them.
-BENCHES = ("full_sync", "restart", "memory", "latency", "burst")
+BENCHES = ("full_sync", "restart", "memory", "latency", "burst", "network")
 
 
 def rows() -> list[list[object]]:
