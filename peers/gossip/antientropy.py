@@ -38,6 +38,14 @@ class Side(Protocol):
     def take(self, sets: Sequence[SignedSet], sender: str) -> list[Outcome]: ...
 
 
+def round_fanout(fanout: int, digest_now: str, digest_last_round: str | None) -> int:
+    """The relaying peers one round exchanges with: `fanout` while the node has news (its map changed
+    since its previous round began: a set of its own or one it took), one otherwise. Spreading news
+    goes at the fan-out, as push gossip does; a network with nothing new costs one exchange per node
+    and round (as memberlist pairs gossip with a periodic push-pull with one random node)."""
+    return fanout if digest_now != digest_last_round else 1
+
+
 def syn(side: Side, pushed: Sequence[SignedSet] = ()) -> dict[str, Any]:
     step: dict[str, Any] = {"originsDigest": digest(side.versions())}
     if pushed:

@@ -307,7 +307,10 @@ def build_message(
 
 def build_relay_message(step: dict[str, Any]) -> SignedMessage:
     """A relay exchange's message: the envelope and one anti-entropy step (peers.gossip.antientropy)."""
-    return _signed({**_envelope(few_peers=True), **step})
+    message = {**_envelope(few_peers=True), **step}
+    if not message["peers"]:
+        del message["peers"]  # an unchanged exchange is one digest each way: every byte counts
+    return _signed(message)
 
 
 def _envelope(few_peers: bool) -> dict[str, Any]:

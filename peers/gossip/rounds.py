@@ -9,14 +9,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import close_old_connections, connection
 from django.db.models import Q
 from django.utils import timezone
 
 from peers import admission, outbound
-from peers.gossip import relay
+from peers.gossip import antientropy, origins, relay
 from peers.gossip.exchange import exchange_with
 from peers.gossip.messages import local_set, own_url
+from peers.gossip.records import SignedSet
 from peers.identity import get_identity
 from peers.models import Peer
 
@@ -31,6 +33,18 @@ def ensure_seeds() -> None:
     for url in outbound.seed_urls():
         if url != own and not Peer.objects.filter(url=url, is_seed=True).exists():
             Peer.objects.update_or_create(url=url, defaults={"is_seed": True})
+
+
+ROUND_DIGEST_KEY = "gossip:round-digest"
+
+
+def _relay_fanout() -> int:
+    """GOSSIP_FANOUT while this node has news since its last round began, else one (antientropy.round_fanout).
+    The digest is kept in the cache, shared by the node's processes; without it, the round fans out."""
+    now = origins.digest(relay.held_versions(relay.now_ms()))
+    last = cache.get(ROUND_DIGEST_KEY)
+    cache.set(ROUND_DIGEST_KEY, now, timeout=None)
+    return antientropy.round_fanout(settings.GOSSIP_FANOUT, now, last)
 
 
 def _due_peers(force: bool) -> list[Peer]:
@@ -53,7 +67,8 @@ def _due_peers(force: bool) -> list[Peer]:
     # rounds). The others get every round: each holds only what this node tells it directly.
     relaying = [peer for peer in by_url.values() if peer.speaks_relay and peer.peer_id]
     others = [peer for peer in by_url.values() if not (peer.speaks_relay and peer.peer_id)]
-    chosen = others + random.sample(relaying, min(settings.GOSSIP_FANOUT, len(relaying)))
+    fanout = _relay_fanout() if relaying and settings.GOSSIP_RELAY else 0
+    chosen = others + random.sample(relaying, min(fanout, len(relaying)))
     chosen.sort(key=lambda peer: (not peer.is_seed, peer.url is None, peer.last_exchange_result != "ok"))
     return chosen
 
@@ -79,16 +94,16 @@ def gossip_round(force: bool = False) -> dict[str, int]:
 
 def _run_round(force: bool) -> dict[str, int]:
     ensure_seeds()
+    pushed: list[SignedSet] = []
+    if settings.GOSSIP_RELAY:
+        relay.purge_expired()
+        own, published = relay.own_set()
+        pushed = [own] if published else []  # this node's new set goes at once to the peers of this round
     peers = _due_peers(force)
     outcome = {"peers": len(peers), "ok": 0, "failed": 0, "skipped": 0}
     if not peers:
         return outcome
     local = local_set()  # one set for all; each peer gets its own message (digest or set, its own sequence)
-    pushed = []
-    if settings.GOSSIP_RELAY:
-        relay.purge_expired()
-        own, published = relay.own_set()
-        pushed = [own] if published else []  # this node's new set goes at once to the peers of this round
     deadline = time.monotonic() + settings.GOSSIP_EXCHANGE_DEADLINE
 
     def one(peer: Peer) -> str:

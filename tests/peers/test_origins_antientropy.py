@@ -264,3 +264,9 @@ def test_within_a_small_budget_repeated_exchanges_converge() -> None:
 
     assert exchanges > 1
     assert len(a.versions()) == 14
+
+
+def test_a_round_fans_out_while_the_node_has_news_and_checks_one_peer_otherwise() -> None:
+    assert antientropy.round_fanout(3, "digest-now", "digest-before") == 3  # a set came in, or its own changed
+    assert antientropy.round_fanout(3, "digest-now", None) == 3  # no round before (or the cache lost it)
+    assert antientropy.round_fanout(3, "digest-now", "digest-now") == 1  # nothing new: one anti-entropy check
