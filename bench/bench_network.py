@@ -3,8 +3,9 @@ process, over a virtual clock, with no sockets and no database (a benchmark, not
 
 Each node has an Ed25519 key, a `MemoryTable` and `MemoryRates` (`peers.gossip.origins`), and
 starts holding only its own signed set (`peers.gossip.records.publish`; sequence and `issuedAt`
-from the virtual clock). A round: every node, in a random order, picks `GOSSIP_FANOUT` random
-neighbours (all of them when it has fewer) and runs one exchange with each through the real steps
+from the virtual clock). A round: every node, in a random order, picks as many random neighbours
+as `antientropy.round_fanout` says (`GOSSIP_FANOUT` while its map changed since its previous round
+began, one otherwise; all of them when it has fewer) and runs one exchange with each through the real steps
 of `peers.gossip.antientropy`: Syn -> Ack -> Ack2 (when the Ack carried versions) -> Done ->
 finish; every set a node takes goes through `origins.accept` with the neighbour as sender. The
 exchanges of a round run one after another, so a set may travel more than one hop in a round. A
@@ -18,15 +19,16 @@ and connected), a ring and a line; a fresh graph, order and key set per seed. Fo
 
 1. cold start: rounds until every node holds every origin's set, each node starting with its own
    (nothing is pushed: every set travels by anti-entropy);
-2. steady state: one more round once converged, bytes per node;
+2. steady state: once converged, one round more (the round after the last news still fans out),
+   then one quiet round: its bytes per node;
 3. a change: one origin publishes a new set (one more advertisement, a higher sequence), pushed in
    its Syns of the next round: rounds until every node holds it, and bytes per node until then.
 
 Bytes are counted as a message would carry them: each step dict encoded with orjson, plus a fixed
 envelope per message (step) measured from a GossipMessage-shaped dict (peerId, publicKey, url,
-name, sequence, sentAt, an empty peers list) encoded with orjson, plus the 128-character signature
-header value. HTTP heads are not counted. "Per node per round" is every byte of the round's
-exchanges divided by N (each node starts GOSSIP_FANOUT exchanges and answers about as many).
+name, sequence, sentAt; an empty peers list is left out) encoded with orjson, plus the 128-character
+signature header value. HTTP heads are not counted. "Per node per round" is every byte of the
+round's exchanges divided by N (each node starts its round's exchanges and answers about as many).
 
 The nodes and the exchange are in `bench/network_sim.py`, with the two shortcuts that keep a
 thousand nodes fast and change no figure (BENCH_NETWORK_FULL=1 runs without them). Seeds run in

@@ -54,8 +54,7 @@ def envelope_bytes() -> int:
         "name": "node-0001",
         "sequence": START_MS * 1000,
         "sentAt": "2026-01-01T00:00:00.000000+00:00",
-        "peers": [],
-    }
+    }  # an empty peers list is left out, as `messages.build_relay_message` does
     return len(orjson.dumps(message)) + 128
 
 
@@ -113,6 +112,8 @@ class Node:
     own: SignedSet | None = None
     cached_versions: dict[str, int] | None = None
     cached_offered: list[tuple[str, int, SignedSet]] | None = None
+    cached_digest: str | None = None
+    last_round_digest: str | None = None  # the digest of its map when its previous round began
     advertisements: list[dict[str, Any]] = field(default_factory=list)
 
     def publish(self, advertisements: list[dict[str, Any]]) -> SignedSet:
@@ -131,7 +132,19 @@ class Node:
         return self.own
 
     def changed(self) -> None:
-        self.cached_versions = self.cached_offered = None
+        self.cached_versions = self.cached_offered = self.cached_digest = None
+
+    def digest(self) -> str:
+        if self.cached_digest is None:
+            self.cached_digest = antientropy.digest(self.versions())
+        return self.cached_digest
+
+    def fanout(self) -> int:
+        """The peers of this round, as `peers.gossip.rounds` picks them (antientropy.round_fanout)."""
+        now = self.digest()
+        fanout = antientropy.round_fanout(FANOUT, now, self.last_round_digest)
+        self.last_round_digest = now
+        return fanout
 
     def versions(self) -> dict[str, int]:
         if self.cached_versions is None:
@@ -252,8 +265,9 @@ def run_round(nodes: list[Node], neighbours: list[list[int]], rng: random.Random
     rng.shuffle(order)
     spent = 0
     for index in order:
-        chosen = neighbours[index] if len(neighbours[index]) <= FANOUT else rng.sample(neighbours[index], FANOUT)
         node = nodes[index]
+        fanout = node.fanout()
+        chosen = neighbours[index] if len(neighbours[index]) <= fanout else rng.sample(neighbours[index], fanout)
         pushed = [node.own] if index == pushing and node.own is not None else []
         for peer in chosen:
             spent += exchange(node, nodes[peer], pushed)
@@ -297,6 +311,7 @@ def measure_seed(topology: str, n: int, seed: str) -> dict[str, float]:
     neighbours = graph(topology, n, rng)
     nodes = build(n, rng, clock)
     cold_rounds, cold_bytes = until(nodes, neighbours, rng, lambda node: len(node.table.sets) == n)
+    run_round(nodes, neighbours, rng)  # the round after the last news still fans out; the next is quiet
     steady = run_round(nodes, neighbours, rng)
     origin = rng.randrange(n)
     changing = nodes[origin]

@@ -7,8 +7,9 @@ Scuttlebutt reconciliation in two round trips (Cassandra's Syn/Ack/Ack2 shape):
 2. Ack (peer → initiator): the peer takes the pushed set, then answers its own digest; when the
    digests differ, its map too. When they are equal the exchange ends here: one hash each way.
 3. Ack2 (initiator → peer): the sets the peer lacks or holds older (by the peer's map, within the
-   budget) and the initiator's own map.
-4. Done (peer → initiator): the peer takes those sets and answers the ones the initiator lacks.
+   budget), and the initiator's wants: the origins of the peer's map it lacks or holds older, each
+   with the sequence it holds (0: none).
+4. Done (peer → initiator): the peer takes those sets and answers the wanted ones.
 
 Each step is a dict of the exchange message's relay fields (`originsDigest`, `originVersions`,
 `records`); `peers.gossip.exchange` and `peers.gossip.inbound` send them inside the signed
@@ -66,8 +67,9 @@ def ack2(side: Side, received: Mapping[str, Any]) -> dict[str, Any] | None:
     """The Ack2 step, or None when the Ack's digest said both hold the same sets."""
     if "originVersions" not in received:
         return None
-    theirs = versions_of(received)
-    step: dict[str, Any] = {"originsDigest": digest(side.versions()), "originVersions": wire_versions(side.versions())}
+    theirs, mine = versions_of(received), side.versions()
+    wants = {origin: mine.get(origin, 0) for origin, sequence in theirs.items() if sequence > mine.get(origin, 0)}
+    step: dict[str, Any] = {"originsDigest": digest(mine), "originVersions": wire_versions(wants)}
     sets = to_send(side.offered(), theirs, side.budget_bytes)
     if sets:
         step["records"] = [signed.wire() for signed in sets]
@@ -76,9 +78,10 @@ def ack2(side: Side, received: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def done(side: Side, received: Mapping[str, Any], sender: str) -> tuple[dict[str, Any], list[Outcome]]:
     outcomes = side.take(records_of(received), sender)
-    versions = side.versions()
-    step: dict[str, Any] = {"originsDigest": digest(versions)}
-    sets = to_send(side.offered(), versions_of(received), side.budget_bytes)
+    wants = versions_of(received)
+    step: dict[str, Any] = {"originsDigest": digest(side.versions())}
+    offered = [held for held in side.offered() if held[0] in wants]  # only what the initiator asked for
+    sets = to_send(offered, wants, side.budget_bytes)
     if sets:
         step["records"] = [signed.wire() for signed in sets]
     return step, outcomes

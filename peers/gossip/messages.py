@@ -105,13 +105,13 @@ Digest = Annotated[StrictStr, Field(pattern=digests.DIGEST_PATTERN)]
 OriginId = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{32}$")]
 # [originId, sequence]: OpenAPI 3.0 has no tuple schema, so the pair is described as a two-item array.
 OriginVersion = Annotated[
-    tuple[OriginId, Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]],
+    tuple[OriginId, Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]],
     WithJsonSchema(
         {
             "type": "array",
             "minItems": 2,
             "maxItems": 2,
-            "items": {"oneOf": [{"type": "string", "pattern": "^[0-9a-f]{32}$"}, {"type": "integer", "minimum": 1}]},
+            "items": {"oneOf": [{"type": "string", "pattern": "^[0-9a-f]{32}$"}, {"type": "integer", "minimum": 0}]},
             "description": "[originId, sequence]",
         }
     ),
@@ -184,7 +184,8 @@ class GossipMessage(BaseModel):
         default=None,
         json_schema_extra=_no_default,
         max_length=MAX_VERSIONS,
-        description="every (originId, sequence) held, when the digests differ",
+        description="in an answer whose digest differs, every (originId, sequence) held; in the message after "
+        "it, the origins wanted, each with the sequence held (0: none)",
     )
     records: list[SignedSetWire] | None = Field(
         default=None,

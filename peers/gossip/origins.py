@@ -108,13 +108,14 @@ def accept(
         record = parse(signed)
     except RecordRefused as exc:
         return Outcome(None, exc.reason, exc.detail)
-    refusal = judge(record, table.held(record.origin_id), now_ms, limits)
+    held = table.held(record.origin_id)
+    refusal = judge(record, held, now_ms, limits)
     if refusal is None:
         refusal = table.refused(record)
     if refusal is not None:
         return Outcome(record, *refusal)
     evicted = None
-    if table.held(record.origin_id) is None and table.count(now_ms) >= limits.max_origins:
+    if held is None and table.count(now_ms) >= limits.max_origins:
         evicted = table.relayed_only(now_ms) if verified_url else None
         if evicted is None:
             return Outcome(record, "origins_cap", f"records[].set.originId: over {limits.max_origins} origins held")
@@ -190,7 +191,10 @@ class MemoryTable:
         return None if entry is None else Held(entry[0].sequence, entry[0].expires_at_ms, entry[1])
 
     def count(self, now_ms: int) -> int:
-        return sum(1 for record, _ in self.sets.values() if record.expires_at_ms > now_ms)
+        """Other origins' unexpired sets (this node's own takes no room)."""
+        return sum(
+            1 for origin, (record, _) in self.sets.items() if origin != self.own_id and record.expires_at_ms > now_ms
+        )
 
     def relayed_only(self, now_ms: int) -> str | None:
         candidates = [

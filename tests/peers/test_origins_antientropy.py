@@ -202,6 +202,26 @@ def test_two_nodes_converge_in_one_exchange() -> None:
     assert a.table.sets[z.origin_id][0].signed == z.publish(3)  # the origin's very bytes, relayed
 
 
+def test_the_second_message_names_only_the_origins_wanted_and_gets_only_those() -> None:
+    a, b = Side(Origin("node-a")), Side(Origin("node-b"))
+    same, newer_at_b, only_at_b, only_at_a = Origin("same"), Origin("newer"), Origin("only-b"), Origin("only-a")
+    for side in (a, b):
+        side.hold(same, 1)
+    a.hold(newer_at_b, 1)
+    b.hold(newer_at_b, 2)
+    b.hold(only_at_b, 1)
+    a.hold(only_at_a, 1)
+
+    ack, _ = antientropy.ack(b, antientropy.syn(a), "node-a")
+    ack2 = antientropy.ack2(a, ack)
+    assert ack2 is not None
+    done, _ = antientropy.done(b, ack2, "node-a")
+
+    wanted = dict(antientropy.versions_of(ack2))
+    assert wanted == {newer_at_b.origin_id: 1, only_at_b.origin_id: 0, b.origin.origin_id: 0}
+    assert sent_origins(done) == set(wanted)  # not `same`, nor anything a holds as new
+
+
 def test_nodes_holding_the_same_sets_exchange_one_hash_each_way() -> None:
     a, b = Side(Origin("node-a")), Side(Origin("node-b"))
     a.hold(b.origin, 1)
