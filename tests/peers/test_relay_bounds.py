@@ -7,6 +7,7 @@ keys, as a real relay forwards them.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -16,9 +17,10 @@ from rest_framework.test import APIClient
 from peers import peer_actions
 from peers.gossip import records
 from peers.gossip.origins import digest
-from peers.gossip.relay import now_ms
+from peers.gossip.relay import now_ms, own_set
 from peers.models import OriginSet, Peer
-from peers.store import AdvertisementStore
+from peers.store import AdvertisementInput, AdvertisementStore
+from tests.helpers import wait_until
 from tests.peers.fake_peers import FakeNode, remote_ad
 from tests.peers.gossip_door import (
     generous_rates,  # noqa: F401  (autouse: imported, it applies to this module)
@@ -150,3 +152,25 @@ def test_without_discovery_urls_heard_from_peers_are_never_kept(peer_store: Adve
     settings.GOSSIP_DISCOVERY = True
     relay(relay_node, peers=[{"url": "http://198.51.100.9"}])
     assert Peer.objects.filter(url="http://198.51.100.9").exists()
+
+
+def test_this_nodes_set_is_published_again_when_its_registers_change_and_at_half_its_ttl(
+    peer_store: AdvertisementStore, settings: Any
+) -> None:
+    settings.ADVERTISEMENT_TTL = 2.0
+    first, published = own_set()
+    assert published
+    assert own_set() == (first, False)  # unchanged, and not yet half its TTL old
+
+    peer_store.apply_bulk([AdvertisementInput(uuid.uuid4().hex, True, name="new-register")])
+    changed, published = own_set()
+    assert published
+    body = records.parse(changed)
+    assert body.sequence > records.parse(first).sequence
+    assert [ad.name for ad in body.advertisements] == ["new-register"]
+
+    wait_until(lambda: own_set()[1], timeout=10, message="the set was never published again")
+    again = records.parse(own_set()[0])
+    assert again.sequence > body.sequence
+    assert again.issued_at_ms >= body.issued_at_ms + 1_000  # half of the 2 s TTL
+    assert again.expires_at_ms == again.issued_at_ms + 2_000
