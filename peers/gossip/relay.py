@@ -168,7 +168,16 @@ def apply_to_store(record: SignedOriginSet, direct: bool | None = None) -> None:
         for ad in record.advertisements
     ]
     direct = is_direct(record.origin_id) if direct is None else direct
-    get_store().replace_remote(record.origin_id, inputs, until_ms=record.expires_at_ms, direct=direct)
+    get_store().replace_remote(record.origin_id, inputs, until_ms=held_until(record, now_ms()), direct=direct)
+
+
+def held_until(record: SignedOriginSet, at_ms: int) -> int:
+    """When the set's advertisements leave this node: its `expiresAt`, and never later than one of this
+    node's TTLs after its `issuedAt` or after now. The store shows `lastSeen` as that moment less one
+    TTL, so a set's `lastSeen` is its `issuedAt` (earlier, never later, for an origin with a shorter
+    TTL, or a clock ahead of this one)."""
+    ttl_ms = int(settings.ADVERTISEMENT_TTL * 1000)
+    return min(record.expires_at_ms, record.issued_at_ms + ttl_ms, at_ms + ttl_ms)
 
 
 class NodeSide:

@@ -20,6 +20,7 @@ from peers.gossip.origins import digest
 from peers.gossip.relay import now_ms, own_set
 from peers.models import OriginSet, Peer
 from peers.store import AdvertisementInput, AdvertisementStore
+from peers.store.model import format_micros
 from tests.helpers import wait_until
 from tests.peers.fake_peers import FakeNode, remote_ad
 from tests.peers.gossip_door import (
@@ -128,18 +129,51 @@ def test_origins_past_the_cap_are_refused_and_a_verified_one_takes_a_relayed_onl
     assert OriginSet.objects.exclude(origin_id=relay_node.peer_id).filter(banned=False).count() <= 3  # + this node
 
 
+def row_of(store: AdvertisementStore, register_id: str) -> dict[str, Any]:
+    (row,) = [row for row in store.available() if row["registerId"] == register_id]
+    return row
+
+
 def test_a_relayed_register_lives_until_its_origins_expiry_and_was_last_seen_when_issued(
-    peer_store: AdvertisementStore,
+    peer_store: AdvertisementStore, settings: Any
 ) -> None:
+    ttl_ms = int(settings.ADVERTISEMENT_TTL * 1000)  # the origin's TTL is this node's (the default)
     origin, relay_node = Origin(), FakeNode(name="relay")
     issued = now_ms() - 10_000
-    relay(relay_node, origin.publish(issued_at_ms=issued, ttl_ms=40_000))
+    relay(relay_node, origin.publish(issued_at_ms=issued, ttl_ms=ttl_ms))
 
     (entry,) = peer_store.remote_advertisements()
     assert entry.peer_id == origin.id
-    assert entry.expires_at == pytest.approx((issued + 40_000) / 1000, abs=0.002)
-    (row,) = [row for row in peer_store.available() if row["registerId"] == origin.ads[0]["registerId"]]
+    assert entry.expires_at == pytest.approx((issued + ttl_ms) / 1000, abs=0.002)
+    row = row_of(peer_store, origin.ads[0]["registerId"])
     assert row["peerCount"] == 1 and row["directPeerCount"] == 0
+    # lastSeen is when the origin issued the set, not when a relay brought it.
+    assert row["lastSeen"] == format_micros(issued * 1000)
+
+
+def test_a_set_meant_to_live_longer_than_this_nodes_ttl_is_held_one_ttl_from_its_issue(
+    peer_store: AdvertisementStore, settings: Any
+) -> None:
+    ttl_ms = int(settings.ADVERTISEMENT_TTL * 1000)
+    origin, relay_node = Origin(), FakeNode(name="relay")
+    issued = now_ms() - 5_000
+    relay(relay_node, origin.publish(issued_at_ms=issued, ttl_ms=ttl_ms + 60_000))  # within TTL + skew: taken
+
+    (entry,) = peer_store.remote_advertisements()
+    assert entry.expires_at == pytest.approx((issued + ttl_ms) / 1000, abs=0.002)
+    assert row_of(peer_store, origin.ads[0]["registerId"])["lastSeen"] == format_micros(issued * 1000)
+
+
+def test_a_set_with_a_shorter_life_leaves_at_its_expiry_and_is_never_shown_as_seen_later_than_issued(
+    peer_store: AdvertisementStore,
+) -> None:
+    origin, relay_node = Origin(), FakeNode(name="relay")
+    issued = now_ms() - 5_000
+    relay(relay_node, origin.publish(issued_at_ms=issued, ttl_ms=40_000))
+
+    (entry,) = peer_store.remote_advertisements()
+    assert entry.expires_at == pytest.approx((issued + 40_000) / 1000, abs=0.002)
+    assert row_of(peer_store, origin.ads[0]["registerId"])["lastSeen"] <= format_micros(issued * 1000)
 
 
 def test_without_discovery_urls_heard_from_peers_are_never_kept(peer_store: AdvertisementStore, settings: Any) -> None:
