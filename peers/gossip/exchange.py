@@ -90,6 +90,10 @@ def _exchange(
             if accepted.message.originsDigest is not None and settings.GOSSIP_RELAY:  # it relays: sets travel now
                 accepted = _relay_exchange(accepted.peer, target, url, deadline, tally, pushed)
     except outbound.ExchangeFailed as exc:
+        if exc.status == 400 and peer.speaks_relay:
+            # It no longer takes relay messages (relaying switched off, or an older release): the
+            # original exchange from the next round on.
+            Peer.objects.filter(pk=peer.pk).update(speaks_relay=False)
         result = Peer.Result.REJECTED if exc.status is not None else Peer.Result.UNREACHABLE
         return _failed(peer, result, str(exc), now, "rejected" if exc.status is not None else "unreachable", tally)
     except GossipRejected as exc:

@@ -114,13 +114,13 @@ def accept(
         refusal = table.refused(record)
     if refusal is not None:
         return Outcome(record, *refusal)
+    if not rates.take("sets", sender, limits.sets_per_sender, now_ms):
+        return Outcome(record, "sender_rate", f"records: over {limits.sets_per_sender} sets per window from {sender}")
     evicted = None
     if held is None and table.count(now_ms) >= limits.max_origins:
         evicted = table.relayed_only(now_ms) if verified_url else None
         if evicted is None:
             return Outcome(record, "origins_cap", f"records[].set.originId: over {limits.max_origins} origins held")
-    if not rates.take("sets", sender, limits.sets_per_sender, now_ms):
-        return Outcome(record, "sender_rate", f"records: over {limits.sets_per_sender} sets per window from {sender}")
     if not rates.take("bumps", record.origin_id, limits.bumps_per_origin, now_ms):
         return Outcome(record, "origin_rate", "records[].set.sequence: this origin's sets come too often")
     if evicted is not None:

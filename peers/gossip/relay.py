@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from peers import admission
@@ -29,6 +31,9 @@ from peers.store import AdvertisementInput, get_store
 from sorcha_site.metrics import record_set_refusal
 
 logger = logging.getLogger(__name__)
+
+NEWS_ROUND_KEY = "gossip:news-round"
+NEWS_SPACING = 0.1  # of GOSSIP_INTERVAL: 15 s by default, so a set crosses ten hops in one interval
 
 
 def now_ms() -> int:
@@ -150,7 +155,10 @@ def _locked_row(origin_id: str, public_key: str) -> tuple[OriginSet, bool]:
 
 
 def _admitted_origin(origin_id: str) -> bool:
-    return origin_id in settings.PEER_ALLOWLIST or Peer.objects.filter(peer_id=origin_id, approved=True).exists()
+    """Admitted as a peer is (peers.admission.is_admitted): listed, approved, or a seed."""
+    if origin_id in settings.PEER_ALLOWLIST:
+        return True
+    return Peer.objects.filter(Q(approved=True) | Q(is_seed=True), peer_id=origin_id).exists()
 
 
 def apply_to_store(record: SignedOriginSet, direct: bool | None = None) -> None:
@@ -203,15 +211,19 @@ class NodeSide:
         outcomes = []
         verified = self.table.verified
         for signed in sets:
-            outcome = origins.accept(
-                signed,
-                self.table,
-                now_ms(),
-                self.limits,
-                sender=sender,
-                rates=self.rates,
-                verified_url=_origin_of(signed) in verified,
-            )
+            try:
+                outcome = origins.accept(
+                    signed,
+                    self.table,
+                    now_ms(),
+                    self.limits,
+                    sender=sender,
+                    rates=self.rates,
+                    verified_url=_origin_of(signed) in verified,
+                )
+            except Exception as exc:  # the database or the store failed: this set is not taken, the next may be
+                logger.exception("event=set_take_failed sender=%s origin_id=%s", sender, _origin_of(signed))
+                outcome = Outcome(None, "error", f"records[]: not taken ({type(exc).__name__})")
             if not outcome.accepted and outcome.reason not in origins.QUIET_REASONS:
                 record_set_refusal(outcome.reason or "")
                 logger.warning(
@@ -230,7 +242,19 @@ class NodeSide:
                     len(outcome.record.advertisements),
                 )
             outcomes.append(outcome)
+        if any(outcome.accepted for outcome in outcomes):
+            news_round()
         return outcomes
+
+
+def news_round() -> None:
+    """A set was taken: a round soon, so that news crosses the network hop by hop instead of one
+    periodic round per hop (an origin republishes at half its TTL: the other half is all the time its
+    new set has to reach every node). At most one per NEWS_SPACING of GOSSIP_INTERVAL per node."""
+    from peers.gossip.rounds import trigger_round  # rounds -> exchange -> inbound -> relay
+
+    if cache.add(NEWS_ROUND_KEY, 1, timeout=max(1, round(settings.GOSSIP_INTERVAL * NEWS_SPACING))):
+        trigger_round()
 
 
 def _origin_of(signed: SignedSet) -> str:
@@ -283,19 +307,21 @@ def own_set() -> tuple[SignedSet, bool]:
 
 
 def mark_direct(origin_id: str) -> None:
-    """After a direct exchange with an origin: its held set counts as direct in the list."""
+    """After a direct exchange with an origin: its held set counts as direct in the list. The row is
+    locked as `DbTable.put` locks it, so a newer set taken meanwhile is never written over."""
     entries = get_store().remote_advertisements(origin_id)
     if not entries or all(entry.fields.get("direct", True) for entry in entries):
         return
-    row = OriginSet.objects.filter(origin_id=origin_id, banned=False).first()
-    if row is None or row.expires_at_ms <= now_ms():
-        return
-    try:
-        record = records.parse(SignedSet(bytes(row.body), bytes(row.signature)))
-    except records.RecordRefused:
-        logger.exception("event=held_set_unreadable origin_id=%s", origin_id)
-        return
-    apply_to_store(record, direct=True)
+    with transaction.atomic():
+        row = OriginSet.objects.select_for_update().filter(origin_id=origin_id, banned=False).first()
+        if row is None or row.expires_at_ms <= now_ms():
+            return
+        try:
+            record = records.parse(SignedSet(bytes(row.body), bytes(row.signature)))
+        except records.RecordRefused:
+            logger.exception("event=held_set_unreadable origin_id=%s", origin_id)
+            return
+        apply_to_store(record, direct=True)
 
 
 def forget_origin(origin_id: str, banned: bool) -> None:

@@ -18,8 +18,9 @@ from peers.gossip.origins import digest
 from peers.gossip.relay import now_ms
 from peers.models import OriginSet, Peer
 from peers.store import AdvertisementStore
+from tests.helpers import wait_until
 from tests.nodes import Node
-from tests.peers.fake_peers import FakeNode, remote_ad
+from tests.peers.fake_peers import CountingListener, FakeNode, remote_ad
 from tests.peers.gossip_door import (
     generous_rates,  # noqa: F401  (autouse: imported, it applies to this module)
     post,
@@ -109,3 +110,42 @@ def _a_relayed_set_held_here() -> dict[str, str]:
     assert post(body, signature).status_code == 200
     assert OriginSet.objects.filter(origin_id=origin.peer_id, sequence=1).exists()
     return advertisement
+
+
+def test_a_set_taken_sets_off_a_round_so_news_goes_on_without_waiting_for_the_next_interval() -> None:
+    listener = CountingListener()  # the node's seed: it counts the node's calls
+    node = Node("news", SESSION_REDIS, PEER_SEEDS=listener.url)
+    try:
+        node.start_web()
+        calls = wait_until(lambda: listener.connections, timeout=20, message="no start-up round")
+        origin = FakeNode(name="far-origin")
+        private = origin.key.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        ).hex()
+        signed = records.publish(
+            private, url=origin.url, name="far", sequence=1, issued_at_ms=now_ms(), ttl_ms=60_000, advertisements=[]
+        )
+        step = {"originsDigest": digest({}), "records": [signed.wire()]}
+        body, signature = FakeNode(name="relay").relay_message(step)
+
+        assert FakeNode.post_to(origin, node.url, body, signature).status_code == 200
+
+        wait_until(lambda: listener.connections > calls, timeout=20, message="no round followed the news")
+    finally:
+        node.stop_all()
+        listener.stop()
+
+
+def test_a_peer_that_stops_relaying_gets_the_original_exchange_from_the_next_round(
+    peer_store: AdvertisementStore, original_node: Node, wire: Exchanges
+) -> None:
+    peer_store.apply_bulk(local_inputs(2))
+    assert exchange(original_node) == "ok"
+    Peer.objects.filter(url=original_node.url).update(speaks_relay=True)  # as it was before its relaying went off
+
+    assert exchange(original_node) == "rejected"  # it refused the relay message (400)
+    assert not Peer.objects.get(url=original_node.url).speaks_relay
+
+    assert exchange(original_node) == "ok"
+    assert not set(orjson.loads(wire[-1][0])) & RELAY_FIELDS
+    assert original_node.available_ids(local=False) == {e.register_id for e in peer_store.local_advertisements()}

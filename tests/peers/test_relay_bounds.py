@@ -208,3 +208,30 @@ def test_this_nodes_set_is_published_again_when_its_registers_change_and_at_half
     assert again.sequence > body.sequence
     assert again.issued_at_ms >= body.issued_at_ms + 1_000  # half of the 2 s TTL
     assert again.expires_at_ms == again.issued_at_ms + 2_000
+
+
+def test_a_set_whose_url_holds_a_nul_is_refused_and_the_rest_of_the_message_is_taken(
+    peer_store: AdvertisementStore, api: APIClient
+) -> None:
+    hostile, honest, relay_node = Origin("hostile"), Origin("honest"), FakeNode(name="relay")
+    hostile.node.url = "http://203.0.113.9/\x00"  # PostgreSQL refuses NUL: it must never reach a row
+    before = refused(api, "malformed")
+
+    relay(relay_node, hostile.publish(), honest.publish())
+
+    assert refused(api, "malformed") == before + 1
+    assert held_ids(peer_store) == {honest.ads[0]["registerId"]}
+    assert not OriginSet.objects.filter(origin_id=hostile.id).exists()
+
+
+def test_in_allowlist_mode_a_seeds_set_is_taken_as_its_messages_are(
+    peer_store: AdvertisementStore, settings: Any
+) -> None:
+    seed, relay_node = Origin("seed"), FakeNode(name="relay")
+    settings.PEER_ADMISSION = "allowlist"
+    settings.PEER_ALLOWLIST = [relay_node.peer_id]
+    Peer.objects.create(peer_id=seed.id, public_key=seed.node.public_key, url="http://203.0.113.8", is_seed=True)
+
+    relay(relay_node, seed.publish())
+
+    assert held_ids(peer_store) == {seed.ads[0]["registerId"]}
