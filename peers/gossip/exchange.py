@@ -118,7 +118,7 @@ def _exchange(
         speaks_relay=accepted.message.originsDigest is not None,
     )
     if accepted.message.relay:
-        relay.mark_direct(accepted.message.peerId)
+        relay.confirm_held(accepted.message.peerId)
     record_gossip_exchange("ok")
     tally.peer_pk = replier.pk
     tally.advertisements = replier.advertisements_received

@@ -270,5 +270,5 @@ def answer_relay(accepted: Accepted) -> SignedMessage:
         answer, _ = antientropy.ack(side, step, sender)
     else:
         answer, _ = antientropy.done(side, step, sender)
-    relay.mark_direct(sender)
+    relay.confirm_held(sender)
     return build_relay_message(answer)

@@ -306,22 +306,33 @@ def own_set() -> tuple[SignedSet, bool]:
     return signed, True
 
 
-def mark_direct(origin_id: str) -> None:
-    """After a direct exchange with an origin: its held set counts as direct in the list. The row is
-    locked as `DbTable.put` locks it, so a newer set taken meanwhile is never written over."""
-    entries = get_store().remote_advertisements(origin_id)
-    if not entries or all(entry.fields.get("direct", True) for entry in entries):
-        return
+def confirm_held(direct_origin: str) -> None:
+    """After a relay exchange with `direct_origin` (both sides now hold the same sets, or have sent each
+    other what they lacked): the sets this process holds unverified (loaded at start and not written
+    since) are confirmed, and the peer's own set counts as direct in the list."""
+    stale: set[str] = set()
+    for entry in get_store().remote_advertisements():
+        if entry.peer_id is not None and (
+            not entry.verified or (entry.peer_id == direct_origin and not entry.fields.get("direct", True))
+        ):
+            stale.add(entry.peer_id)
+    for origin_id in stale:
+        _apply_held(origin_id, direct=True if origin_id == direct_origin else None)
+
+
+def _apply_held(origin_id: str, direct: bool | None) -> None:
+    """The held set of an origin, written to the store again; the row is locked as `DbTable.put` locks
+    it, so a newer set taken meanwhile is never written over."""
     with transaction.atomic():
         row = OriginSet.objects.select_for_update().filter(origin_id=origin_id, banned=False).first()
-        if row is None or row.expires_at_ms <= now_ms():
+        if row is None or row.expires_at_ms <= now_ms() or not row.body:
             return
         try:
             record = records.parse(SignedSet(bytes(row.body), bytes(row.signature)))
         except records.RecordRefused:
             logger.exception("event=held_set_unreadable origin_id=%s", origin_id)
             return
-        apply_to_store(record, direct=True)
+        apply_to_store(record, direct=direct)
 
 
 def forget_origin(origin_id: str, banned: bool) -> None:

@@ -209,7 +209,8 @@ def _sets_held_by(node: Node, relay: FakeNode) -> dict[str, dict[str, str]]:
     body, signature = relay.relay_message({"originsDigest": digest({})})
     ack = relay.post_to(node.url, body, signature)
     assert ack.status_code == 200, ack.text
-    body, signature = relay.relay_message({"originsDigest": digest({}), "originVersions": []})
+    wants = [[origin, 0] for origin, _ in ack.json()["originVersions"]]  # all of them: it holds none
+    body, signature = relay.relay_message({"originsDigest": digest({}), "originVersions": wants})
     done = relay.post_to(node.url, body, signature)
     assert done.status_code == 200, done.text
     held = {}
