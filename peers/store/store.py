@@ -247,28 +247,15 @@ class AdvertisementStore:
 
     # ------------------------------------------------------------------ remote advertisements
     def replace_remote(
-        self,
-        peer_id: str,
-        advertisements: Sequence[AdvertisementInput],
-        *,
-        until_ms: int | None = None,
-        direct: bool = True,
+        self, peer_id: str, ads: Sequence[AdvertisementInput], *, until_ms: int | None = None, direct: bool = True
     ) -> BulkResult:
         """An origin's complete set of its own public ads replaces what it advertised before; it lasts
         until `until_ms` (a signed set's expiry) or one TTL; `direct`: this node exchanges with it."""
         with self._bulk_write():
-            clock = self.clock()
+            clock, batch = self.clock(), self.commit_batch
             held = {rid: e for rid, e in self.mirror.remote.get(peer_id, {}).items() if e.expires_at > clock.now}
             plans, result = decide.plan_remote_set(
-                self.keys,
-                peer_id,
-                held,
-                advertisements,
-                clock,
-                now_micros(),
-                self.commit_batch,
-                until_ms=until_ms,
-                direct=direct,
+                self.keys, peer_id, held, ads, clock, now_micros(), batch, until_ms=until_ms, direct=direct
             )
             self.committer.commit(plans, clock.now_ms, result)
             return result
