@@ -142,18 +142,7 @@ def _inputs(message: GossipMessage) -> list[AdvertisementInput]:
     can never be refreshed by a digest: the sender is asked for it instead.
     """
     if message.advertisements is not None:
-        return [
-            AdvertisementInput(
-                ad.registerId,
-                True,
-                name=ad.name,
-                description=ad.description,
-                latest_version=ad.latestVersion,
-                latest_docket_version=ad.latestDocketVersion,
-                is_full_replica=ad.isFullReplica,
-            )
-            for ad in message.advertisements
-        ]
+        return relay.inputs_of(message.advertisements)
     held = get_store().remote_advertisements(message.peerId)
     if held_digest(message.peerId, held) != message.advertisementsDigest:
         raise _need_set()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
 from django.conf import settings
@@ -23,8 +23,8 @@ from peers import admission
 from peers.gossip import origins, records
 from peers.gossip.messages import local_set
 from peers.gossip.origins import Held, Limits, Outcome
+from peers.gossip.records import GossipAdvertisement, SignedSet
 from peers.gossip.records import OriginSet as SignedOriginSet
-from peers.gossip.records import SignedSet
 from peers.identity import get_identity
 from peers.models import OriginSet, Peer
 from peers.store import AdvertisementInput, get_store
@@ -161,9 +161,9 @@ def _admitted_origin(origin_id: str) -> bool:
     return Peer.objects.filter(Q(approved=True) | Q(is_seed=True), peer_id=origin_id).exists()
 
 
-def apply_to_store(record: SignedOriginSet, direct: bool | None = None) -> None:
-    """What the set advertises, in the store, until the set's `expiresAt`."""
-    inputs = [
+def inputs_of(advertisements: Iterable[GossipAdvertisement]) -> list[AdvertisementInput]:
+    """Advertisements as a node states them (in a set or a message), as the store takes them."""
+    return [
         AdvertisementInput(
             ad.registerId,
             True,
@@ -173,8 +173,13 @@ def apply_to_store(record: SignedOriginSet, direct: bool | None = None) -> None:
             latest_docket_version=ad.latestDocketVersion,
             is_full_replica=ad.isFullReplica,
         )
-        for ad in record.advertisements
+        for ad in advertisements
     ]
+
+
+def apply_to_store(record: SignedOriginSet, direct: bool | None = None) -> None:
+    """What the set advertises, in the store, until the set's `expiresAt`."""
+    inputs = inputs_of(record.advertisements)
     direct = is_direct(record.origin_id) if direct is None else direct
     get_store().replace_remote(record.origin_id, inputs, until_ms=held_until(record, now_ms()), direct=direct)
 
