@@ -96,34 +96,38 @@ class Mirror:
         stated them since this process started). `encoded_here`: every value is one this process
         encoded itself (a commit's reply), so it is not parsed again; values fetched are checked.
         """
-        local, prefix = self.local, self._local_prefix
+        local, prefix, ttl = self.local, self._local_prefix, self.ttl
         cut, soonest, rows_changed, refreshed = len(prefix), self._expiry_horizon, False, False
+        # Entries written by one commit share one expiry, and through this its two floats (see `_moment`).
         moments: dict[int, tuple[float, float]] = {}
         for key, raw, expiry_ms in states:
             register_id = key[cut:]
             if not key.startswith(prefix) or ":" in register_id:  # (local entries inline: nearly all writes)
                 rows_changed |= self._set(key, raw if expiry_ms >= 0 else "", expiry_ms / 1000, verified=True)
-            elif not raw or expiry_ms < 0:
+                if raw and expiry_ms >= 0:
+                    soonest = min(soonest, expiry_ms / 1000)
+                continue
+            if not raw or expiry_ms < 0:
                 rows_changed |= local.pop(register_id, None) is not None
                 continue
-            else:
-                expires_at, refreshed_at = self._moment(moments, expiry_ms)
-                held = local.get(register_id)
-                if held is not None and held.value == raw:  # the same advertisement, its TTL started again
-                    held.expires_at, held.refreshed_at, held.verified = expires_at, refreshed_at, True
-                    refreshed = True
-                    continue
-                rows_changed = True
-                try:
-                    stamp = value_stamp(raw)
-                    if not encoded_here:
-                        well_formed(raw)
-                except (ValueError, orjson.JSONDecodeError) as exc:
-                    logger.error("event=store_entry_unreadable prefix=%s key=%s error=%r", self.keys.prefix, key, exc)
-                    continue
-                local[register_id] = Entry(register_id, None, stamp, None, raw, refreshed_at, expires_at, True)
-            if raw and expiry_ms >= 0:
-                soonest = min(soonest, expiry_ms / 1000)
+            moment = moments.get(expiry_ms)
+            if moment is None:
+                moment = moments[expiry_ms] = (expiry_ms / 1000, expiry_ms / 1000 - ttl)
+                soonest = min(soonest, moment[0])  # (the horizon: no expiry taken in is earlier)
+            held = local.get(register_id)
+            if held is not None and held.value == raw:  # the same advertisement, its TTL started again
+                held.expires_at, held.refreshed_at = moment
+                held.verified = refreshed = True
+                continue
+            rows_changed = True
+            try:
+                stamp = int(raw[: raw.index("|")])  # (model.value_stamp, inline)
+                if not encoded_here:
+                    well_formed(raw)
+            except (ValueError, orjson.JSONDecodeError) as exc:
+                logger.error("event=store_entry_unreadable prefix=%s key=%s error=%r", self.keys.prefix, key, exc)
+                continue
+            local[register_id] = Entry(register_id, None, stamp, None, raw, moment[1], moment[0], True)
         self._expiry_horizon = soonest
         if rows_changed or refreshed:
             self.version += 1
