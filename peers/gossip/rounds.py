@@ -41,10 +41,12 @@ ROUND_DIGEST_KEY = "gossip:round-digest"
 def _relay_fanout() -> int:
     """GOSSIP_FANOUT while this node has news since its last round began, else one (antientropy.round_fanout).
     The digest is kept in the cache, shared by the node's processes; without it, the round fans out."""
-    now = origins.digest(relay.held_versions(relay.now_ms()))
+    # Kept as an integer (60 bits of the digest): Redis then holds it as plain digits, never as the pickled
+    # bytes a text would become, which the store's scan of the node's keys would read as a broken page.
+    now = int(origins.digest(relay.held_versions(relay.now_ms()))[:15], 16)
     last = cache.get(ROUND_DIGEST_KEY)
     cache.set(ROUND_DIGEST_KEY, now, timeout=None)
-    return antientropy.round_fanout(settings.GOSSIP_FANOUT, now, last)
+    return antientropy.round_fanout(settings.GOSSIP_FANOUT, str(now), None if last is None else str(last))
 
 
 def _due_peers(force: bool) -> list[Peer]:
