@@ -8,6 +8,7 @@ carries the plan.
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import time
@@ -182,25 +183,23 @@ class RedisIO:
         """The scan's pages as `fetch.lua` encodes them (one JSON document each)."""
         cursor = b"0"
         while True:
-            cursor, page = self._fetch(args=["scan", cursor, f"{self.keys.prefix}:*", FETCH_PAGE])
+            cursor, page = self._fetch(
+                args=["scan", cursor, f"{self.keys.prefix}:*", FETCH_PAGE, *self.keys.pool_prefixes]
+            )
             yield time.time(), page
             if cursor == b"0":
                 return
 
     def parse_page(self, raw: bytes) -> Page:
-        page = orjson.loads(raw)
-        keys, values, expiries = page["k"], page["v"], page["t"]
-        if not all(key.startswith(self.keys.pool_prefixes) for key in keys):
-            kept = [i for i, key in enumerate(keys) if key.startswith(self.keys.pool_prefixes)]
-            keys, values, expiries = [keys[i] for i in kept], [values[i] for i in kept], [expiries[i] for i in kept]
-        return keys, values, expiries
+        page = loads_page(raw)
+        return page["k"], page["v"], page["t"]
 
     def fetch(self, keys: Sequence[str]) -> list[tuple[str, str, int]]:
         """(key, value ("" when gone), expiry in ms) of each key, in one script call per 10,000 keys."""
         fetched: list[tuple[str, str, int]] = []
         for start in range(0, len(keys), FETCH_PAGE):
             names = list(keys[start : start + FETCH_PAGE])
-            reply = orjson.loads(self._fetch(args=["keys", orjson.dumps(names)]))
+            reply = loads_page(self._fetch(args=["keys", orjson.dumps(names)]))
             fetched.extend(zip(names, reply["v"], reply["t"], strict=True))
         return fetched
 
@@ -242,6 +241,16 @@ class RedisIO:
             set(members.split()) if members else set(),
             {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in counts.items()},
         )
+
+
+def loads_page(raw: bytes) -> Any:
+    """A page `fetch.lua` encoded. A value that is not UTF-8 (damaged in Redis) must not cost its whole
+    page: such a page is read again keeping those bytes as lone surrogates, which the mirror's check
+    of each value (`model.well_formed`) refuses, so that value alone is skipped and logged."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw.decode("utf-8", "surrogateescape"))
 
 
 def log_order(entry_id: bytes) -> tuple[int, int]:

@@ -14,6 +14,7 @@ import redis
 from peers import store as store_module
 from peers.store import AdvertisementInput, AdvertisementStore, now_micros
 from peers.store.model import format_seconds
+from peers.store.redis_io import Keys, RedisIO
 from tests.conftest import point_store_at, register_id
 from tests.helpers import wait_until
 from tests.plugin import SESSION_REDIS
@@ -126,3 +127,40 @@ def test_a_restarted_store_lists_every_entry_with_the_moment_it_was_last_refresh
     assert len(rows) == 12
     assert {row["registerId"]: row["lastSeen"] for row in rows} == expected
     assert len(set(expected.values())) >= 3
+
+
+def test_a_store_starts_over_keys_of_others_under_its_prefix_and_skips_only_a_corrupt_value(
+    make_store: MakeStore, prefix: str
+) -> None:
+    """The node's cache shares the prefix (`{prefix}:1:<key>`, values pickled: not text), and a value
+    of the pool itself can be damaged: a starting store reads only its own key spaces, and a value
+    that is not UTF-8 costs that value alone, not its page (nor the process's start)."""
+    writer = make_store()
+    stamp = now_micros()
+    ids = [register_id() for _ in range(5)]
+    writer.apply_bulk([public(rid, stamp) for rid in ids])
+    client = SESSION_REDIS.client()
+    client.set(f"{prefix}:1:gossip:news-round", b"\x80\x05\x95\x0b\x00\x00\x00\x00\x00\x00\x00\x8c\x07\xff\xfe")
+    client.set(f"{prefix}:throttle:peer", b"\xff\xfe\xfd")
+    damaged = register_id()
+    client.set(writer.local_key(damaged), f"{stamp}|".encode() + b'{"name": "\xff\xfe"}', px=60_000)
+
+    restarted = make_store()
+
+    assert local_ids(restarted) == set(ids)
+    assert {row["registerId"] for row in restarted.available()} == set(ids)
+
+
+def test_the_start_up_read_takes_only_the_pools_key_spaces(make_store: MakeStore, prefix: str) -> None:
+    writer = make_store()
+    kept = register_id()
+    writer.advertise(public(kept, now_micros()))
+    client = SESSION_REDIS.client()
+    client.set(f"{prefix}:1:views", b"7")  # the node's cache, under the same prefix
+    client.set(f"{prefix}:adjacent", b"x")  # a name that only begins like a key space
+
+    read = RedisIO(client, Keys(prefix)).read_pool()
+    read.head()
+    keys = [key for page in read.pages() for key in page[0]]
+
+    assert keys == [writer.local_key(kept)]
