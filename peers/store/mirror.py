@@ -46,6 +46,9 @@ class Mirror:
         # Bumped on every change but a refresh: while it stands, the list holds the same rows in the
         # same order, only their `verified` and `lastSeen` may have moved.
         self.rows_version = 0
+        # Local ids whose row's `lastSeen` or `verified` moved since the list was last encoded
+        # (`take_moved`): while `rows_version` stands, the only rows a new list must write anew.
+        self._moved: set[str] = set()
         self._expiry_horizon = 0.0  # no entry expires before this moment
         self._local_prefix = keys.local("")
 
@@ -54,7 +57,7 @@ class Mirror:
         """Hold exactly what the scan read. Entries are unverified at start-up (`previous` None);
         on a reload those equal to what this process held keep their verification."""
         self.local, self.remote, self.tombstones, self.peer_tombstones = {}, {}, {}, {}
-        self._expiry_horizon = 0.0
+        self._expiry_horizon, self._moved = 0.0, set()
         for keys, values, expiries in pages:
             self._load_page(keys, values, expiries)
         if previous is not None:
@@ -118,6 +121,7 @@ class Mirror:
             if held is not None and held.value == raw:  # the same advertisement, its TTL started again
                 held.expires_at, held.refreshed_at = moment
                 held.verified = refreshed = True
+                self._moved.add(register_id)
                 continue
             rows_changed = True
             try:
@@ -144,14 +148,21 @@ class Mirror:
 
     def refresh(self, register_ids: Iterable[str], until: float) -> None:
         """Local entries whose TTL a full sync started again, all until `until`."""
-        local, refreshed_at, refreshed = self.local, until - self.ttl, False
+        local, refreshed_at, refreshed, moved = self.local, until - self.ttl, False, self._moved
         for register_id in register_ids:
             entry = local.get(register_id)
             if entry is not None:
                 entry.expires_at, entry.refreshed_at, entry.verified = until, refreshed_at, True
+                moved.add(register_id)
                 refreshed = True
         if refreshed:
             self.version += 1
+
+    def take_moved(self) -> set[str]:
+        """The local ids whose row's `lastSeen` or `verified` moved since the last call (the encoded
+        list's, the one caller); at most every local id."""
+        moved, self._moved = self._moved, set()
+        return moved
 
     def _set(self, key: str, raw: str, expires_at: float, verified: bool) -> bool:
         """Take one key's state; whether it changed an entry (a row of the list)."""

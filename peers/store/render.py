@@ -9,7 +9,6 @@ directly (a remote entry's `direct` field; entries without it came straight from
 
 from __future__ import annotations
 
-from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -195,26 +194,8 @@ def sort_key(name: str, register_id: str) -> tuple[str, str]:
     return name.lower(), register_id
 
 
-def order_of(rows: list[dict[str, Any]]) -> array[int]:
-    """The list's order of rows built by `_unsorted_rows`: the index of each row, sorted by name then id."""
-    keys = [sort_key(row["name"], row["registerId"]) for row in rows]
-    return array("I", sorted(range(len(rows)), key=keys.__getitem__))
-
-
 def aggregate(local: Mapping[str, Entry], remote: Mapping[str, Mapping[str, Entry]]) -> list[dict[str, Any]]:
     """Local public ads and remote ads grouped by register, sorted by name then id."""
-    return aggregate_in_order(local, remote)[0]
-
-
-def aggregate_in_order(
-    local: Mapping[str, Entry], remote: Mapping[str, Mapping[str, Entry]], order: array[int] | None = None
-) -> tuple[list[dict[str, Any]], array[int]]:
-    """`aggregate`, and the order of its rows (`order_of`).
-
-    `order`: the order returned for the same entries, only their `lastSeen` and `verified` moved
-    since (`Mirror.rows_version` unchanged): the rows are built again but not sorted again.
-    """
     rows = list(_unsorted_rows(local, remote, Moments()))
-    if order is None or len(order) != len(rows):
-        order = order_of(rows)
-    return [rows[index] for index in order], order
+    rows.sort(key=lambda row: sort_key(row["name"], row["registerId"]))
+    return rows

@@ -16,7 +16,8 @@ from peers.store.render import aggregate
 
 KEYS = Keys("p")
 IDS = [f"{n:032x}" for n in range(12)]
-NAMES = ["", "a", "B", "b", "ledger", "Ledger", "z"]
+# Names a row's tail must not be mistaken in (`tails`): the text of its key, quotes and braces.
+NAMES = ["", "a", "B", "b", "ledger", "Ledger", "z", 'x"verified":true,"lastSeen":null}', "}", '"', "\\"]
 EXPIRY_MS = 2_000_000_000_000
 
 
@@ -75,3 +76,30 @@ def test_a_change_the_list_does_not_show_keeps_the_body_and_one_it_shows_encodes
     again = encoded.body(mirror)
     assert again != body
     assert again == orjson.dumps(aggregate(mirror.local, mirror.remote))
+
+
+def test_tails_that_change_length_or_rows_refreshed_over_and_over_keep_the_list_exact() -> None:
+    """A refresh writes rows' tails anew (`tails`): unverified rows turning verified (their tail one byte
+    shorter), moments on a whole second (no fraction), and refreshes of a few rows, then of all."""
+    mirror, encoded = Mirror(KEYS, 300.0), EncodedList()
+    ids = IDS[:6]
+    page = (
+        [KEYS.local(rid) for rid in ids] + [KEYS.remote("peer-a", IDS[7])],
+        [value(NAMES[n % len(NAMES)], 1) for n in range(6)] + [value("remote", 1)],
+        [EXPIRY_MS + n for n in range(7)],
+    )
+    mirror.load([page])  # as at start-up: nothing verified yet
+
+    def exact() -> None:
+        assert encoded.body(mirror) == orjson.dumps(aggregate(mirror.local, mirror.remote))
+
+    exact()
+    mirror.refresh(ids[:2], EXPIRY_MS / 1000 + 1)  # verified now, on a whole second
+    exact()
+    mirror.refresh(ids[1:3], EXPIRY_MS / 1000 + 1.25)
+    exact()
+    for step in range(1, 4):
+        mirror.refresh(ids, EXPIRY_MS / 1000 + 1.5 + step / 1000)
+        exact()
+    mirror.apply([(KEYS.local(ids[4]), mirror.local[ids[4]].value, EXPIRY_MS + 9_999)])  # the same value again
+    exact()
