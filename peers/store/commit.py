@@ -56,6 +56,9 @@ class Committer:
         self.journal = journal
         self.log_ttl_ms = log_ttl_ms
         self.position = ORIGIN  # the last log entry the mirror holds
+        # While a bulk write runs (`record_landed`): each log entry of its commits and the entry before it,
+        # taken as each reply arrives, before the mirror takes it in.
+        self.landed: dict[bytes, bytes] | None = None
         self._sender: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
@@ -92,7 +95,29 @@ class Committer:
             return None
         if self._sender is None:
             self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"store-commit-{self.io.keys.prefix}")
-        return self._sender.submit(self.io.commit, now_ms, self.log_ttl_ms, plan.ops.encode())
+        return self._sender.submit(self._commit_one, now_ms, plan.ops.encode())
+
+    def _commit_one(self, now_ms: int, batch: bytes) -> CommitReply:
+        reply = self.io.commit(now_ms, self.log_ttl_ms, batch)
+        landed = self.landed
+        if landed is not None and reply.entry:
+            landed[reply.entry] = reply.previous
+        return reply
+
+    def only_own_since(self, start: bytes) -> bool:
+        """Whether every log entry after `start` is one of this process's commits whose reply has arrived
+        (`landed`): no other process has written since. One round trip."""
+        landed, at = self.landed, self.io.head()
+        if landed is None:
+            return False
+        for _ in range(len(landed) + 1):
+            if at == start:
+                return True
+            previous = landed.get(at)
+            if previous is None:
+                return False
+            at = previous
+        return False
 
     def _take(
         self, plan: Plan, pending: Future[CommitReply] | None, now_ms: int, result: BulkResult, outcome: Outcome

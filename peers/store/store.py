@@ -102,6 +102,7 @@ class AdvertisementStore:
         self._lock = threading.RLock()
         # While a bulk write holds the lock: the rendering of the mirror as the last finished write left it.
         self._before_bulk: bytes | None = None
+        self._bulk_from = b"0-0"  # the log entry the bulk write holding the store began at
         self._encoded = EncodedList()
         self._read_once = False  # the list was read: writes encode it for the next readers
         self._load(read_at_start if read_at_start is not None and read_at_start.prefix == prefix else None)
@@ -234,6 +235,7 @@ class AdvertisementStore:
         with self._lock:
             self._follow()
             self._encode_for_readers()
+            self._bulk_from, self.committer.landed = self.committer.position, {}
             self._before_bulk = self._encoded.body_for(self.mirror.version)
             try:
                 yield
@@ -243,7 +245,7 @@ class AdvertisementStore:
                 try:
                     self._encode_for_readers()
                 finally:
-                    self._before_bulk = None
+                    self._before_bulk, self.committer.landed = None, None
 
     # ------------------------------------------------------------------ remote advertisements
     def replace_remote(
@@ -308,24 +310,33 @@ class AdvertisementStore:
     def available_json(self) -> bytes:
         """The encoded list, encoded again once the mirror changed.
 
-        While a bulk write holds the store (a full sync being applied), readers get the list as
-        every write that has answered left it, as soon as the bulk write has caught up with the
-        log, instead of waiting for it to end (nor for the list it leaves to be encoded, nor for the
-        store): reconciliation must not slow the list down, and no read misses a finished write.
+        While a bulk write holds the store (a full sync being applied), a reader gets the list as it
+        was before that write, at once, as long as no other process has written since (every log
+        entry after the one the write began at is one of its own): reconciliation must not slow the
+        list down, and no read misses a write that has answered. Otherwise it waits for the store.
         """
-        body = self._before_bulk
-        if body is not None:
-            return body
-        while not self._lock.acquire(timeout=_READER_POLL_S):
+        while True:
             body = self._before_bulk
-            if body is not None:
+            if body is not None and self._nothing_written_elsewhere():
                 return body
+            if self._lock.acquire(timeout=-1 if body is not None else _READER_POLL_S):
+                break
         try:
             self._read()
             self._read_once = True
             return self._encoded.body(self.mirror)
         finally:
             self._lock.release()
+
+    def _nothing_written_elsewhere(self) -> bool:
+        """Whether no other process has written since the bulk write began (while Redis is down, none
+        can: true)."""
+        if self.committer.breaker.open:
+            return True
+        try:
+            return self.committer.only_own_since(self._bulk_from)
+        except redis.RedisError:
+            return True
 
     def status(self) -> dict[str, Any]:
         with self._lock:

@@ -78,3 +78,34 @@ def test_a_read_during_a_bulk_write_gets_the_current_rendering_at_once_and_one_a
     assert waited < 1.0  # the writer holds the store for up to 10 s
     assert during == before
     assert len(orjson.loads(store.available_json())) == 2
+
+
+def test_a_read_during_a_bulk_write_shows_a_write_another_process_answered_meanwhile(make_store: MakeStore) -> None:
+    """The list as it was before a bulk write is served only while no other process has written since:
+    a write another process answered during the bulk shows in every read made after it."""
+    store, other = make_store(io=SeenIO), make_store()
+    store.advertise(public(register_id(), now_micros()))
+    store.available_json()
+    holding, release = threading.Event(), threading.Event()
+
+    def held_in_redis(ops: list[list[str]]) -> bool:
+        holding.set()
+        release.wait(10)
+        return True
+
+    seen_io(store).before_commit = held_in_redis
+    writer = threading.Thread(target=lambda: store.apply_bulk([public(register_id(), now_micros())]))
+    writer.start()
+    assert holding.wait(10)
+    answered = register_id()
+    other.advertise(public(answered, now_micros()))  # answered while the bulk holds `store`
+
+    reads: list[bytes] = []
+    reader = threading.Thread(target=lambda: reads.append(store.available_json()))
+    reader.start()
+    reader.join(0.5)  # (a read that returns at once returns here; one that waits for the bulk is released below)
+    release.set()
+    reader.join(10)
+    writer.join(10)
+
+    assert answered in {row["registerId"] for row in orjson.loads(reads[0])}
