@@ -3,8 +3,15 @@ registers (local, and from 2 remote peers), idle versus while full syncs run bac
 syncs by digest, as the Register Service sends them (`added_p99_ms`), and plain full syncs of
 every advertisement, as original Sorcha clients send them (`added_p99_plain_ms`).
 
+The Peer Service runs as two web processes (gunicorn, one worker each) over one Redis, as a
+node's two workers do; which process a read and a sync land on is pinned, because the two cases
+cost differently: syncs sent to the process that serves the reads (it answers reads during a sync
+with the list as it was before it), and syncs sent to the other process (the reading process
+follows each sync through the change log and writes the list anew). Plain full syncs go to the
+other process.
+
 The tracker issue's bound: the p99 during full syncs by digest is at most 2.0 x the idle p99 of
-the same run (`p99_busy_over_idle`, in the JSON's "bounds")."""
+the same run, in both cases (`p99_busy_over_idle` is the larger, in the JSON's "bounds")."""
 
 from __future__ import annotations
 
@@ -29,8 +36,9 @@ from bench.common import (
     write_results,
 )
 from peers.store import AdvertisementInput, AdvertisementStore
-from tests.nodes import Node
-from tests.redis_server import RedisServer
+from tests.helpers import wait_until
+from tests.nodes import BIN, Node
+from tests.redis_server import RedisServer, free_port
 
 LOCAL, PER_PEER, SAMPLES = 6_000, 2_000, 600
 BOUND = 2.0  # p99 during full syncs by digest / idle p99
@@ -64,12 +72,13 @@ def run_syncs(url: str, headers: dict[str, str], path: str, body: bytes, stop: E
         durations.put(time.perf_counter() - started)
 
 
-def during_syncs(node: Node, path: str, body: bytes) -> tuple[list[float], list[float]]:
-    """GET samples taken while another process runs full syncs back to back; and those syncs' durations."""
+def during_syncs(node: Node, sync_url: str, path: str, body: bytes) -> tuple[list[float], list[float]]:
+    """GET samples taken while a client process sends full syncs to `sync_url` back to back; and those
+    syncs' durations."""
     context = multiprocessing.get_context("fork")
     stop, durations = context.Event(), context.Queue()
     syncing = context.Process(
-        target=run_syncs, args=(node.url, dict(node.session.headers), path, body, stop, durations)
+        target=run_syncs, args=(sync_url, dict(node.session.headers), path, body, stop, durations)
     )
     syncing.start()
     try:
@@ -83,6 +92,37 @@ def during_syncs(node: Node, path: str, body: bytes) -> tuple[list[float], list[
     durations_seen = drain(durations)  # (before joining: the child's queue must empty for it to exit)
     syncing.join()
     return samples, durations_seen
+
+
+def start_second_web(node: Node) -> str:
+    """A second web process of the node (one gunicorn worker, its own port, the same Redis and prefix);
+    its URL."""
+    port = free_port()
+    node.add_process(
+        "web-2",
+        [
+            str(BIN / "gunicorn"),
+            "sorcha_site.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "4",
+            "--graceful-timeout",
+            "2",
+        ],
+    ).start()
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: healthy(url), timeout=30, message="the second web process never became healthy")
+    return url
+
+
+def healthy(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/healthz", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def drain(durations: Queue) -> list[float]:
@@ -106,37 +146,53 @@ def main() -> None:
                 [AdvertisementInput(b["registerId"], True, name=b["name"]) for b in advertisement_bodies(PER_PEER)],
             )
         seeder.close()
-        node.start_web(workers=2)
+        node.start_web(workers=1)
+        other_url = start_second_web(node)
         local = advertisement_bodies(LOCAL)
         node.advertise(local, fullSync=True, snapshotAt=datetime.now(tz=UTC).isoformat())
         assert len(node.available()) == LOCAL + 2 * PER_PEER
-        timed_gets(node, 50)  # warm up both workers
+        timed_gets(node, 50)  # warm up the reading process
 
         idle = timed_gets(node, SAMPLES)
         stamp = int(datetime.fromisoformat(local[0]["sourceUpdatedAt"]).timestamp()) * 1_000_000 + 1
         digest = {"registerIds": [item["registerId"] for item in local], "sourceUpdatedAt": [stamp] * len(local)}
         by_digest = ("/api/registers/reconcile", orjson.dumps({**digest, "final": True}))
         plain = ("/api/registers/bulk-advertise", orjson.dumps({"advertisements": local, "fullSync": True}))
-        busy, syncs = during_syncs(node, *by_digest)
-        busy_plain, syncs_plain = during_syncs(node, *plain)
+        busy_same, syncs_same = during_syncs(node, node.url, *by_digest)
+        busy, syncs = during_syncs(node, other_url, *by_digest)
+        busy_plain, syncs_plain = during_syncs(node, other_url, *plain)
     finally:
         node.stop_all()
         redis.stop()
 
     rows = [
         ("idle", round(median(idle), 2), round(percentile(idle, 0.99), 2)),
-        ("during full syncs by digest", round(median(busy), 2), round(percentile(busy, 0.99), 2)),
-        ("during plain full syncs", round(median(busy_plain), 2), round(percentile(busy_plain, 0.99), 2)),
+        (
+            "during full syncs by digest, same process",
+            round(median(busy_same), 2),
+            round(percentile(busy_same, 0.99), 2),
+        ),
+        ("during full syncs by digest, other process", round(median(busy), 2), round(percentile(busy, 0.99), 2)),
+        (
+            "during plain full syncs, other process",
+            round(median(busy_plain), 2),
+            round(percentile(busy_plain, 0.99), 2),
+        ),
     ]
-    added = percentile(busy, 0.99) - percentile(idle, 0.99)
+    worst_busy = max(percentile(busy, 0.99), percentile(busy_same, 0.99))
+    added = worst_busy - percentile(idle, 0.99)
     added_plain = percentile(busy_plain, 0.99) - percentile(idle, 0.99)
-    busy_over_idle = percentile(busy, 0.99) / percentile(idle, 0.99)
+    busy_over_idle = worst_busy / percentile(idle, 0.99)
+    same_over_idle = percentile(busy_same, 0.99) / percentile(idle, 0.99)
+    other_over_idle = percentile(busy, 0.99) / percentile(idle, 0.99)
     print_table(
         f"GET /api/registers/available, {LOCAL + 2 * PER_PEER} registers ({LOCAL} local, 2 peers x {PER_PEER}), ms",
         ["phase", "p50", "p99"],
         rows,
     )
-    print(f"full syncs of {LOCAL} by digest during the run: {len(syncs)}, median {median(syncs):.3f} s")
+    print(f"p99 over idle: {same_over_idle:.2f} syncs to the same process, {other_over_idle:.2f} to the other")
+    for where, durations in (("the same process", syncs_same), ("the other process", syncs)):
+        print(f"full syncs of {LOCAL} by digest to {where}: {len(durations)}, median {median(durations):.3f} s")
     print(f"plain full syncs of {LOCAL} during the run: {len(syncs_plain)}, median {median(syncs_plain):.3f} s")
     print(f"added p99: {added:.2f} ms by digest, {added_plain:.2f} ms plain (spec: <= 100 ms, target: <= 10 ms)")
     figure = f"p99 of the available list ({LOCAL + 2 * PER_PEER:,}), digest syncs / idle"
@@ -149,6 +205,9 @@ def main() -> None:
             "added_p99_ms": round(added, 2),
             "added_p99_plain_ms": round(added_plain, 2),
             "p99_busy_over_idle": round(busy_over_idle, 3),
+            "p99_same_process_over_idle": round(same_over_idle, 3),
+            "p99_other_process_over_idle": round(other_over_idle, 3),
+            "syncs_same_process": len(syncs_same),
             "syncs": len(syncs),
             "syncs_plain": len(syncs_plain),
             "bounds": checked,
