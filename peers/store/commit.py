@@ -39,6 +39,16 @@ _IN_FLIGHT = 2
 
 
 @dataclass(slots=True)
+class Prefetch:
+    """What following the log from `position` reads, read without holding the store (`prefetch`)."""
+
+    position: bytes
+    entries: list[LogEntry]
+    fetched: list[decide.KeyState]
+    complete: bool  # the entries reach the head the read saw
+
+
+@dataclass(slots=True)
 class Outcome:
     """What Redis refused of a commit that the caller must act on."""
 
@@ -59,6 +69,7 @@ class Committer:
         # While a bulk write runs (`record_landed`): each log entry of its commits and the entry before it,
         # taken as each reply arrives, before the mirror takes it in.
         self.landed: dict[bytes, bytes] | None = None
+        self.committing = False  # a commit is under way: the log's newest entries may be its own
         self._sender: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
@@ -74,7 +85,7 @@ class Committer:
         """
         outcome = Outcome()
         in_flight: deque[tuple[Plan, Future[CommitReply] | None]] = deque()
-        behind = False
+        behind, self.committing = False, True
         try:
             for plan in plans:
                 in_flight.append((plan, self._send(plan, now_ms)))
@@ -83,6 +94,7 @@ class Committer:
             while in_flight:
                 behind |= self._take(*in_flight.popleft(), now_ms, result, outcome)
         finally:
+            self.committing = False
             for _, pending in in_flight:  # a stale guard ended the commit: the rest are not taken in
                 if pending is not None:
                     pending.cancel()
@@ -106,8 +118,14 @@ class Committer:
 
     def only_own_since(self, start: bytes) -> bool:
         """Whether every log entry after `start` is one of this process's commits whose reply has arrived
-        (`landed`): no other process has written since. One round trip."""
-        landed, at = self.landed, self.io.head()
+        (`landed`): no other process has written since. One round trip; while Redis is down (or fails
+        here), no process can write: true."""
+        if self.breaker.open:
+            return True
+        try:
+            landed, at = self.landed, self.io.head()
+        except redis.RedisError:
+            return True
         if landed is None:
             return False
         for _ in range(len(landed) + 1):
@@ -181,15 +199,50 @@ class Committer:
                 return
 
     def _apply(self, entries: list[LogEntry]) -> None:
-        """Entries in order: their refreshes, then the current state of every key they changed."""
+        self._take_in(entries, self._fetch_for(entries))
+
+    def _fetch_for(self, entries: list[LogEntry]) -> list[decide.KeyState]:
+        """The current state of every key the entries name."""
         keys: dict[str, None] = {}
+        for entry in entries:
+            keys.update(dict.fromkeys(entry.keys))
+        return self.io.fetch(list(keys)) if keys else []
+
+    def _take_in(self, entries: list[LogEntry], fetched: list[decide.KeyState]) -> None:
+        """Entries in order: their refreshes, then the current state of every key they changed."""
         for entry in entries:
             if entry.refreshed:
                 self.mirror.refresh(entry.refreshed, entry.refreshed_until)
-            keys.update(dict.fromkeys(entry.keys))
-        if keys:
-            self.mirror.apply(self.io.fetch(list(keys)))
+        if fetched:
+            self.mirror.apply(fetched)
         self.position = entries[-1].id
+
+    def prefetch(self) -> Prefetch | None:
+        """What `follow` would read, read without the store held, so that no one waits on Redis behind
+        it; None when it must be followed under the store (the log went back, or was trimmed past
+        this process), or while Redis is down (an error opens the breaker)."""
+        if self.breaker.open:
+            return None
+        position = self.position
+        try:
+            if self.io.head() == position:
+                return Prefetch(position, [], [], True)
+            entries, first, head = self.io.entries_after(position)
+            if verdict(position, entries, first, head) is not Verdict.APPLY:
+                return None
+            return Prefetch(position, entries, self._fetch_for(entries), entries[-1].id == head)
+        except redis.RedisError as exc:
+            self.trip(exc)
+            return None
+
+    def take_prefetch(self, prefetch: Prefetch | None) -> bool:
+        """Under the store: apply a prefetch read since this process last moved; whether the mirror now
+        holds every entry up to the head the read saw (else `follow` is still owed)."""
+        if prefetch is None or prefetch.position != self.position or self.breaker.open:
+            return False  # (this process wrote or followed since: what was read may be older than the mirror)
+        if prefetch.entries:
+            self._take_in(prefetch.entries, prefetch.fetched)
+        return prefetch.complete
 
     # ------------------------------------------------------------------ loading and recovering
     def reload(self, read: PoolRead, initial: bool = False) -> None:

@@ -27,7 +27,7 @@ import redis
 
 from peers.store import decide
 from peers.store import full_sync as full_syncs
-from peers.store.commit import Committer
+from peers.store.commit import Committer, Prefetch
 from peers.store.decide import Clock
 from peers.store.encoded import EncodedList
 from peers.store.mirror import Mirror
@@ -146,6 +146,15 @@ class AdvertisementStore:
 
     def _follow(self) -> None:
         self.committer.guarded(self.committer.follow)
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """The store held for a read, its mirror caught up with the log as of the read's start: the log
+        is read first, without the store, and taken in under it."""
+        prefetch = self.committer.prefetch()
+        with self._lock:
+            self._read(prefetch)
+            yield
 
     def _encode_for_readers(self) -> None:
         """Encode the list now (under the lock, once a change is in), so that readers find it ready
@@ -275,36 +284,32 @@ class AdvertisementStore:
             return result
 
     # ------------------------------------------------------------------ reading
-    def _read(self) -> None:
-        self._follow()
+    def _read(self, prefetch: Prefetch | None = None) -> None:
+        if not self.committer.take_prefetch(prefetch):
+            self._follow()
         self.mirror.expire(time.time())
 
     def local_advertisement(self, register_id: str) -> Entry | None:
-        with self._lock:
-            self._read()
+        with self._reading():
             return self.mirror.local.get(register_id)
 
     def local_advertisements(self) -> list[Entry]:
-        with self._lock:
-            self._read()
+        with self._reading():
             return list(self.mirror.local.values())
 
     def remote_advertisements(self, peer_id: str | None = None) -> list[Entry]:
-        with self._lock:
-            self._read()
+        with self._reading():
             remote = self.mirror.remote
             peers = [peer_id] if peer_id is not None else list(remote)
             return [entry for pid in peers for entry in remote.get(pid, {}).values()]
 
     def remote_count(self) -> int:
-        with self._lock:
-            self._read()
+        with self._reading():
             return sum(len(entries) for entries in self.mirror.remote.values())
 
     def available(self) -> list[dict[str, Any]]:
         """Local public ads and remote ads grouped by register (ARCHITECTURE §4)."""
-        with self._lock:
-            self._read()
+        with self._reading():
             return aggregate(self.mirror.local, self.mirror.remote)
 
     def available_json(self) -> bytes:
@@ -315,28 +320,20 @@ class AdvertisementStore:
         entry after the one the write began at is one of its own): reconciliation must not slow the
         list down, and no read misses a write that has answered. Otherwise it waits for the store.
         """
+        body = self._before_bulk
+        prefetch = self.committer.prefetch() if body is None else None  # (during a bulk write it would be stale)
         while True:
             body = self._before_bulk
-            if body is not None and self._nothing_written_elsewhere():
+            if body is not None and self.committer.only_own_since(self._bulk_from):
                 return body
             if self._lock.acquire(timeout=-1 if body is not None else _READER_POLL_S):
                 break
         try:
-            self._read()
+            self._read(prefetch)
             self._read_once = True
             return self._encoded.body(self.mirror)
         finally:
             self._lock.release()
-
-    def _nothing_written_elsewhere(self) -> bool:
-        """Whether no other process has written since the bulk write began (while Redis is down, none
-        can: true)."""
-        if self.committer.breaker.open:
-            return True
-        try:
-            return self.committer.only_own_since(self._bulk_from)
-        except redis.RedisError:
-            return True
 
     def status(self) -> dict[str, Any]:
         with self._lock:

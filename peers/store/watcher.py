@@ -69,9 +69,13 @@ class Watcher:
                 self._stop.wait(self.wait)
 
     def _step(self) -> None:
+        committer = self.committer
+        # The log read before the store is taken, so that readers do not wait on Redis behind the watcher;
+        # not while this process commits (the entry that woke it may be its own, taken in as it answers).
+        prefetch = None if committer.committing else committer.prefetch()
         with self.lock:
-            if self.committer.breaker.open:
-                self.committer.try_recover()
-            else:
-                self.committer.guarded(self.committer.follow)
+            if committer.breaker.open:
+                committer.try_recover()
+            elif not committer.take_prefetch(prefetch):
+                committer.guarded(committer.follow)
             self.mirror.expire(time.time())
