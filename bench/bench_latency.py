@@ -8,7 +8,8 @@ node's two workers do; which process a read and a sync land on is pinned, becaus
 cost differently: syncs sent to the process that serves the reads (it answers reads during a sync
 with the list as it was before it), and syncs sent to the other process (the reading process
 follows each sync through the change log and writes the list anew). Plain full syncs go to the
-other process.
+other process. Beside them, the p99 of `GET /healthz` (no store) idle and under the same load:
+what sharing the cores alone costs a request.
 
 The tracker issue's bound: the p99 during full syncs by digest is at most 2.0 x the idle p99 of
 the same run, in both cases (`p99_busy_over_idle` is the larger, in the JSON's "bounds")."""
@@ -44,13 +45,13 @@ LOCAL, PER_PEER, SAMPLES = 6_000, 2_000, 600
 BOUND = 2.0  # p99 during full syncs by digest / idle p99
 
 
-def timed_gets(node: Node, count: int) -> list[float]:
+def timed_gets(node: Node, count: int, path: str = "/api/registers/available") -> list[float]:
     session = requests.Session()
     session.headers.update(node.session.headers)
     samples = []
     for _ in range(count):
         started = time.perf_counter()
-        response = session.get(f"{node.url}/api/registers/available", timeout=30)
+        response = session.get(f"{node.url}{path}", timeout=30)
         samples.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200
     return samples
@@ -72,9 +73,11 @@ def run_syncs(url: str, headers: dict[str, str], path: str, body: bytes, stop: E
         durations.put(time.perf_counter() - started)
 
 
-def during_syncs(node: Node, sync_url: str, path: str, body: bytes) -> tuple[list[float], list[float]]:
-    """GET samples taken while a client process sends full syncs to `sync_url` back to back; and those
-    syncs' durations."""
+def during_syncs(
+    node: Node, sync_url: str, path: str, body: bytes, read: str = "/api/registers/available"
+) -> tuple[list[float], list[float]]:
+    """GET samples of `read` taken while a client process sends full syncs to `sync_url` back to back;
+    and those syncs' durations."""
     context = multiprocessing.get_context("fork")
     stop, durations = context.Event(), context.Queue()
     syncing = context.Process(
@@ -86,7 +89,7 @@ def during_syncs(node: Node, sync_url: str, path: str, body: bytes) -> tuple[lis
             if not syncing.is_alive():
                 raise RuntimeError(f"the full-sync load stopped (exit code {syncing.exitcode})")
             time.sleep(0.01)
-        samples = timed_gets(node, SAMPLES)
+        samples = timed_gets(node, SAMPLES, read)
     finally:
         stop.set()
     durations_seen = drain(durations)  # (before joining: the child's queue must empty for it to exit)
@@ -161,6 +164,9 @@ def main() -> None:
         busy_same, syncs_same = during_syncs(node, node.url, *by_digest)
         busy, syncs = during_syncs(node, other_url, *by_digest)
         busy_plain, syncs_plain = during_syncs(node, other_url, *plain)
+        # The same load's cost to a request that touches no store: what sharing 2 cores costs alone.
+        health_idle = timed_gets(node, SAMPLES, "/healthz")
+        health_busy, _ = during_syncs(node, other_url, *by_digest, read="/healthz")
     finally:
         node.stop_all()
         redis.stop()
@@ -191,6 +197,11 @@ def main() -> None:
         rows,
     )
     print(f"p99 over idle: {same_over_idle:.2f} syncs to the same process, {other_over_idle:.2f} to the other")
+    health_over_idle = percentile(health_busy, 0.99) / percentile(health_idle, 0.99)
+    print(
+        f"GET /healthz under the same load (syncs to the other process): p99 {percentile(health_idle, 0.99):.2f} ms "
+        f"idle, {percentile(health_busy, 0.99):.2f} ms busy, {health_over_idle:.2f}x"
+    )
     for where, durations in (("the same process", syncs_same), ("the other process", syncs)):
         print(f"full syncs of {LOCAL} by digest to {where}: {len(durations)}, median {median(durations):.3f} s")
     print(f"plain full syncs of {LOCAL} during the run: {len(syncs_plain)}, median {median(syncs_plain):.3f} s")
@@ -207,6 +218,7 @@ def main() -> None:
             "p99_busy_over_idle": round(busy_over_idle, 3),
             "p99_same_process_over_idle": round(same_over_idle, 3),
             "p99_other_process_over_idle": round(other_over_idle, 3),
+            "healthz_p99_busy_over_idle": round(health_over_idle, 3),
             "syncs_same_process": len(syncs_same),
             "syncs": len(syncs),
             "syncs_plain": len(syncs_plain),

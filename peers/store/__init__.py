@@ -8,6 +8,7 @@
 | `follow`     | what a process does with the change log it reads (apply, reload…)    | no          |
 | `render`     | the available list's rows: aggregation, the majority vote, the order | no          |
 | `encoded`    | the list encoded once per version of the mirror                      | no          |
+| `tails`      | rows' `verified`/`lastSeen` written anew in the encoded list          | no          |
 | `redis_io`   | keys, the scripts, batches of operations, the change log             | yes         |
 | `plan`       | a plan's data (operations, expected states, clock) and its counting  | no          |
 | `commit`     | the one commit path, following the log, loading, recovering          | yes         |
