@@ -66,8 +66,8 @@ class Committer:
         self.journal = journal
         self.log_ttl_ms = log_ttl_ms
         self.position = ORIGIN  # the last log entry the mirror holds
-        # While a bulk write runs (`record_landed`): each log entry of its commits and the entry before it,
-        # taken as each reply arrives, before the mirror takes it in.
+        # While a bulk write holds the store (the store sets it for its duration): each log entry of its
+        # commits and the entry before it, taken as each reply arrives, before the mirror takes it in.
         self.landed: dict[bytes, bytes] | None = None
         self.committing = False  # a commit is under way: the log's newest entries may be its own
         self._sender: ThreadPoolExecutor | None = None
@@ -219,8 +219,9 @@ class Committer:
 
     def prefetch(self) -> Prefetch | None:
         """What `follow` would read, read without the store held, so that no one waits on Redis behind
-        it; None when it must be followed under the store (the log went back, or was trimmed past
-        this process), or while Redis is down (an error opens the breaker)."""
+        it; None when it must be followed under the store: the log went back (or was trimmed past
+        this process), Redis is down, or this read failed (the follow under the store meets the
+        error again and opens the breaker: the breaker only moves under the store)."""
         if self.breaker.open:
             return None
         position = self.position
@@ -232,7 +233,7 @@ class Committer:
                 return None
             return Prefetch(position, entries, self._fetch_for(entries), entries[-1].id == head)
         except redis.RedisError as exc:
-            self.trip(exc)
+            logger.warning("event=store_prefetch_failed prefix=%s error=%r", self.io.keys.prefix, exc)
             return None
 
     def take_prefetch(self, prefetch: Prefetch | None) -> bool:
