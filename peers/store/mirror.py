@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 import orjson
 
-from peers.store.model import Entry, FullSyncState, Tombstone, value_stamp, well_formed
+from peers.store.model import Entry, FullSyncState, Tombstone, checked_stamp
 from peers.store.redis_io import Keys, Page
 
 logger = logging.getLogger(__name__)
@@ -87,9 +87,8 @@ class Mirror:
                 self._set(key, raw, expires_at, verified=False)
                 continue
             try:
-                stamp = value_stamp(raw)
-                well_formed(raw)  # each value on its own: a corrupt one is skipped, not its page
-            except (ValueError, orjson.JSONDecodeError) as exc:
+                stamp = checked_stamp(raw)  # each value on its own: a corrupt one is skipped, not its page
+            except ValueError as exc:
                 logger.error("event=store_entry_unreadable prefix=%s key=%s error=%r", self.keys.prefix, key, exc)
                 continue
             local[register_id] = Entry(register_id, None, stamp, None, raw, refreshed_at, expires_at, False)
@@ -125,10 +124,9 @@ class Mirror:
                 continue
             rows_changed = True
             try:
-                stamp = int(raw[: raw.index("|")])  # (model.value_stamp, inline)
-                if not encoded_here:
-                    well_formed(raw)
-            except (ValueError, orjson.JSONDecodeError) as exc:
+                # (a value this process encoded itself needs no check)
+                stamp = int(raw[: raw.index("|")]) if encoded_here else checked_stamp(raw)
+            except ValueError as exc:
                 logger.error("event=store_entry_unreadable prefix=%s key=%s error=%r", self.keys.prefix, key, exc)
                 continue
             local[register_id] = Entry(register_id, None, stamp, None, raw, moment[1], moment[0], True)
@@ -179,9 +177,8 @@ class Mirror:
             register_id = parsed[1]
             if not raw:
                 return self.local.pop(register_id, None) is not None
-            well_formed(raw)
             self.local[register_id] = Entry(
-                register_id, None, value_stamp(raw), None, raw, expires_at - self.ttl, expires_at, verified
+                register_id, None, checked_stamp(raw), None, raw, expires_at - self.ttl, expires_at, verified
             )
             return True
         if kind == "r":
@@ -193,9 +190,8 @@ class Mirror:
                 if not entries:
                     del self.remote[peer_id]
                 return True
-            well_formed(raw)
             self.remote.setdefault(peer_id, {})[register_id] = Entry(
-                register_id, peer_id, value_stamp(raw), None, raw, expires_at - self.ttl, expires_at, verified
+                register_id, peer_id, checked_stamp(raw), None, raw, expires_at - self.ttl, expires_at, verified
             )
             return True
         if kind in ("tomb", "ptomb"):

@@ -267,15 +267,14 @@ def decode_value(raw: str) -> tuple[int, dict[str, Any]]:
     return int(stamp), orjson.loads(body)
 
 
-def value_stamp(raw: str) -> int:
-    """The `sourceUpdatedAt` of an encoded value, without decoding its JSON."""
-    return int(raw[: raw.index("|")])
-
-
-def well_formed(raw: str) -> None:
-    """Raise unless the JSON part of an encoded value is an object (what `fields` decodes)."""
-    if not isinstance(orjson.loads(value_body(raw)), dict):
-        raise ValueError("the advertisement's fields are not a JSON object")
+def checked_stamp(raw: str) -> int:
+    """The `sourceUpdatedAt` of an encoded value read from Redis, once its JSON part is checked to be an
+    object (what `fields` decodes): ValueError (orjson's decode error is one) for a value that is not
+    `<integer>|<JSON object>`. One split and one parse, as a restart checks every value of the pool."""
+    stamp, bar, body = raw.partition("|")
+    if not bar or type(orjson.loads(body)) is not dict:
+        raise ValueError("the advertisement's value is not <sourceUpdatedAt>|<JSON object>")
+    return int(stamp)
 
 
 def value_body(raw: str) -> str:

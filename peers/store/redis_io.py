@@ -246,7 +246,7 @@ class RedisIO:
 def loads_page(raw: bytes) -> Any:
     """A page `fetch.lua` encoded. A value that is not UTF-8 (damaged in Redis) must not cost its whole
     page: such a page is read again keeping those bytes as lone surrogates, which the mirror's check
-    of each value (`model.well_formed`) refuses, so that value alone is skipped and logged."""
+    of each value (`model.checked_stamp`) refuses, so that value alone is skipped and logged."""
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
