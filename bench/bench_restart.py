@@ -17,7 +17,9 @@ names the floor of reading the 100,000 keys). The floor's own delta is written b
 
 A restart at 100 is mostly the interpreter's and Django's start, and one such run varies by more
 than the whole floor; so below 100,000 the restart and its floor are each the median of five runs,
-interleaved (floor 1, restart 1, floor 2, ...), as the full-sync bench takes its figures. Each run
+interleaved (floor 1, restart 1, floor 2, ...), as the full-sync bench takes its figures. At
+100,000 they are the median of three: the floor alone moves between 0.28 and 0.41 s from one run
+to the next on 2 shared cores. Each run
 starts from an emptied Redis holding only its own pool: a restart's SCAN walks every key of the
 database, so pools left by earlier runs would slow the later ones.
 
@@ -53,8 +55,8 @@ SIZES = [int(size) for size in os.environ.get("BENCH_RESTART_SIZES", "100,1000,1
 # The tracker issue's bound: restart at TO minus restart at FROM, over the floor at TO.
 BOUND_FROM, BOUND_TO, BOUND = 100, 100_000, 2.0
 SCAN_COUNT = 10_000
-# Runs per size below ONE_RUN_FROM entries (their median is reported); one run from there on.
-RUNS, ONE_RUN_FROM = 5, 100_000
+# Runs per size (their medians are reported): RUNS below LARGE entries, LARGE_RUNS from there on.
+RUNS, LARGE, LARGE_RUNS = 5, 100_000, 3
 
 
 def seed(redis: RedisServer, prefix: str, count: int) -> None:
@@ -85,8 +87,8 @@ def read_floor(server: RedisServer, prefix: str, count: int) -> float:
 
 
 def measure(redis: RedisServer, count: int) -> dict[str, Any]:
-    """The restart and the floor at one size: medians of RUNS runs, interleaved, below ONE_RUN_FROM."""
-    runs = [restart_and_floor(redis, count) for _ in range(1 if count >= ONE_RUN_FROM else RUNS)]
+    """The restart and the floor at one size: medians of RUNS runs (LARGE_RUNS from LARGE on), interleaved."""
+    runs = [restart_and_floor(redis, count) for _ in range(LARGE_RUNS if count >= LARGE else RUNS)]
     restarts, floors = ([run[i] for run in runs] for i in (0, 1))
     return {
         "n": count,
@@ -171,7 +173,8 @@ def main() -> None:
         redis.stop()
     print_table(
         "Restart: process start -> all N served (s), includes interpreter and Django start; floor: SCAN + MGET + "
-        f"orjson.loads of the same keys in the bench process (s); medians of {RUNS} runs below {ONE_RUN_FROM:,}",
+        f"orjson.loads of the same keys in the bench process (s); medians of {RUNS} runs below {LARGE:,}, "
+        f"of {LARGE_RUNS} from there on",
         ["N", "runs", "restart s", "min-max", "floor s"],
         [
             (

@@ -87,3 +87,22 @@ def test_no_document_tells_the_story_of_earlier_runs(document: Path) -> None:
     found = [phrase for phrase in DIARY if phrase in text]
 
     assert not found, f"{document.relative_to(ROOT)} speaks of {found}: describe the software as it is now"
+
+
+# A test a document names: `tests/<path>.py`, `tests/<path>.py::name`, or `::name` in the file named before it.
+NAMED_TEST = re.compile(r"`((?:tests/[\w/]+\.py)?)(?:::(\w+))?`")
+
+
+def test_every_test_the_design_names_for_a_mechanism_exists() -> None:
+    """docs/design.md maps each mechanism to the test that fails without it: each test it names is there."""
+    named, missing, current = 0, [], ""
+    for path, name in NAMED_TEST.findall((DOCS / "design.md").read_text()):
+        current = path or current
+        if not current:
+            continue
+        source = ROOT / current
+        named += 1
+        if not source.is_file() or (name and not re.search(rf"^\s*def {name}\(", source.read_text(), re.MULTILINE)):
+            missing.append(f"{current}::{name}" if name else current)
+    assert named >= 20, "the design names the tests of its mechanisms"
+    assert missing == []
