@@ -14,6 +14,7 @@ holds (each write conditional) and reads the pool again.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -36,6 +37,9 @@ logger = logging.getLogger(__name__)
 # Plans sent ahead of the one whose reply is being taken: Redis applies the next while this process
 # takes the last one's reply into its mirror.
 _IN_FLIGHT = 2
+# How long a read during a bulk write waits at most for a commit's reply to arrive (it is ms away)
+# before it waits for the store instead.
+_LANDING_WAIT_S = 1.0
 
 
 @dataclass(slots=True)
@@ -66,9 +70,11 @@ class Committer:
         self.journal = journal
         self.log_ttl_ms = log_ttl_ms
         self.position = ORIGIN  # the last log entry the mirror holds
-        # While a bulk write holds the store (the store sets it for its duration): each log entry of its
-        # commits and the entry before it, taken as each reply arrives, before the mirror takes it in.
+        # While a bulk write holds the store (`begin_bulk` to `end_bulk`): each log entry of its commits
+        # and the entry before it, taken as each reply arrives, before the mirror takes it in; each
+        # arrival (and the bulk's end) is announced on `_landing`.
         self.landed: dict[bytes, bytes] | None = None
+        self._landing = threading.Condition()
         self.committing = False  # a commit is under way: the log's newest entries may be its own
         self._sender: ThreadPoolExecutor | None = None
 
@@ -111,30 +117,48 @@ class Committer:
 
     def _commit_one(self, now_ms: int, batch: bytes) -> CommitReply:
         reply = self.io.commit(now_ms, self.log_ttl_ms, batch)
-        landed = self.landed
-        if landed is not None and reply.entry:
-            landed[reply.entry] = reply.previous
+        with self._landing:
+            landed = self.landed
+            if landed is not None and reply.entry:
+                landed[reply.entry] = reply.previous
+                self._landing.notify_all()
         return reply
 
+    def begin_bulk(self) -> bytes:
+        """Note the replies of a bulk write's commits from now on (`landed`); the log entry it begins at."""
+        with self._landing:
+            self.landed = {}
+        return self.position
+
+    def end_bulk(self) -> None:
+        with self._landing:
+            self.landed = None
+            self._landing.notify_all()
+
     def only_own_since(self, start: bytes) -> bool:
-        """Whether every log entry after `start` is one of this process's commits whose reply has arrived
-        (`landed`): no other process has written since. One round trip; while Redis is down (or fails
-        here), no process can write: true."""
+        """Whether every log entry after `start`, up to the log's head now, is one of this bulk write's
+        commits: no other process has written since. One round trip; while Redis is down (or fails
+        here), no process can write: true.
+
+        The head is often a commit Redis has taken whose reply is still on its way (the next call is
+        sent before the last reply is taken in): its entry is waited for, a few milliseconds, not the
+        whole write. An entry that never lands is another process's: false once the bulk ends.
+        """
         if self.breaker.open:
             return True
         try:
-            landed, at = self.landed, self.io.head()
+            head = self.io.head()
         except redis.RedisError:
             return True
-        if landed is None:
-            return False
-        for _ in range(len(landed) + 1):
-            if at == start:
-                return True
-            previous = landed.get(at)
-            if previous is None:
-                return False
-            at = previous
+        with self._landing:
+            while self.landed is not None:
+                landed, at = self.landed, head
+                while at != start and at in landed:
+                    at = landed[at]
+                if at == start:
+                    return True
+                if not self._landing.wait(_LANDING_WAIT_S):
+                    break
         return False
 
     def _take(

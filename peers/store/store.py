@@ -244,7 +244,7 @@ class AdvertisementStore:
         with self._lock:
             self._follow()
             self._encode_for_readers()
-            self._bulk_from, self.committer.landed = self.committer.position, {}
+            self._bulk_from = self.committer.begin_bulk()
             self._before_bulk = self._encoded.body_for(self.mirror.version)
             try:
                 yield
@@ -254,7 +254,8 @@ class AdvertisementStore:
                 try:
                     self._encode_for_readers()
                 finally:
-                    self._before_bulk, self.committer.landed = None, None
+                    self._before_bulk = None
+                    self.committer.end_bulk()
 
     # ------------------------------------------------------------------ remote advertisements
     def replace_remote(

@@ -109,3 +109,61 @@ def test_a_read_during_a_bulk_write_shows_a_write_another_process_answered_meanw
     writer.join(10)
 
     assert answered in {row["registerId"] for row in orjson.loads(reads[0])}
+
+
+class HeldReplies(SeenIO):
+    """Each script call's reply held, once Redis has taken the call, until the test releases it; the
+    threads that read the log's head seen."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.taken = [threading.Event(), threading.Event()]
+        self.released = [threading.Event(), threading.Event()]
+        self.heads_read_by: list[str] = []
+        self.hold = False
+
+    def commit(self, now_ms: int, log_ttl_ms: int, batch: bytes) -> Any:
+        reply = super().commit(now_ms, log_ttl_ms, batch)
+        calls = len(self.batches)
+        if self.hold and calls <= len(self.taken):
+            self.taken[calls - 1].set()
+            self.released[calls - 1].wait(10)
+        return reply
+
+    def head(self) -> bytes:
+        head = super().head()
+        self.heads_read_by.append(threading.current_thread().name)  # (once read: the test moves on then)
+        return head
+
+
+def test_a_read_during_a_bulk_write_whose_newest_commit_is_still_answering_waits_for_that_reply_not_the_write(
+    make_store: MakeStore,
+) -> None:
+    """The log's head is often a commit of the bulk that Redis has taken and whose reply is on its way:
+    a read waits for that reply, then gets the list as it was before the bulk, not after the whole bulk."""
+    store = make_store(io=HeldReplies, commit_batch=1)
+    io = store.committer.io
+    assert isinstance(io, HeldReplies)
+    store.advertise(public(register_id(), now_micros()))
+    before = store.available_json()
+    io.batches.clear()
+    io.hold = True
+    writer = threading.Thread(target=lambda: store.apply_bulk([public(register_id(), now_micros()) for _ in range(3)]))
+    writer.start()
+    try:
+        assert io.taken[0].wait(10)  # Redis took the bulk's first commit; its reply is held
+        reads: list[bytes] = []
+        reader = threading.Thread(target=lambda: reads.append(store.available_json()), name="reader")
+        reader.start()
+        wait_until(lambda: "reader" in io.heads_read_by, timeout=10, message="the read never looked at the log")
+        io.released[0].set()  # the first reply arrives; the second commit's stays held
+
+        assert io.taken[1].wait(10)
+        reader.join(10)
+        assert not reader.is_alive(), "the read waited for the whole bulk write"
+        assert reads == [before]
+    finally:
+        for released in io.released:
+            released.set()
+        writer.join(10)
+    assert len(orjson.loads(store.available_json())) == 4
