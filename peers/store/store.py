@@ -100,9 +100,9 @@ class AdvertisementStore:
             io(client, self.keys), self.mirror, Breaker(breaker_cooldown), journal, self.bookkeeping_ttl_ms
         )
         self._lock = threading.RLock()
-        # While a bulk write holds the lock: the rendering of the mirror as the last finished write left it.
-        self._before_bulk: bytes | None = None
-        self._bulk_from = b"0-0"  # the log entry the bulk write holding the store began at
+        # While a bulk write holds the lock: the rendering of the mirror as the last finished write left it,
+        # and the log entry the write began at (one value: a reader never pairs one write's with another's).
+        self._before_bulk: tuple[bytes, bytes] | None = None
         self._encoded = EncodedList()
         self._read_once = False  # the list was read: writes encode it for the next readers
         self._load(read_at_start if read_at_start is not None and read_at_start.prefix == prefix else None)
@@ -244,8 +244,8 @@ class AdvertisementStore:
         with self._lock:
             self._follow()
             self._encode_for_readers()
-            self._bulk_from = self.committer.begin_bulk()
-            self._before_bulk = self._encoded.body_for(self.mirror.version)
+            start, body = self.committer.begin_bulk(), self._encoded.body_for(self.mirror.version)
+            self._before_bulk = (body, start) if body is not None else None
             try:
                 yield
             finally:
@@ -321,13 +321,13 @@ class AdvertisementStore:
         entry after the one the write began at is one of its own): reconciliation must not slow the
         list down, and no read misses a write that has answered. Otherwise it waits for the store.
         """
-        body = self._before_bulk
-        prefetch = self.committer.prefetch() if body is None else None  # (during a bulk write it would be stale)
+        before = self._before_bulk
+        prefetch = self.committer.prefetch() if before is None else None  # (during a bulk write it would be stale)
         while True:
-            body = self._before_bulk
-            if body is not None and self.committer.only_own_since(self._bulk_from):
-                return body
-            if self._lock.acquire(timeout=-1 if body is not None else _READER_POLL_S):
+            before = self._before_bulk
+            if before is not None and self.committer.only_own_since(before[1]):
+                return before[0]
+            if self._lock.acquire(timeout=-1 if before is not None else _READER_POLL_S):
                 break
         try:
             self._read(prefetch)
