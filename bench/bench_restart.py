@@ -18,7 +18,7 @@ names the floor of reading the 100,000 keys). The floor's own delta is written b
 A restart at 100 is mostly the interpreter's and Django's start, and one such run varies by more
 than the whole floor; so below 100,000 the restart and its floor are each the median of five runs,
 interleaved (floor 1, restart 1, floor 2, ...), as the full-sync bench takes its figures. At
-100,000 they are the median of three: the floor alone moves between 0.28 and 0.41 s from one run
+100,000 they are the median of three: the floor alone moves between 0.2 and 0.41 s from one run
 to the next on 2 shared cores. Each run
 starts from an emptied Redis holding only its own pool: a restart's SCAN walks every key of the
 database, so pools left by earlier runs would slow the later ones.
