@@ -73,7 +73,7 @@ class Committer:
         # While a bulk write holds the store (`begin_bulk` to `end_bulk`): each log entry of its commits
         # and the entry before it, taken as each reply arrives, before the mirror takes it in; each
         # arrival (and the bulk's end) is announced on `_landing`.
-        self.landed: dict[bytes, bytes] | None = None
+        self._landed: dict[bytes, bytes] | None = None
         self._landing = threading.Condition()
         self.committing = False  # a commit is under way: the log's newest entries may be its own
         self._sender: ThreadPoolExecutor | None = None
@@ -118,21 +118,21 @@ class Committer:
     def _commit_one(self, now_ms: int, batch: bytes) -> CommitReply:
         reply = self.io.commit(now_ms, self.log_ttl_ms, batch)
         with self._landing:
-            landed = self.landed
+            landed = self._landed
             if landed is not None and reply.entry:
                 landed[reply.entry] = reply.previous
                 self._landing.notify_all()
         return reply
 
     def begin_bulk(self) -> bytes:
-        """Note the replies of a bulk write's commits from now on (`landed`); the log entry it begins at."""
+        """Note the replies of a bulk write's commits from now on (`_landed`); the log entry it begins at."""
         with self._landing:
-            self.landed = {}
+            self._landed = {}
         return self.position
 
     def end_bulk(self) -> None:
         with self._landing:
-            self.landed = None
+            self._landed = None
             self._landing.notify_all()
 
     def only_own_since(self, start: bytes) -> bool:
@@ -151,8 +151,9 @@ class Committer:
         except redis.RedisError:
             return True
         with self._landing:
-            while self.landed is not None:
-                landed, at = self.landed, head
+            landed = self._landed  # this bulk's: the wait ends with it, not with a later one
+            while landed is not None and self._landed is landed:
+                at = head
                 while at != start and at in landed:
                     at = landed[at]
                 if at == start:
